@@ -1,0 +1,182 @@
+// pybind11 glue only: array checks, GIL release, conversions.  The Python layer
+// (python/compactnn/formats.py) converts user input; here every shape is checked again so
+// that no call from Python can make the C++ side read or write out of bounds.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "container.hpp"
+#include "ham.hpp"
+#include "hcsr.hpp"
+#include "index_map.hpp"
+
+namespace py = pybind11;
+using namespace cnn;
+
+namespace {
+
+template <class T>
+using carray = py::array_t<T, py::array::c_style>;
+
+void expect_shape(const py::array& a, std::initializer_list<uint64_t> shape, const char* name) {
+  bool ok = uint64_t(a.ndim()) == shape.size();
+  size_t d = 0;
+  for (uint64_t s : shape) ok = ok && uint64_t(a.shape(d++)) == s;
+  if (!ok) throw InvalidInput(std::string(name) + " has the wrong shape");
+}
+
+std::vector<float> to_codebook(const carray<float>& c) {
+  if (c.ndim() != 1) throw InvalidInput("codebook must be 1-D");
+  return std::vector<float>(c.data(), c.data() + c.size());
+}
+
+const uint32_t* index_matrix(const carray<uint32_t>& idx) {
+  if (idx.ndim() != 2) throw InvalidInput("indices must be 2-D");
+  return idx.data();
+}
+
+using Ptr = std::shared_ptr<Format>;
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "compactnn native core: compressed matrix formats and their products";
+  py::register_exception<FormatError>(m, "FormatError", PyExc_ValueError);
+
+  py::class_<Format, Ptr>(m, "Matrix")
+      .def_property_readonly("format_id", [](const Format& f) { return uint32_t(f.id()); })
+      .def_property_readonly("rows", &Format::rows)
+      .def_property_readonly("cols", &Format::cols)
+      .def_property_readonly("nnz", &Format::nnz)
+      .def_property_readonly("nbytes", &Format::nbytes)
+      .def_property_readonly("codebook",
+                             [](const Format& f) {
+                               const auto& c = f.codebook();
+                               return carray<float>(py::ssize_t(c.size()), c.data());
+                             })
+      .def(
+          "matvec",
+          [](const Format& f, const carray<float>& x, carray<float>& y) {
+            expect_shape(x, {f.cols()}, "x");
+            expect_shape(y, {f.rows()}, "out");
+            const float* xp = x.data();
+            float* yp = y.mutable_data();
+            py::gil_scoped_release nogil;
+            f.matvec(xp, yp);
+          },
+          py::arg("x").noconvert(), py::arg("out").noconvert())
+      .def(
+          "matmat",
+          [](const Format& f, const carray<float>& X, carray<float>& Y) {
+            if (X.ndim() != 2) throw InvalidInput("X must be 2-D");
+            uint64_t B = X.shape(1);
+            expect_shape(X, {f.cols(), B}, "X");
+            expect_shape(Y, {f.rows(), B}, "out");
+            const float* xp = X.data();
+            float* yp = Y.mutable_data();
+            py::gil_scoped_release nogil;
+            f.matmat(xp, B, yp);
+          },
+          py::arg("X").noconvert(), py::arg("out").noconvert())
+      .def(
+          "linear",
+          [](const Format& f, const carray<float>& X, carray<float>& Y) {
+            if (X.ndim() != 2) throw InvalidInput("X must be 2-D");
+            uint64_t B = X.shape(0);
+            expect_shape(X, {B, f.cols()}, "X");
+            expect_shape(Y, {B, f.rows()}, "out");
+            const float* xp = X.data();
+            float* yp = Y.mutable_data();
+            py::gil_scoped_release nogil;
+            f.linear(xp, B, yp);
+          },
+          py::arg("X").noconvert(), py::arg("out").noconvert())
+      .def(
+          "to_indices",
+          [](const Format& f, carray<uint32_t>& out, uint32_t zero_index) {
+            expect_shape(out, {f.rows(), f.cols()}, "out");
+            uint32_t* p = out.mutable_data();
+            py::gil_scoped_release nogil;
+            f.to_indices(p, zero_index);
+          },
+          py::arg("out").noconvert(), py::arg("zero_index"))
+      .def(
+          "to_dense",
+          [](const Format& f, carray<float>& out) {
+            expect_shape(out, {f.rows(), f.cols()}, "out");
+            float* p = out.mutable_data();
+            py::gil_scoped_release nogil;
+            f.to_dense(p);
+          },
+          py::arg("out").noconvert())
+      .def("tobytes",
+           [](const Format& f) {
+             std::vector<uint8_t> b = serialize(f);
+             return py::bytes(reinterpret_cast<const char*>(b.data()), b.size());
+           })
+      .def("csr_arrays",
+           [](const Format& f) {
+             auto* h = dynamic_cast<const HCSR*>(&f);
+             if (!h) throw InvalidInput("csr_arrays needs an HCSR matrix");
+             std::vector<uint64_t> indptr, col;
+             std::vector<uint32_t> vidx;
+             h->to_csr(indptr, col, vidx);
+             return py::make_tuple(carray<int64_t>(py::ssize_t(indptr.size()),
+                                                   reinterpret_cast<const int64_t*>(indptr.data())),
+                                   carray<int64_t>(py::ssize_t(col.size()),
+                                                   reinterpret_cast<const int64_t*>(col.data())),
+                                   carray<uint32_t>(py::ssize_t(vidx.size()), vidx.data()));
+           })
+      .def("info", [](const Format& f) {
+        py::dict d;
+        if (auto* im = dynamic_cast<const IndexMap*>(&f)) d["index_bits"] = im->bits();
+        if (auto* h = dynamic_cast<const HAM*>(&f)) d["stream_bits"] = h->stream_bits();
+        if (auto* h = dynamic_cast<const HCSR*>(&f)) {
+          d["stream_bits"] = h->stream_bits();
+          d["gap_bits"] = h->gap_bits();
+          d["escape_bits"] = h->esc_bits();
+        }
+        return d;
+      });
+
+  m.def(
+      "index_map",
+      [](const carray<float>& codebook, const carray<uint32_t>& idx) -> Ptr {
+        return std::make_shared<IndexMap>(idx.shape(0), idx.shape(1), to_codebook(codebook),
+                                          index_matrix(idx));
+      },
+      py::arg("codebook").noconvert(), py::arg("indices").noconvert());
+  m.def(
+      "ham",
+      [](const carray<float>& codebook, const carray<uint32_t>& idx) -> Ptr {
+        return std::make_shared<HAM>(idx.shape(0), idx.shape(1), to_codebook(codebook),
+                                     index_matrix(idx));
+      },
+      py::arg("codebook").noconvert(), py::arg("indices").noconvert());
+  m.def(
+      "hcsr",
+      [](uint64_t rows, uint64_t cols, const carray<float>& codebook, const carray<uint64_t>& indptr,
+         const carray<uint64_t>& col, const carray<uint32_t>& vidx) -> Ptr {
+        expect_shape(indptr, {rows + 1}, "indptr");
+        uint64_t nnz = indptr.data()[rows];
+        expect_shape(col, {nnz}, "indices");
+        expect_shape(vidx, {nnz}, "value indices");
+        return std::make_shared<HCSR>(rows, cols, to_codebook(codebook), indptr.data(), col.data(),
+                                      vidx.data());
+      },
+      py::arg("rows"), py::arg("cols"), py::arg("codebook").noconvert(),
+      py::arg("indptr").noconvert(), py::arg("indices").noconvert(),
+      py::arg("value_indices").noconvert());
+  m.def(
+      "frombytes",
+      [](const py::buffer& b) -> Ptr {
+        py::buffer_info info = b.request();
+        if (info.ndim != 1 || info.itemsize != 1 || !PyBuffer_IsContiguous(info.view(), 'C'))
+          throw InvalidInput("frombytes needs a contiguous bytes-like object");
+        const uint8_t* p = static_cast<const uint8_t*>(info.ptr);
+        size_t n = size_t(info.size);
+        py::gil_scoped_release nogil;
+        return Ptr(deserialize(p, n));
+      },
+      py::arg("data"));
+}

@@ -1,0 +1,147 @@
+#include "container.hpp"
+
+#include <cstring>
+
+#include "ham.hpp"
+#include "hcsr.hpp"
+#include "index_map.hpp"
+
+namespace cnn {
+
+namespace {
+
+constexpr uint8_t kMagic[8] = {0x89, 'C', 'N', 'N', '\r', '\n', 0x1a, '\n'};
+constexpr uint32_t kVersion = 1;
+constexpr size_t kHeaderSize = 40, kSectionHeaderSize = 12;
+
+struct CrcTable {
+  uint32_t t[256];
+  CrcTable() {
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int b = 0; b < 8; ++b) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1)));
+      t[i] = c;
+    }
+  }
+};
+
+template <class T>
+void put(std::vector<uint8_t>& out, T v) {
+  uint8_t b[sizeof(T)];
+  std::memcpy(b, &v, sizeof(T));  // the file is little-endian, like every supported CPU
+  out.insert(out.end(), b, b + sizeof(T));
+}
+
+template <class T>
+T get(const uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
+
+size_t section_count(FormatId id) {
+  switch (id) {
+    case FormatId::IndexMap: return 2;
+    case FormatId::HAM: return 4;
+    case FormatId::HCSR: return 5;
+  }
+  return 0;
+}
+
+template <class T>
+std::vector<T> typed(const std::vector<uint8_t>& bytes, const char* what) {
+  if (bytes.size() % sizeof(T))
+    throw FormatError(std::string(what) + " section length " + std::to_string(bytes.size()) +
+                      " is not a multiple of " + std::to_string(sizeof(T)));
+  std::vector<T> v(bytes.size() / sizeof(T));
+  if (!v.empty()) std::memcpy(v.data(), bytes.data(), bytes.size());
+  return v;
+}
+
+}  // namespace
+
+uint32_t crc32(const uint8_t* data, size_t size) {
+  static const CrcTable table;
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < size; ++i) c = table.t[(c ^ data[i]) & 0xFF] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+std::vector<uint8_t> serialize(const Format& m) {
+  std::vector<Section> sections = m.sections();
+  std::vector<uint8_t> out(kMagic, kMagic + 8);
+  put<uint32_t>(out, kVersion);
+  put<uint32_t>(out, uint32_t(m.id()));
+  put<uint64_t>(out, m.rows());
+  put<uint64_t>(out, m.cols());
+  put<uint32_t>(out, uint32_t(sections.size()));
+  put<uint32_t>(out, crc32(out.data(), out.size()));
+  for (const Section& s : sections) {
+    put<uint64_t>(out, s.bytes.size());
+    put<uint32_t>(out, crc32(s.bytes.data(), s.bytes.size()));
+    out.insert(out.end(), s.bytes.begin(), s.bytes.end());
+  }
+  return out;
+}
+
+std::unique_ptr<Format> deserialize(const uint8_t* data, size_t size) {
+  if (size < kHeaderSize)
+    throw FormatError("file is " + std::to_string(size) + " bytes, shorter than the " +
+                      std::to_string(kHeaderSize) + "-byte header");
+  if (std::memcmp(data, kMagic, 8) != 0) throw FormatError("not a compactnn file (bad magic)");
+  if (get<uint32_t>(data + 36) != crc32(data, 36)) throw FormatError("header checksum mismatch");
+  uint32_t version = get<uint32_t>(data + 8);
+  if (version != kVersion) throw FormatError("unsupported file version " + std::to_string(version));
+  auto id = FormatId(get<uint32_t>(data + 12));
+  size_t expected = section_count(id);
+  if (!expected) throw FormatError("unknown format id " + std::to_string(uint32_t(id)));
+  uint64_t rows = get<uint64_t>(data + 16), cols = get<uint64_t>(data + 24);
+  if (get<uint32_t>(data + 32) != expected)
+    throw FormatError("section count " + std::to_string(get<uint32_t>(data + 32)) +
+                      " does not match the format");
+  try {
+    check_shape(rows, cols);
+  } catch (const InvalidInput& e) {
+    throw FormatError(e.what());
+  }
+
+  std::vector<std::vector<uint8_t>> s;
+  size_t pos = kHeaderSize;
+  for (size_t i = 0; i < expected; ++i) {
+    if (size - pos < kSectionHeaderSize)
+      throw FormatError("file ends inside the header of section " + std::to_string(i));
+    uint64_t len = get<uint64_t>(data + pos);
+    uint32_t crc = get<uint32_t>(data + pos + 8);
+    pos += kSectionHeaderSize;
+    if (len > size - pos)
+      throw FormatError("section " + std::to_string(i) + " claims " + std::to_string(len) +
+                        " bytes but only " + std::to_string(size - pos) + " remain");
+    if (crc32(data + pos, len) != crc)
+      throw FormatError("checksum mismatch in section " + std::to_string(i));
+    s.emplace_back(data + pos, data + pos + len);
+    pos += len;
+  }
+  if (pos != size) throw FormatError(std::to_string(size - pos) + " trailing bytes after the last section");
+
+  std::vector<float> codebook = typed<float>(s[0], "codebook");
+  try {
+    check_codebook(codebook);
+  } catch (const InvalidInput& e) {
+    throw FormatError(e.what());
+  }
+  switch (id) {
+    case FormatId::IndexMap:
+      return std::make_unique<IndexMap>(rows, cols, std::move(codebook), std::move(s[1]));
+    case FormatId::HAM:
+      return std::make_unique<HAM>(rows, cols, std::move(codebook), std::move(s[1]),
+                                   typed<uint64_t>(s[2], "row offsets"),
+                                   typed<uint64_t>(s[3], "stream"));
+    case FormatId::HCSR:
+      return std::make_unique<HCSR>(rows, cols, std::move(codebook), typed<uint64_t>(s[1], "params"),
+                                    std::move(s[2]), typed<uint64_t>(s[3], "row offsets"),
+                                    typed<uint64_t>(s[4], "stream"));
+  }
+  throw FormatError("unknown format");
+}
+
+}  // namespace cnn

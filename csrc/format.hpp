@@ -1,0 +1,74 @@
+// The interface every storage format shares, and the row-wise product drivers.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+
+namespace cnn {
+
+enum class FormatId : uint32_t { IndexMap = 1, HAM = 2, HCSR = 3 };
+
+// One named byte section of a serialized matrix.
+struct Section {
+  std::string name;
+  std::vector<uint8_t> bytes;
+};
+
+template <class T>
+std::vector<uint8_t> as_bytes(const std::vector<T>& v) {
+  std::vector<uint8_t> b(v.size() * sizeof(T));
+  if (!b.empty()) __builtin_memcpy(b.data(), v.data(), b.size());
+  return b;
+}
+
+class Format {
+ public:
+  virtual ~Format() = default;
+  virtual FormatId id() const = 0;
+
+  uint64_t rows() const { return rows_; }
+  uint64_t cols() const { return cols_; }
+  uint64_t nnz() const { return nnz_; }
+  const std::vector<float>& codebook() const { return codebook_; }
+  // Every byte a product needs: streams, offsets, code and decode tables, codebook.
+  virtual size_t nbytes() const = 0;
+
+  // y = W x  (x: cols, y: rows)
+  virtual void matvec(const float* x, float* y) const = 0;
+  // Y = W X  (X: cols x B row-major, Y: rows x B)
+  virtual void matmat(const float* X, uint64_t B, float* Y) const = 0;
+  // Y = X W^T  (X: B x cols row-major, Y: B x rows), torch.nn.functional.linear
+  virtual void linear(const float* X, uint64_t B, float* Y) const = 0;
+
+  // Codebook indices of row i (cols entries); implicit zeros (HCSR) get `zero_index`.
+  virtual void decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const = 0;
+  // All entries, row-major.
+  void to_indices(uint32_t* out, uint32_t zero_index) const;
+  void to_dense(float* out) const;
+
+  virtual std::vector<Section> sections() const = 0;
+
+ protected:
+  uint64_t rows_ = 0, cols_ = 0, nnz_ = 0;
+  std::vector<float> codebook_;
+};
+
+// Formats that decode a whole row of weights at a time share these products.
+class DenseRowFormat : public Format {
+ public:
+  void matvec(const float* x, float* y) const override;
+  void matmat(const float* X, uint64_t B, float* Y) const override;
+  void linear(const float* X, uint64_t B, float* Y) const override;
+
+ protected:
+  void decode_row_values(uint64_t i, uint32_t* idx, float* w) const;
+};
+
+// Validates a codebook: 1..65536 finite values.
+void check_codebook(const std::vector<float>& codebook);
+
+float dot(const float* a, const float* b, uint64_t n);
+
+}  // namespace cnn

@@ -1,0 +1,110 @@
+#include "ham.hpp"
+
+#include "bitstream.hpp"
+
+namespace cnn {
+
+HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint32_t* indices) {
+  check_shape(rows, cols);
+  check_codebook(codebook);
+  rows_ = rows;
+  cols_ = cols;
+  codebook_ = std::move(codebook);
+  const uint64_t n = rows * cols;
+  const uint32_t k = uint32_t(codebook_.size());
+  std::vector<uint64_t> counts(k, 0);
+  for (uint64_t p = 0; p < n; ++p) {
+    if (indices[p] >= k) throw InvalidInput("index " + std::to_string(indices[p]) +
+                                            " is not below k = " + std::to_string(k));
+    counts[indices[p]]++;
+  }
+  for (uint32_t v = 0; v < k; ++v)
+    if (codebook_[v] != 0.0f) nnz_ += counts[v];
+  lengths_ = huff::code_lengths(counts);
+  decoder_ = huff::Decoder(lengths_);
+  std::vector<uint32_t> codes = huff::canonical_codes(lengths_);
+  std::vector<uint8_t> len(k);
+  for (uint32_t v = 0; v < k; ++v) len[v] = lengths_[v] == huff::kZeroBits ? 0 : lengths_[v];
+  BitWriter w;
+  offsets_.resize(rows + 1);
+  for (uint64_t i = 0; i < rows; ++i) {
+    offsets_[i] = w.bits();
+    for (uint64_t j = 0; j < cols; ++j) {
+      uint32_t v = indices[i * cols + j];
+      w.put(codes[v], len[v]);
+    }
+  }
+  offsets_[rows] = w.bits();
+  stream_ = w.finish();
+}
+
+HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, std::vector<uint8_t> lengths,
+         std::vector<uint64_t> offsets, std::vector<uint64_t> stream) {
+  check_shape(rows, cols);
+  check_codebook(codebook);
+  rows_ = rows;
+  cols_ = cols;
+  codebook_ = std::move(codebook);
+  if (lengths.size() != codebook_.size())
+    throw FormatError("code lengths section has " + std::to_string(lengths.size()) +
+                      " entries for a codebook of " + std::to_string(codebook_.size()));
+  lengths_ = std::move(lengths);
+  decoder_ = huff::Decoder(lengths_);
+  if (offsets.size() != rows + 1 || offsets[0] != 0)
+    throw FormatError("row offsets section does not hold rows + 1 offsets starting at 0");
+  for (uint64_t i = 0; i < rows; ++i)
+    if (offsets[i + 1] < offsets[i]) throw FormatError("row offsets decrease");
+  if (offsets[rows] > uint64_t(stream.size()) * 64 || stream.size() != stream_words(offsets[rows]))
+    throw FormatError("bit stream holds " + std::to_string(stream.size()) + " words, expected " +
+                      std::to_string(stream_words(offsets[rows])));
+  if (rows * cols && decoder_.max_len() == 0 && !decoder_.zero_bit())
+    throw FormatError("code has no symbols but the matrix has entries");
+  offsets_ = std::move(offsets);
+  stream_ = std::move(stream);
+  // Decode every row once: each code must be valid and each row must end on its offset.
+  // A zero-bit code spends no bits, so there is nothing to check (and no work per entry).
+  std::vector<uint64_t> counts(codebook_.size(), 0);
+  if (decoder_.zero_bit()) {
+    if (offsets_[rows] != 0) throw FormatError("a zero-bit code leaves bits in the stream");
+    counts[decoder_.decode(0) >> 5] = rows * cols;
+  } else {
+    for (uint64_t i = 0; i < rows; ++i) {
+      uint64_t pos = offsets_[i];
+      for (uint64_t j = 0; j < cols; ++j) {
+        if (pos >= offsets_[i + 1]) throw FormatError("row " + std::to_string(i) + " ends early");
+        uint32_t e = decoder_.decode(peek64(this->stream(), pos));
+        if (e == huff::Decoder::kInvalid)
+          throw FormatError("invalid code in row " + std::to_string(i));
+        counts[e >> 5]++;
+        pos += e & 31;
+      }
+      if (pos != offsets_[i + 1]) throw FormatError("row " + std::to_string(i) + " overruns its bits");
+    }
+  }
+  for (size_t v = 0; v < codebook_.size(); ++v)
+    if (codebook_[v] != 0.0f) nnz_ += counts[v];
+}
+
+size_t HAM::nbytes() const {
+  return codebook_.size() * 4 + lengths_.size() + decoder_.nbytes() + offsets_.size() * 8 +
+         stream_.size() * 8;
+}
+
+void HAM::decode_row(uint64_t i, uint32_t* idx, uint32_t) const {
+  uint64_t pos = offsets_[i];
+  const uint8_t* s = stream();
+  for (uint64_t j = 0; j < cols_; ++j) {
+    uint32_t e = decoder_.decode(peek64(s, pos));
+    idx[j] = e >> 5;
+    pos += e & 31;
+  }
+}
+
+std::vector<Section> HAM::sections() const {
+  return {{"codebook", as_bytes(codebook_)},
+          {"code lengths", lengths_},
+          {"row offsets", as_bytes(offsets_)},
+          {"stream", as_bytes(stream_)}};
+}
+
+}  // namespace cnn

@@ -1,0 +1,31 @@
+// HAM (Huffman Address Map): the codebook index of every entry, zero included, coded with
+// one canonical length-limited Huffman code.  Rows are concatenated in one MSB-first bit
+// stream (bitstream.hpp); offsets_[i] is the bit where row i starts, offsets_[rows] the end,
+// so rows decode independently.
+#pragma once
+#include "format.hpp"
+#include "huffman.hpp"
+
+namespace cnn {
+
+class HAM final : public DenseRowFormat {
+ public:
+  HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint32_t* indices);
+  // From a file's sections; decodes every row to validate it.
+  HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, std::vector<uint8_t> lengths,
+      std::vector<uint64_t> offsets, std::vector<uint64_t> stream);
+
+  FormatId id() const override { return FormatId::HAM; }
+  size_t nbytes() const override;
+  void decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const override;
+  std::vector<Section> sections() const override;
+  uint64_t stream_bits() const { return offsets_.back(); }
+
+ private:
+  const uint8_t* stream() const { return reinterpret_cast<const uint8_t*>(stream_.data()); }
+  std::vector<uint8_t> lengths_;  // code length per codebook index (0: unused)
+  huff::Decoder decoder_;
+  std::vector<uint64_t> offsets_, stream_;
+};
+
+}  // namespace cnn

@@ -1,0 +1,258 @@
+#include "hcsr.hpp"
+
+#include <cstring>
+
+#include "bitstream.hpp"
+
+namespace cnn {
+
+namespace {
+
+unsigned bit_width(uint64_t v) { return v ? 64 - __builtin_clzll(v) : 0; }
+
+// One way to code the entries: the gap split, the code, and what it costs in bytes.
+struct Plan {
+  unsigned gap_bits = 0, esc_bits = 0;
+  std::vector<uint8_t> lengths;
+  huff::Decoder decoder;
+  size_t bytes = 0;
+};
+
+Plan plan_for(unsigned gap_bits, uint32_t k, const std::vector<uint64_t>& gaps,
+              const uint32_t* vidx) {
+  Plan p;
+  p.gap_bits = gap_bits;
+  const uint64_t esc = (uint64_t(1) << gap_bits) - 1;
+  std::vector<uint64_t> counts(size_t(k) << gap_bits, 0);
+  uint64_t escapes = 0, max_raw = 0;
+  for (size_t e = 0; e < gaps.size(); ++e) {
+    uint64_t g = gaps[e];
+    if (g >= esc) {
+      ++escapes;
+      max_raw = std::max(max_raw, g - esc);
+      g = esc;
+    }
+    counts[uint64_t(vidx[e]) << gap_bits | g]++;
+  }
+  p.esc_bits = bit_width(max_raw);
+  // Every code spends at least one bit, so a row's end is where its bits end.
+  p.lengths = huff::code_lengths(counts, huff::kMaxLen, /*zero_bit_ok=*/false);
+  p.decoder = huff::Decoder(p.lengths);
+  uint64_t bits = huff::coded_bits(counts, p.lengths) + escapes * p.esc_bits;
+  p.bytes = (bits + 7) / 8 + p.lengths.size() + p.decoder.nbytes();
+  return p;
+}
+
+}  // namespace
+
+HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint64_t* indptr,
+           const uint64_t* col, const uint32_t* vidx) {
+  check_shape(rows, cols);
+  check_codebook(codebook);
+  rows_ = rows;
+  cols_ = cols;
+  codebook_ = std::move(codebook);
+  const uint32_t k = uint32_t(codebook_.size());
+  if (indptr[0] != 0) throw InvalidInput("indptr[0] must be 0");
+  for (uint64_t i = 0; i < rows; ++i)
+    if (indptr[i + 1] < indptr[i]) throw InvalidInput("indptr decreases at row " + std::to_string(i));
+  nnz_ = indptr[rows];
+  std::vector<uint64_t> gaps(nnz_);
+  for (uint64_t i = 0; i < rows; ++i) {
+    uint64_t next = 0;  // first column the next entry may take
+    for (uint64_t e = indptr[i]; e < indptr[i + 1]; ++e) {
+      if (col[e] < next || col[e] >= cols)
+        throw InvalidInput("column indices of row " + std::to_string(i) +
+                           " are not increasing within 0.." + std::to_string(cols - 1));
+      if (vidx[e] >= k) throw InvalidInput("value index " + std::to_string(vidx[e]) +
+                                           " is not below k = " + std::to_string(k));
+      gaps[e] = col[e] - next;
+      next = col[e] + 1;
+    }
+  }
+  Plan best;
+  for (unsigned gb = 0; gb <= kMaxGapBits && (uint64_t(k) << gb) <= kMaxAlphabet; ++gb) {
+    Plan p = plan_for(gb, k, gaps, vidx);
+    if (gb == 0 || p.bytes < best.bytes) best = std::move(p);
+  }
+  gap_bits_ = best.gap_bits;
+  esc_bits_ = best.esc_bits;
+  lengths_ = std::move(best.lengths);
+  decoder_ = std::move(best.decoder);
+
+  std::vector<uint32_t> codes = huff::canonical_codes(lengths_);
+  const uint64_t esc = (uint64_t(1) << gap_bits_) - 1;
+  BitWriter w;
+  offsets_.resize(rows + 1);
+  for (uint64_t i = 0; i < rows; ++i) {
+    offsets_[i] = w.bits();
+    for (uint64_t e = indptr[i]; e < indptr[i + 1]; ++e) {
+      uint64_t g = std::min(gaps[e], esc), sym = uint64_t(vidx[e]) << gap_bits_ | g;
+      w.put(codes[sym], lengths_[sym]);
+      if (g == esc) w.put(gaps[e] - esc, esc_bits_);
+    }
+  }
+  offsets_[rows] = w.bits();
+  stream_ = w.finish();
+}
+
+HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
+           const std::vector<uint64_t>& params, std::vector<uint8_t> lengths,
+           std::vector<uint64_t> offsets, std::vector<uint64_t> stream) {
+  check_shape(rows, cols);
+  check_codebook(codebook);
+  rows_ = rows;
+  cols_ = cols;
+  codebook_ = std::move(codebook);
+  if (params.size() != 3) throw FormatError("parameter section must hold 3 values");
+  nnz_ = params[0];
+  if (params[1] > kMaxGapBits) throw FormatError("gap bits " + std::to_string(params[1]) + " > 8");
+  if (params[2] > kMaxEscBits) throw FormatError("escape bits " + std::to_string(params[2]) + " > 48");
+  gap_bits_ = unsigned(params[1]);
+  esc_bits_ = unsigned(params[2]);
+  if (lengths.size() != (codebook_.size() << gap_bits_))
+    throw FormatError("code lengths section has " + std::to_string(lengths.size()) +
+                      " entries, expected k << gap_bits = " +
+                      std::to_string(codebook_.size() << gap_bits_));
+  lengths_ = std::move(lengths);
+  decoder_ = huff::Decoder(lengths_);
+  if (decoder_.zero_bit()) throw FormatError("HCSR codes must spend at least one bit");
+  if (offsets.size() != rows + 1 || offsets[0] != 0)
+    throw FormatError("row offsets section does not hold rows + 1 offsets starting at 0");
+  for (uint64_t i = 0; i < rows; ++i)
+    if (offsets[i + 1] < offsets[i]) throw FormatError("row offsets decrease");
+  if (offsets[rows] > uint64_t(stream.size()) * 64 || stream.size() != stream_words(offsets[rows]))
+    throw FormatError("bit stream holds " + std::to_string(stream.size()) + " words, expected " +
+                      std::to_string(stream_words(offsets[rows])));
+  offsets_ = std::move(offsets);
+  stream_ = std::move(stream);
+  validate();
+}
+
+// Decodes every row with bounds checks: valid codes, columns inside the row, each row
+// ending exactly on the next row's offset, and the stated number of entries.
+void HCSR::validate() {
+  const uint8_t* s = stream();
+  const uint64_t esc = (uint64_t(1) << gap_bits_) - 1;
+  uint64_t count = 0;
+  for (uint64_t i = 0; i < rows_; ++i) {
+    uint64_t pos = offsets_[i], end = offsets_[i + 1], next = 0;
+    while (pos < end) {
+      uint32_t e = decoder_.decode(peek64(s, pos));
+      if (e == huff::Decoder::kInvalid) throw FormatError("invalid code in row " + std::to_string(i));
+      pos += e & 31;
+      uint64_t g = (e >> 5) & esc;
+      if (g == esc && esc_bits_) {
+        if (pos > end) break;
+        g += peek64(s, pos) >> (64 - esc_bits_);
+        pos += esc_bits_;
+      }
+      if (g >= cols_ - next || pos > end)
+        throw FormatError("row " + std::to_string(i) + " runs past its columns or bits");
+      next += g + 1;
+      ++count;
+    }
+    if (pos != end) throw FormatError("row " + std::to_string(i) + " overruns its bits");
+  }
+  if (count != nnz_)
+    throw FormatError("stream holds " + std::to_string(count) + " entries, header says " +
+                      std::to_string(nnz_));
+}
+
+template <class F>
+void HCSR::for_each_in_row(uint64_t i, F&& f) const {
+  const uint8_t* s = stream();
+  const uint64_t esc = (uint64_t(1) << gap_bits_) - 1;
+  uint64_t pos = offsets_[i], end = offsets_[i + 1], col = 0;
+  while (pos < end) {
+    uint32_t e = decoder_.decode(peek64(s, pos));
+    pos += e & 31;
+    uint32_t sym = e >> 5;
+    uint64_t g = sym & esc;
+    if (g == esc && esc_bits_) {
+      g += peek64(s, pos) >> (64 - esc_bits_);
+      pos += esc_bits_;
+    }
+    col += g;
+    f(col, sym >> gap_bits_);
+    ++col;
+  }
+}
+
+size_t HCSR::nbytes() const {
+  return 3 * 8 + codebook_.size() * 4 + lengths_.size() + decoder_.nbytes() +
+         offsets_.size() * 8 + stream_.size() * 8;
+}
+
+void HCSR::matvec(const float* x, float* y) const {
+  const float* cb = codebook_.data();
+  for (uint64_t i = 0; i < rows_; ++i) {
+    float acc = 0;
+    for_each_in_row(i, [&](uint64_t c, uint32_t v) { acc += cb[v] * x[c]; });
+    y[i] = acc;
+  }
+}
+
+void HCSR::matmat(const float* X, uint64_t B, float* Y) const {
+  const float* cb = codebook_.data();
+  for (uint64_t i = 0; i < rows_; ++i) {
+    float* y = Y + i * B;
+    std::memset(y, 0, B * sizeof(float));
+    for_each_in_row(i, [&](uint64_t c, uint32_t v) {
+      const float w = cb[v], *xc = X + c * B;
+      for (uint64_t b = 0; b < B; ++b) y[b] += w * xc[b];
+    });
+  }
+}
+
+void HCSR::linear(const float* X, uint64_t B, float* Y) const {
+  const float* cb = codebook_.data();
+  std::vector<uint64_t> cols;
+  std::vector<float> vals;
+  for (uint64_t i = 0; i < rows_; ++i) {
+    cols.clear();
+    vals.clear();
+    for_each_in_row(i, [&](uint64_t c, uint32_t v) {
+      cols.push_back(c);
+      vals.push_back(cb[v]);
+    });
+    for (uint64_t b = 0; b < B; ++b) {
+      const float* x = X + b * cols_;
+      float acc = 0;
+      for (size_t e = 0; e < cols.size(); ++e) acc += vals[e] * x[cols[e]];
+      Y[b * rows_ + i] = acc;
+    }
+  }
+}
+
+void HCSR::decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const {
+  for (uint64_t j = 0; j < cols_; ++j) idx[j] = zero_index;
+  for_each_in_row(i, [&](uint64_t c, uint32_t v) { idx[c] = v; });
+}
+
+void HCSR::to_csr(std::vector<uint64_t>& indptr, std::vector<uint64_t>& col,
+                  std::vector<uint32_t>& vidx) const {
+  indptr.assign(1, 0);
+  col.clear();
+  vidx.clear();
+  col.reserve(nnz_);
+  vidx.reserve(nnz_);
+  for (uint64_t i = 0; i < rows_; ++i) {
+    for_each_in_row(i, [&](uint64_t c, uint32_t v) {
+      col.push_back(c);
+      vidx.push_back(v);
+    });
+    indptr.push_back(col.size());
+  }
+}
+
+std::vector<Section> HCSR::sections() const {
+  std::vector<uint64_t> params = {nnz_, gap_bits_, esc_bits_};
+  return {{"codebook", as_bytes(codebook_)},
+          {"params", as_bytes(params)},
+          {"code lengths", lengths_},
+          {"row offsets", as_bytes(offsets_)},
+          {"stream", as_bytes(stream_)}};
+}
+
+}  // namespace cnn

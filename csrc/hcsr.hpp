@@ -1,0 +1,55 @@
+// HCSR (sparse HAM in row orientation): only the stored entries, row by row.  Each entry
+// is one symbol of a joint alphabet (value index v, column gap g): symbol = v << gap_bits | g,
+// where the gap is the number of columns skipped since the previous entry of the row.  The
+// largest g, 2^gap_bits - 1, is an escape: the gap minus that value follows as a raw field of
+// esc_bits bits.  One canonical Huffman code covers the alphabet, so an entry costs one table
+// lookup.  Rows are concatenated in one bit stream with a start offset per row; a row ends
+// where the next begins.  Entries whose value is +0.0 are implicit.
+#pragma once
+#include "format.hpp"
+#include "huffman.hpp"
+
+namespace cnn {
+
+class HCSR final : public Format {
+ public:
+  static constexpr unsigned kMaxGapBits = 8;
+  static constexpr uint32_t kMaxAlphabet = 1u << 20;
+  static constexpr unsigned kMaxEscBits = 48;
+
+  // From CSR arrays: indptr (rows + 1), col (nnz, increasing within each row), vidx (nnz).
+  HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint64_t* indptr,
+       const uint64_t* col, const uint32_t* vidx);
+  // From a file's sections; decodes every row to validate it.
+  HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const std::vector<uint64_t>& params,
+       std::vector<uint8_t> lengths, std::vector<uint64_t> offsets, std::vector<uint64_t> stream);
+
+  FormatId id() const override { return FormatId::HCSR; }
+  size_t nbytes() const override;
+  void matvec(const float* x, float* y) const override;
+  void matmat(const float* X, uint64_t B, float* Y) const override;
+  void linear(const float* X, uint64_t B, float* Y) const override;
+  void decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const override;
+  std::vector<Section> sections() const override;
+  unsigned gap_bits() const { return gap_bits_; }
+  unsigned esc_bits() const { return esc_bits_; }
+  uint64_t stream_bits() const { return offsets_.back(); }
+
+  // The stored entries as CSR arrays: row pointers, column indices, value indices.
+  void to_csr(std::vector<uint64_t>& indptr, std::vector<uint64_t>& col,
+              std::vector<uint32_t>& vidx) const;
+
+  // Calls f(col, value_index) for each stored entry of row i, in column order.
+  template <class F>
+  void for_each_in_row(uint64_t i, F&& f) const;
+
+ private:
+  const uint8_t* stream() const { return reinterpret_cast<const uint8_t*>(stream_.data()); }
+  void validate();
+  unsigned gap_bits_ = 0, esc_bits_ = 0;
+  std::vector<uint8_t> lengths_;  // code length per joint symbol (0: unused)
+  huff::Decoder decoder_;
+  std::vector<uint64_t> offsets_, stream_;
+};
+
+}  // namespace cnn
