@@ -130,11 +130,15 @@ PYBIND11_MODULE(_core, m) {
       .def("info", [](const Format& f) {
         py::dict d;
         if (auto* im = dynamic_cast<const IndexMap*>(&f)) d["index_bits"] = im->bits();
-        if (auto* h = dynamic_cast<const HAM*>(&f)) d["stream_bits"] = h->stream_bits();
+        if (auto* h = dynamic_cast<const HAM*>(&f)) {
+          d["stream_bits"] = h->stream_bits();
+          d["max_code_length"] = h->max_code_length();
+        }
         if (auto* h = dynamic_cast<const HCSR*>(&f)) {
           d["stream_bits"] = h->stream_bits();
           d["gap_bits"] = h->gap_bits();
           d["escape_bits"] = h->esc_bits();
+          d["max_code_length"] = h->max_code_length();
         }
         return d;
       });

@@ -20,6 +20,7 @@ class HAM final : public DenseRowFormat {
   void decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const override;
   std::vector<Section> sections() const override;
   uint64_t stream_bits() const { return offsets_.back(); }
+  int max_code_length() const { return decoder_.max_len(); }
 
  private:
   const uint8_t* stream() const { return reinterpret_cast<const uint8_t*>(stream_.data()); }

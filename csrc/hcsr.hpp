@@ -34,6 +34,7 @@ class HCSR final : public Format {
   unsigned gap_bits() const { return gap_bits_; }
   unsigned esc_bits() const { return esc_bits_; }
   uint64_t stream_bits() const { return offsets_.back(); }
+  int max_code_length() const { return decoder_.max_len(); }
 
   // The stored entries as CSR arrays: row pointers, column indices, value indices.
   void to_csr(std::vector<uint64_t>& indptr, std::vector<uint64_t>& col,

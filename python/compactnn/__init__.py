@@ -2,6 +2,8 @@
 with matrix products computed directly on the compact form."""
 from . import bounds
 from .formats import HAM, HCSR, CompressedMatrix, FormatError, IndexMap, frombytes, load
+from .prune import prune
+from .quantize import Quantized, cws
 
 __version__ = "0.1.0"
 __all__ = [
@@ -10,7 +12,10 @@ __all__ = [
     "HAM",
     "HCSR",
     "IndexMap",
+    "Quantized",
     "bounds",
+    "cws",
     "frombytes",
     "load",
+    "prune",
 ]

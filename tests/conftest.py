@@ -1,0 +1,32 @@
+import numpy as np
+import pytest
+
+import compactnn as cn
+
+FORMATS = [cn.IndexMap, cn.HAM, cn.HCSR]
+
+
+@pytest.fixture(params=FORMATS, ids=lambda f: f.__name__)
+def fmt(request):
+    return request.param
+
+
+def random_quantized(rng, n_rows, n_cols, k, density=1.0, skew=0.0):
+    """A float32 matrix with at most k distinct values and about `density` nonzeros.
+
+    skew > 0 makes index i about exp(-skew * i) times as likely as index 0.
+    """
+    codebook = rng.standard_normal(k).astype(np.float32)
+    p = np.exp(-skew * np.arange(k))
+    idx = rng.choice(k, size=(n_rows, n_cols), p=p / p.sum())
+    W = codebook[idx]
+    W[rng.random((n_rows, n_cols)) >= density] = 0
+    return W
+
+
+def reference_error(W, x, y):
+    """Largest |y - W x| relative to |W| |x|, with W x in float64."""
+    W64 = W.astype(np.float64)
+    ref = W64 @ x.astype(np.float64)
+    scale = np.abs(W64) @ np.abs(x.astype(np.float64)) + 1e-30
+    return float(np.max(np.abs(y - ref) / scale)) if ref.size else 0.0
