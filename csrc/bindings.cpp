@@ -9,6 +9,8 @@
 #include "ham.hpp"
 #include "hcsr.hpp"
 #include "index_map.hpp"
+#include "kernels/dispatch.hpp"
+#include "parallel.hpp"
 
 namespace py = pybind11;
 using namespace cnn;
@@ -56,18 +58,18 @@ PYBIND11_MODULE(_core, m) {
                              })
       .def(
           "matvec",
-          [](const Format& f, const carray<float>& x, carray<float>& y) {
+          [](const Format& f, const carray<float>& x, carray<float>& y, unsigned threads) {
             expect_shape(x, {f.cols()}, "x");
             expect_shape(y, {f.rows()}, "out");
             const float* xp = x.data();
             float* yp = y.mutable_data();
             py::gil_scoped_release nogil;
-            f.matvec(xp, yp);
+            f.matvec(xp, yp, threads);
           },
-          py::arg("x").noconvert(), py::arg("out").noconvert())
+          py::arg("x").noconvert(), py::arg("out").noconvert(), py::arg("threads") = 0)
       .def(
           "matmat",
-          [](const Format& f, const carray<float>& X, carray<float>& Y) {
+          [](const Format& f, const carray<float>& X, carray<float>& Y, unsigned threads) {
             if (X.ndim() != 2) throw InvalidInput("X must be 2-D");
             uint64_t B = X.shape(1);
             expect_shape(X, {f.cols(), B}, "X");
@@ -75,12 +77,12 @@ PYBIND11_MODULE(_core, m) {
             const float* xp = X.data();
             float* yp = Y.mutable_data();
             py::gil_scoped_release nogil;
-            f.matmat(xp, B, yp);
+            f.matmat(xp, B, yp, threads);
           },
-          py::arg("X").noconvert(), py::arg("out").noconvert())
+          py::arg("X").noconvert(), py::arg("out").noconvert(), py::arg("threads") = 0)
       .def(
           "linear",
-          [](const Format& f, const carray<float>& X, carray<float>& Y) {
+          [](const Format& f, const carray<float>& X, carray<float>& Y, unsigned threads) {
             if (X.ndim() != 2) throw InvalidInput("X must be 2-D");
             uint64_t B = X.shape(0);
             expect_shape(X, {B, f.cols()}, "X");
@@ -88,9 +90,9 @@ PYBIND11_MODULE(_core, m) {
             const float* xp = X.data();
             float* yp = Y.mutable_data();
             py::gil_scoped_release nogil;
-            f.linear(xp, B, yp);
+            f.linear(xp, B, yp, threads);
           },
-          py::arg("X").noconvert(), py::arg("out").noconvert())
+          py::arg("X").noconvert(), py::arg("out").noconvert(), py::arg("threads") = 0)
       .def(
           "to_indices",
           [](const Format& f, carray<uint32_t>& out, uint32_t zero_index) {
@@ -171,6 +173,15 @@ PYBIND11_MODULE(_core, m) {
       py::arg("rows"), py::arg("cols"), py::arg("codebook").noconvert(),
       py::arg("indptr").noconvert(), py::arg("indices").noconvert(),
       py::arg("value_indices").noconvert());
+  m.def("isa", [] { return std::string(kernels::active().name); });
+  m.def("set_isa", [](const std::string& name) { kernels::set_active(name); }, py::arg("name"));
+  m.def("supported_isas", [] {
+    std::vector<std::string> names;
+    for (const auto* k : kernels::supported()) names.push_back(k->name);
+    return names;
+  });
+  m.def("num_threads", [] { return default_threads(); });
+  m.def("set_num_threads", [](unsigned n) { set_default_threads(n); }, py::arg("n"));
   m.def(
       "frombytes",
       [](const py::buffer& b) -> Ptr {

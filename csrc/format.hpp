@@ -35,12 +35,14 @@ class Format {
   // Every byte a product needs: streams, offsets, code and decode tables, codebook.
   virtual size_t nbytes() const = 0;
 
+  // Products on `threads` threads (0: the default).  Rows are split between threads and
+  // each row is computed the same way whatever the split, so results do not depend on it.
   // y = W x  (x: cols, y: rows)
-  virtual void matvec(const float* x, float* y) const = 0;
+  virtual void matvec(const float* x, float* y, unsigned threads) const = 0;
   // Y = W X  (X: cols x B row-major, Y: rows x B)
-  virtual void matmat(const float* X, uint64_t B, float* Y) const = 0;
+  virtual void matmat(const float* X, uint64_t B, float* Y, unsigned threads) const = 0;
   // Y = X W^T  (X: B x cols row-major, Y: B x rows), torch.nn.functional.linear
-  virtual void linear(const float* X, uint64_t B, float* Y) const = 0;
+  void linear(const float* X, uint64_t B, float* Y, unsigned threads) const;
 
   // Codebook indices of row i (cols entries); implicit zeros (HCSR) get `zero_index`.
   virtual void decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const = 0;
@@ -55,20 +57,7 @@ class Format {
   std::vector<float> codebook_;
 };
 
-// Formats that decode a whole row of weights at a time share these products.
-class DenseRowFormat : public Format {
- public:
-  void matvec(const float* x, float* y) const override;
-  void matmat(const float* X, uint64_t B, float* Y) const override;
-  void linear(const float* X, uint64_t B, float* Y) const override;
-
- protected:
-  void decode_row_values(uint64_t i, uint32_t* idx, float* w) const;
-};
-
 // Validates a codebook: 1..65536 finite values.
 void check_codebook(const std::vector<float>& codebook);
-
-float dot(const float* a, const float* b, uint64_t n);
 
 }  // namespace cnn

@@ -1,6 +1,9 @@
 #include "ham.hpp"
 
 #include "bitstream.hpp"
+#include "kernels/decode.hpp"
+#include "kernels/dispatch.hpp"
+#include "parallel.hpp"
 
 namespace cnn {
 
@@ -21,7 +24,7 @@ HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint32
   for (uint32_t v = 0; v < k; ++v)
     if (codebook_[v] != 0.0f) nnz_ += counts[v];
   lengths_ = huff::code_lengths(counts);
-  decoder_ = huff::Decoder(lengths_);
+  decoder_ = huff::Decoder(lengths_, huff::table_bits_for(huff::coded_bits(counts, lengths_)));
   std::vector<uint32_t> codes = huff::canonical_codes(lengths_);
   std::vector<uint8_t> len(k);
   for (uint32_t v = 0; v < k; ++v) len[v] = lengths_[v] == huff::kZeroBits ? 0 : lengths_[v];
@@ -36,6 +39,7 @@ HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint32
   }
   offsets_[rows] = w.bits();
   stream_ = w.finish();
+  build_tables();
 }
 
 HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, std::vector<uint8_t> lengths,
@@ -49,14 +53,15 @@ HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, std::vector<
     throw FormatError("code lengths section has " + std::to_string(lengths.size()) +
                       " entries for a codebook of " + std::to_string(codebook_.size()));
   lengths_ = std::move(lengths);
-  decoder_ = huff::Decoder(lengths_);
   if (offsets.size() != rows + 1 || offsets[0] != 0)
     throw FormatError("row offsets section does not hold rows + 1 offsets starting at 0");
   for (uint64_t i = 0; i < rows; ++i)
     if (offsets[i + 1] < offsets[i]) throw FormatError("row offsets decrease");
   if (offsets[rows] > uint64_t(stream.size()) * 64 || stream.size() != stream_words(offsets[rows]))
-    throw FormatError("bit stream holds " + std::to_string(stream.size()) + " words, expected " +
-                      std::to_string(stream_words(offsets[rows])));
+    throw FormatError("bit stream of " + std::to_string(stream.size()) +
+                      " words does not match the row offsets' end at bit " +
+                      std::to_string(offsets[rows]));
+  decoder_ = huff::Decoder(lengths_, huff::table_bits_for(offsets[rows]));
   if (rows * cols && decoder_.max_len() == 0 && !decoder_.zero_bit())
     throw FormatError("code has no symbols but the matrix has entries");
   offsets_ = std::move(offsets);
@@ -83,21 +88,56 @@ HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, std::vector<
   }
   for (size_t v = 0; v < codebook_.size(); ++v)
     if (codebook_[v] != 0.0f) nnz_ += counts[v];
+  build_tables();
+}
+
+// The multi-symbol table pays for its 8 KiB only on larger matrices.
+void HAM::build_tables() {
+  constexpr int kBits = huff::kTableBits;
+  if (codebook_.size() > 256 || decoder_.zero_bit() || rows_ * cols_ < (uint64_t(1) << 18)) return;
+  multi_.assign(size_t(1) << kBits, 0);
+  for (uint32_t t = 0; t < multi_.size(); ++t) {
+    uint64_t window = uint64_t(t) << (64 - kBits);
+    uint32_t used = 0, n = 0, syms = 0;
+    while (n < 3) {
+      uint32_t e = decoder_.decode(window);
+      uint32_t len = e & 31;
+      if (e == huff::Decoder::kInvalid || len == huff::Decoder::kSlow || used + len > kBits) break;
+      syms |= (e >> 5) << (8 * n++);
+      used += len;
+      window <<= len;
+    }
+    multi_[t] = n ? used | n << 5 | syms << 8 : 0;
+  }
+}
+
+kernels::HAMView HAM::view() const {
+  return {rows_, cols_, index_bits(uint32_t(codebook_.size())), uint32_t(codebook_.size()),
+          codebook_.data(), stream(), offsets_.data(), &decoder_,
+          multi_.empty() ? nullptr : multi_.data(), huff::kTableBits};
+}
+
+void HAM::matvec(const float* x, float* y, unsigned threads) const {
+  const auto& k = kernels::active();
+  parallel_rows(rows_, threads, double(cols_), [&](uint64_t r0, uint64_t r1) {
+    k.ham_matvec(view(), x, y, r0, r1);
+  });
+}
+
+void HAM::matmat(const float* X, uint64_t B, float* Y, unsigned threads) const {
+  const auto& k = kernels::active();
+  parallel_rows(rows_, threads, double(cols_) * (B + 4), [&](uint64_t r0, uint64_t r1) {
+    k.ham_matmat(view(), X, B, Y, r0, r1);
+  });
 }
 
 size_t HAM::nbytes() const {
-  return codebook_.size() * 4 + lengths_.size() + decoder_.nbytes() + offsets_.size() * 8 +
-         stream_.size() * 8;
+  return codebook_.size() * 4 + lengths_.size() + decoder_.nbytes() + multi_.size() * 4 +
+         offsets_.size() * 8 + stream_.size() * 8;
 }
 
 void HAM::decode_row(uint64_t i, uint32_t* idx, uint32_t) const {
-  uint64_t pos = offsets_[i];
-  const uint8_t* s = stream();
-  for (uint64_t j = 0; j < cols_; ++j) {
-    uint32_t e = decoder_.decode(peek64(s, pos));
-    idx[j] = e >> 5;
-    pos += e & 31;
-  }
+  kernels::ham_decode_row(view(), i, idx);
 }
 
 std::vector<Section> HAM::sections() const {

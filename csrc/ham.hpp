@@ -5,10 +5,11 @@
 #pragma once
 #include "format.hpp"
 #include "huffman.hpp"
+#include "kernels/views.hpp"
 
 namespace cnn {
 
-class HAM final : public DenseRowFormat {
+class HAM final : public Format {
  public:
   HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint32_t* indices);
   // From a file's sections; decodes every row to validate it.
@@ -17,6 +18,8 @@ class HAM final : public DenseRowFormat {
 
   FormatId id() const override { return FormatId::HAM; }
   size_t nbytes() const override;
+  void matvec(const float* x, float* y, unsigned threads) const override;
+  void matmat(const float* X, uint64_t B, float* Y, unsigned threads) const override;
   void decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const override;
   std::vector<Section> sections() const override;
   uint64_t stream_bits() const { return offsets_.back(); }
@@ -24,8 +27,11 @@ class HAM final : public DenseRowFormat {
 
  private:
   const uint8_t* stream() const { return reinterpret_cast<const uint8_t*>(stream_.data()); }
+  void build_tables();
+  kernels::HAMView view() const;
   std::vector<uint8_t> lengths_;  // code length per codebook index (0: unused)
   huff::Decoder decoder_;
+  std::vector<uint32_t> multi_;  // multi-symbol decode table (kernels/views.hpp)
   std::vector<uint64_t> offsets_, stream_;
 };
 

@@ -3,6 +3,9 @@
 #include <cstring>
 
 #include "bitstream.hpp"
+#include "kernels/decode.hpp"
+#include "kernels/dispatch.hpp"
+#include "parallel.hpp"
 
 namespace cnn {
 
@@ -37,8 +40,8 @@ Plan plan_for(unsigned gap_bits, uint32_t k, const std::vector<uint64_t>& gaps,
   p.esc_bits = bit_width(max_raw);
   // Every code spends at least one bit, so a row's end is where its bits end.
   p.lengths = huff::code_lengths(counts, huff::kMaxLen, /*zero_bit_ok=*/false);
-  p.decoder = huff::Decoder(p.lengths);
   uint64_t bits = huff::coded_bits(counts, p.lengths) + escapes * p.esc_bits;
+  p.decoder = huff::Decoder(p.lengths, huff::table_bits_for(bits));
   p.bytes = (bits + 7) / 8 + p.lengths.size() + p.decoder.nbytes();
   return p;
 }
@@ -94,6 +97,7 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint
   }
   offsets_[rows] = w.bits();
   stream_ = w.finish();
+  build_tables();
 }
 
 HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
@@ -115,18 +119,20 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
                       " entries, expected k << gap_bits = " +
                       std::to_string(codebook_.size() << gap_bits_));
   lengths_ = std::move(lengths);
-  decoder_ = huff::Decoder(lengths_);
-  if (decoder_.zero_bit()) throw FormatError("HCSR codes must spend at least one bit");
   if (offsets.size() != rows + 1 || offsets[0] != 0)
     throw FormatError("row offsets section does not hold rows + 1 offsets starting at 0");
   for (uint64_t i = 0; i < rows; ++i)
     if (offsets[i + 1] < offsets[i]) throw FormatError("row offsets decrease");
   if (offsets[rows] > uint64_t(stream.size()) * 64 || stream.size() != stream_words(offsets[rows]))
-    throw FormatError("bit stream holds " + std::to_string(stream.size()) + " words, expected " +
-                      std::to_string(stream_words(offsets[rows])));
+    throw FormatError("bit stream of " + std::to_string(stream.size()) +
+                      " words does not match the row offsets' end at bit " +
+                      std::to_string(offsets[rows]));
+  decoder_ = huff::Decoder(lengths_, huff::table_bits_for(offsets[rows]));
+  if (decoder_.zero_bit()) throw FormatError("HCSR codes must spend at least one bit");
   offsets_ = std::move(offsets);
   stream_ = std::move(stream);
   validate();
+  build_tables();
 }
 
 // Decodes every row with bounds checks: valid codes, columns inside the row, each row
@@ -161,73 +167,59 @@ void HCSR::validate() {
 
 template <class F>
 void HCSR::for_each_in_row(uint64_t i, F&& f) const {
-  const uint8_t* s = stream();
   const uint64_t esc = (uint64_t(1) << gap_bits_) - 1;
   uint64_t pos = offsets_[i], end = offsets_[i + 1], col = 0;
   while (pos < end) {
-    uint32_t e = decoder_.decode(peek64(s, pos));
+    uint32_t e = decoder_.decode(peek64(stream(), pos));
     pos += e & 31;
-    uint32_t sym = e >> 5;
-    uint64_t g = sym & esc;
+    uint64_t g = (e >> 5) & esc;
     if (g == esc && esc_bits_) {
-      g += peek64(s, pos) >> (64 - esc_bits_);
+      g += peek64(stream(), pos) >> (64 - esc_bits_);
       pos += esc_bits_;
     }
     col += g;
-    f(col, sym >> gap_bits_);
-    ++col;
+    f(col++, (e >> 5) >> gap_bits_);
   }
+}
+
+// Entries whose code fits the table and is not an escape decode with one lookup; the rest
+// are marked slow.  The tables pay for their 12 KiB only when there are many entries.
+void HCSR::build_tables() {
+  const int bits = decoder_.table_bits();
+  if (nnz_ < (uint64_t(4) << bits)) return;
+  const uint32_t esc = (1u << gap_bits_) - 1;
+  meta_.assign(size_t(1) << bits, kernels::kSlowEntry);
+  value_.assign(size_t(1) << bits, 0.0f);
+  for (uint32_t t = 0; t < meta_.size(); ++t) {
+    uint32_t e = decoder_.table()[t], len = e & 31, sym = e >> 5;
+    if (len == huff::Decoder::kSlow || (sym & esc) == esc) continue;
+    meta_[t] = uint16_t(len | ((sym & esc) + 1) << 5);
+    value_[t] = codebook_[sym >> gap_bits_];
+  }
+}
+
+kernels::HCSRView HCSR::view() const {
+  return {rows_,     cols_,     codebook_.data(),
+          stream(),  offsets_.data(), &decoder_,
+          gap_bits_, esc_bits_, meta_.empty() ? nullptr : meta_.data(),
+          value_.data(), decoder_.table_bits()};
+}
+
+void HCSR::matvec(const float* x, float* y, unsigned threads) const {
+  const auto& k = kernels::active();
+  parallel_rows(rows_, threads, double(nnz_) / std::max<uint64_t>(rows_, 1) * 4 + 16,
+                [&](uint64_t r0, uint64_t r1) { k.hcsr_matvec(view(), x, y, r0, r1); });
+}
+
+void HCSR::matmat(const float* X, uint64_t B, float* Y, unsigned threads) const {
+  const auto& k = kernels::active();
+  parallel_rows(rows_, threads, (double(nnz_) / std::max<uint64_t>(rows_, 1) + 1) * (B + 4),
+                [&](uint64_t r0, uint64_t r1) { k.hcsr_matmat(view(), X, B, Y, r0, r1); });
 }
 
 size_t HCSR::nbytes() const {
   return 3 * 8 + codebook_.size() * 4 + lengths_.size() + decoder_.nbytes() +
-         offsets_.size() * 8 + stream_.size() * 8;
-}
-
-void HCSR::matvec(const float* x, float* y) const {
-  const float* cb = codebook_.data();
-  for (uint64_t i = 0; i < rows_; ++i) {
-    float acc = 0;
-    for_each_in_row(i, [&](uint64_t c, uint32_t v) { acc += cb[v] * x[c]; });
-    y[i] = acc;
-  }
-}
-
-void HCSR::matmat(const float* X, uint64_t B, float* Y) const {
-  const float* cb = codebook_.data();
-  for (uint64_t i = 0; i < rows_; ++i) {
-    float* y = Y + i * B;
-    std::memset(y, 0, B * sizeof(float));
-    for_each_in_row(i, [&](uint64_t c, uint32_t v) {
-      const float w = cb[v], *xc = X + c * B;
-      for (uint64_t b = 0; b < B; ++b) y[b] += w * xc[b];
-    });
-  }
-}
-
-void HCSR::linear(const float* X, uint64_t B, float* Y) const {
-  const float* cb = codebook_.data();
-  std::vector<uint64_t> cols;
-  std::vector<float> vals;
-  for (uint64_t i = 0; i < rows_; ++i) {
-    cols.clear();
-    vals.clear();
-    for_each_in_row(i, [&](uint64_t c, uint32_t v) {
-      cols.push_back(c);
-      vals.push_back(cb[v]);
-    });
-    for (uint64_t b = 0; b < B; ++b) {
-      const float* x = X + b * cols_;
-      float acc = 0;
-      for (size_t e = 0; e < cols.size(); ++e) acc += vals[e] * x[cols[e]];
-      Y[b * rows_ + i] = acc;
-    }
-  }
-}
-
-void HCSR::decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const {
-  for (uint64_t j = 0; j < cols_; ++j) idx[j] = zero_index;
-  for_each_in_row(i, [&](uint64_t c, uint32_t v) { idx[c] = v; });
+         meta_.size() * 2 + value_.size() * 4 + offsets_.size() * 8 + stream_.size() * 8;
 }
 
 void HCSR::to_csr(std::vector<uint64_t>& indptr, std::vector<uint64_t>& col,
@@ -244,6 +236,11 @@ void HCSR::to_csr(std::vector<uint64_t>& indptr, std::vector<uint64_t>& col,
     });
     indptr.push_back(col.size());
   }
+}
+
+void HCSR::decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const {
+  for (uint64_t j = 0; j < cols_; ++j) idx[j] = zero_index;
+  for_each_in_row(i, [&](uint64_t c, uint32_t v) { idx[c] = v; });
 }
 
 std::vector<Section> HCSR::sections() const {

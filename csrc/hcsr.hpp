@@ -8,6 +8,7 @@
 #pragma once
 #include "format.hpp"
 #include "huffman.hpp"
+#include "kernels/views.hpp"
 
 namespace cnn {
 
@@ -26,9 +27,8 @@ class HCSR final : public Format {
 
   FormatId id() const override { return FormatId::HCSR; }
   size_t nbytes() const override;
-  void matvec(const float* x, float* y) const override;
-  void matmat(const float* X, uint64_t B, float* Y) const override;
-  void linear(const float* X, uint64_t B, float* Y) const override;
+  void matvec(const float* x, float* y, unsigned threads) const override;
+  void matmat(const float* X, uint64_t B, float* Y, unsigned threads) const override;
   void decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const override;
   std::vector<Section> sections() const override;
   unsigned gap_bits() const { return gap_bits_; }
@@ -40,16 +40,20 @@ class HCSR final : public Format {
   void to_csr(std::vector<uint64_t>& indptr, std::vector<uint64_t>& col,
               std::vector<uint32_t>& vidx) const;
 
-  // Calls f(col, value_index) for each stored entry of row i, in column order.
-  template <class F>
-  void for_each_in_row(uint64_t i, F&& f) const;
-
  private:
   const uint8_t* stream() const { return reinterpret_cast<const uint8_t*>(stream_.data()); }
   void validate();
+  void build_tables();
+  // f(col, value_index) for each stored entry of row i, in column order.
+  template <class F>
+  void for_each_in_row(uint64_t i, F&& f) const;
+  kernels::HCSRView view() const;
   unsigned gap_bits_ = 0, esc_bits_ = 0;
   std::vector<uint8_t> lengths_;  // code length per joint symbol (0: unused)
   huff::Decoder decoder_;
+  // One-lookup decode tables (kernels/views.hpp), built when the matrix is large enough.
+  std::vector<uint16_t> meta_;
+  std::vector<float> value_;
   std::vector<uint64_t> offsets_, stream_;
 };
 

@@ -94,7 +94,13 @@ uint64_t coded_bits(const std::vector<uint64_t>& counts, const std::vector<uint8
   return bits;
 }
 
-Decoder::Decoder(const std::vector<uint8_t>& lengths) {
+int table_bits_for(uint64_t stream_bits) {
+  int bits = kTableBits;
+  while (bits > 5 && (uint64_t(4) << bits) * 32 * 8 > stream_bits) --bits;
+  return bits;
+}
+
+Decoder::Decoder(const std::vector<uint8_t>& lengths, int max_table_bits) {
   if (lengths.size() > (size_t(1) << 26)) throw FormatError("code alphabet too large");
   size_t used = 0, zero_bit_sym = 0;
   uint64_t kraft = 0;
@@ -116,7 +122,7 @@ Decoder::Decoder(const std::vector<uint8_t>& lengths) {
   if (zero_bit_ && used != 1) throw FormatError("a zero-bit code must be the only code");
   if (kraft > (uint64_t(1) << kMaxLen)) throw FormatError("code lengths over-subscribe the code");
 
-  table_bits_ = std::max(1, std::min(kTableBits, max_len_));
+  table_bits_ = std::max(1, std::min({kTableBits, max_table_bits, max_len_}));
   table_.assign(size_t(1) << table_bits_, kSlow);
   if (zero_bit_) {
     std::fill(table_.begin(), table_.end(), uint32_t(zero_bit_sym) << 5);

@@ -22,6 +22,10 @@ std::vector<uint32_t> canonical_codes(const std::vector<uint8_t>& lengths);
 // Bits that `counts` costs under `lengths`.
 uint64_t coded_bits(const std::vector<uint64_t>& counts, const std::vector<uint8_t>& lengths);
 
+// First-level table bits for a stream of `stream_bits`: kTableBits, fewer for small streams
+// so the table stays within 1/32 of the stream (codes past the table take the slow path).
+int table_bits_for(uint64_t stream_bits);
+
 class Decoder {
  public:
   static constexpr uint32_t kSlow = 31;  // entry length field: look further (long or invalid)
@@ -29,8 +33,9 @@ class Decoder {
 
   Decoder() = default;
   // Validates `lengths` (FormatError on lengths over kMaxLen, an over-full code, or a
-  // misplaced kZeroBits) and builds the tables.
-  explicit Decoder(const std::vector<uint8_t>& lengths);
+  // misplaced kZeroBits) and builds the tables, the first-level one of at most
+  // `max_table_bits` bits (table_bits_for).
+  Decoder(const std::vector<uint8_t>& lengths, int max_table_bits);
 
   // Decodes the code at the top of `window` (at least kMaxLen valid bits).
   // Returns symbol << 5 | length, or kInvalid if no code matches (incomplete code).

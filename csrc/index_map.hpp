@@ -9,15 +9,11 @@
 // low nibbles and 16-31 in their high nibbles).
 #pragma once
 #include "format.hpp"
+#include "kernels/views.hpp"
 
 namespace cnn {
 
-struct IndexPlane {
-  unsigned width, shift;  // bits of the plane, and the index bit they start at
-  size_t offset;          // byte offset of the plane inside its group
-};
-
-class IndexMap final : public DenseRowFormat {
+class IndexMap final : public Format {
  public:
   static constexpr unsigned kGroup = 128;
 
@@ -27,6 +23,8 @@ class IndexMap final : public DenseRowFormat {
 
   FormatId id() const override { return FormatId::IndexMap; }
   size_t nbytes() const override { return codebook_.size() * 4 + packed_.size(); }
+  void matvec(const float* x, float* y, unsigned threads) const override;
+  void matmat(const float* X, uint64_t B, float* Y, unsigned threads) const override;
   void decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const override;
   std::vector<Section> sections() const override;
   unsigned bits() const { return bits_; }
@@ -35,9 +33,8 @@ class IndexMap final : public DenseRowFormat {
 
  private:
   void init(uint64_t rows, uint64_t cols, std::vector<float> codebook);
-  void decode_range(uint64_t p, uint64_t count, uint32_t* out) const;
+  kernels::IMView view() const;
   unsigned bits_ = 0;
-  std::vector<IndexPlane> planes_;
   std::vector<uint8_t> packed_;
 };
 

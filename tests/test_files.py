@@ -2,8 +2,13 @@
 files whose checksums are valid, for IndexMap, HAM and HCSR."""
 from __future__ import annotations
 
+import functools
 import os
+import stat
 import struct
+import subprocess
+import sys
+import textwrap
 import zlib
 
 import numpy as np
@@ -19,6 +24,7 @@ SECTION_COUNTS = {1: 2, 2: 4, 3: 5}
 MAGIC = b"\x89CNN\r\n\x1a\n"
 HEADER = struct.Struct("<8sIIQQI")  # the 36 bytes the header checksum covers
 SECTION_HEADER = struct.Struct("<QI")
+ALL = pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.__name__)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -114,6 +120,7 @@ class File:
         self.sections[i] = np.asarray(values, dtype="<f4").tobytes()
 
 
+@functools.lru_cache(maxsize=None)
 def valid_file(fmt, unused=False) -> bytes:
     """A valid file of a few hundred bytes whose rows all have entries; with `unused`, the
     codebook also holds a value no entry uses (so that its code length is 0)."""
@@ -213,9 +220,53 @@ def test_skewed_codes_are_long():
     assert max(f.sections[1]) > 11
     m = cn.HAM.from_dense(MATRICES["fibonacci"])
     lengths = File(m.tobytes()).sections[1]
-    assert max(lengths) == 24
+    # unrestricted Huffman would give the two rarest values 27 bits
+    assert max(lengths) == 24 and lengths.count(24) >= 2
+    assert sum(2.0**-l for l in lengths) == 1.0
     m = cn.HCSR.from_dense(MATRICES["fibonacci"])
     assert max(File(m.tobytes()).sections[2]) > 11
+
+
+@pytest.mark.parametrize(
+    "gap", [0, 1, 2, 3, 6, 7, 8, 14, 15, 16, 62, 63, 64, 126, 127, 128, 254, 255, 256, 300, 1000]
+)
+def test_round_trip_hcsr_gap_boundaries(gap):
+    """Rows whose entries are `gap` columns apart: the encoder picks gap splits and escape
+    widths around these values (e.g. gap 3 with gap_bits 2 is exactly the escape symbol)."""
+    cols = 40 * (gap + 1)
+    W = np.zeros((3, cols), np.float32)
+    rng = np.random.default_rng(gap)
+    for r in range(3):
+        W[r, gap :: gap + 1] = rng.choice(np.float32([1, 2, 3]), size=len(W[r, gap :: gap + 1]))
+    W[1, 0] = 4  # one row starting with a gap of 0
+    W[1, gap + 1 : 2 * gap + 1] = 0
+    check_round_trip(cn.HCSR, W)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    cols=st.integers(1, 70000),
+    rows=st.integers(1, 3),
+    pos=st.lists(st.integers(0, 69999), max_size=40),
+    vals=st.lists(st.integers(-300, 300), min_size=1, max_size=40),
+    seed=st.integers(0, 1000),
+)
+def test_round_trip_wide_sparse_rows(cols, rows, pos, vals, seed):
+    """Far apart entries in wide rows: escapes of up to 17 bits."""
+    W = np.zeros((rows, cols), np.float32)
+    rng = np.random.default_rng(seed)
+    for i, p in enumerate(pos):
+        W[rng.integers(rows), p % cols] = vals[i % len(vals)] * 0.5
+    for fmt in FORMATS:
+        check_round_trip(fmt, W)
+
+
+@ALL
+def test_pickle_round_trip(fmt):
+    import pickle
+
+    m = fmt.from_dense(MATRICES["sparse90"])
+    assert_same_matrix(m, pickle.loads(pickle.dumps(m)))
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.__name__)
@@ -262,6 +313,38 @@ def test_round_trip_from_codebook(fmt, tmp_path):
     np.testing.assert_array_equal(back.dot(x), m.dot(x))
     m.save(tmp_path / "f.cnn")
     assert_same_matrix(m, cn.load(tmp_path / "f.cnn"))
+
+
+@ALL
+def test_empty_matrix_with_huge_cols(fmt):
+    """A 0 x 2^40 matrix is valid (its file is ~100 bytes) and has no entries, so to_dense()
+    must give an empty (0, 2^40) array, and a product with an empty batch an empty result.
+    Run in a child process with a 16 GiB address-space limit, so that a scratch allocation proportional to cols fails fast instead of
+    exhausting memory."""
+    code = textwrap.dedent(
+        f"""
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (16 << 30, 16 << 30))
+        import numpy as np, compactnn as cn
+        m = cn.{fmt.__name__}.from_dense(np.zeros((0, 2**40), np.float32))
+        data = m.tobytes()
+        assert len(data) < 200, len(data)
+        back = cn.frombytes(data)
+        assert back.shape == (0, 2**40) and back.nnz == 0
+        assert back.tobytes() == data
+        for x in (m, back):
+            d = x.to_dense()
+            assert d.shape == (0, 2**40) and d.dtype == np.float32
+            y = x.linear(np.zeros((0, 2**40), np.float32))
+            assert y.shape == (0, 0)
+        print("OK")
+        """
+    )
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert r.returncode == 0 and "OK" in r.stdout, r.stderr[-2000:]
 
 
 # -- 2. truncation -------------------------------------------------------------------------
@@ -356,7 +439,6 @@ def _set(**fields):
     return mutate
 
 
-ALL = pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.__name__)
 OFFSETS = {cn.HAM: 2, cn.HCSR: 3}  # section index of the row offsets
 STREAM = {cn.HAM: 3, cn.HCSR: 4}
 LENGTHS = {cn.HAM: 1, cn.HCSR: 2}
@@ -437,10 +519,10 @@ def test_extra_section(fmt):
 @pytest.mark.parametrize(
     "rows,cols",
     [(2**62, 24), (8, 2**62), (2**62, 2**62), (2**64 - 1, 24), (8, 2**64 - 1),
-     (2**40 + 1, 1), (2**30, 2**30)],
+     (2**40 + 1, 1), (1, 2**40 + 1), (2**30, 2**30), (2**40, 2**17)],
 )
 def test_huge_shape(fmt, rows, cols):
-    expect_format_error(_mutated(fmt, _set(rows=rows, cols=cols)))
+    expect_format_error(_mutated(fmt, _set(rows=rows, cols=cols)), match="too large")
 
 
 @HUFFMAN
@@ -1123,6 +1205,36 @@ def test_save_into_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError):
         m.save(tmp_path / "missing" / "m.cnn")
     assert _leftovers(tmp_path, set()) == []
+
+
+def test_save_bytes_path(tmp_path):
+    """Paths may be bytes, like everywhere in os and open(); load accepts them, save must
+    too."""
+    m = cn.HCSR.from_dense(MATRICES["sparse90"])
+    path = os.fsencode(tmp_path / "b.cnn")
+    m.save(path)
+    assert_same_matrix(m, cn.load(path))
+    assert _leftovers(tmp_path, {"b.cnn"}) == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_save_file_mode(tmp_path):
+    """save() creates files like open() does (mode 0o666 & ~umask), and replacing a file
+    does not make it private: the temp file of an atomic save must not leak mkstemp's
+    0o600 into the result."""
+    old_umask = os.umask(0o022)
+    try:
+        m = cn.HAM.from_dense(MATRICES["dense_quantized"])
+        new = tmp_path / "new.cnn"
+        m.save(new)
+        existing = tmp_path / "existing.cnn"
+        existing.write_bytes(b"old")
+        os.chmod(existing, 0o644)
+        m.save(existing)
+        modes = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in (new, existing)}
+        assert modes == {"new.cnn": "0o644", "existing.cnn": "0o644"}
+    finally:
+        os.umask(old_umask)
 
 
 def test_save_keeps_old_file_when_write_fails(tmp_path, monkeypatch):

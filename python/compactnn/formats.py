@@ -215,14 +215,21 @@ class CompressedMatrix:
 
     def save(self, path) -> None:
         """Write to `path` atomically: an existing file is replaced only once the new one
-        is complete."""
+        is complete.  The file gets the permissions a new file would (or keeps the old
+        file's)."""
         data = self.tobytes()
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".compactnn-")
+        path = os.fsdecode(os.fspath(path))
+        try:
+            mode = os.stat(path).st_mode & 0o777
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".compactnn-")
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
+            os.chmod(tmp, mode)
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):

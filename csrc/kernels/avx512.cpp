@@ -1,0 +1,283 @@
+// AVX-512 kernels (F, BW, VL with BMI2): codebook lookups held in registers (vpermps,
+// vpermt2ps and blends, never a gather), several rows per pass, masked tails.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx2,fma,bmi,bmi2,lzcnt,popcnt")
+#define CNN_KERNEL_FMA 1
+#include "decode.hpp"
+#include "dispatch.hpp"
+#include "matmat.hpp"
+
+namespace cnn::kernels {
+namespace {
+
+struct V512 {
+  using reg = __m512;
+  static constexpr unsigned width = 16;
+  static reg zero() { return _mm512_setzero_ps(); }
+  static reg set1(float v) { return _mm512_set1_ps(v); }
+  static __mmask16 mask(unsigned n) { return __mmask16((1u << n) - 1); }
+  static reg load(const float* p, unsigned n) {
+    return n == 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(mask(n), p);
+  }
+  static void store(float* p, reg v, unsigned n) {
+    if (n == 16)
+      _mm512_storeu_ps(p, v);
+    else
+      _mm512_mask_storeu_ps(p, mask(n), v);
+  }
+  static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+};
+
+// The codebook (k <= 2^B entries, zero-padded) in registers; looks up 16 indices at once.
+template <int B>
+struct Lut {
+  static constexpr int kTables = B <= 4 ? 1 : 1 << (B - 4);
+  __m512 t[kTables];
+  Lut(const float* codebook, uint32_t k) {
+    alignas(64) float pad[16 * kTables] = {};
+    std::memcpy(pad, codebook, std::min<uint32_t>(k, 16 * kTables) * sizeof(float));
+    for (int i = 0; i < kTables; ++i) t[i] = _mm512_load_ps(pad + 16 * i);
+  }
+  __m512 operator()(__m512i idx) const {
+    if constexpr (B <= 4) {
+      return _mm512_permutexvar_ps(idx, t[0]);
+    } else {
+      // vpermt2ps picks from 32 entries by bits 0-4; blends on bits 5, 6, 7 pick the 32.
+      __m512 v[kTables / 2];
+      for (int p = 0; p < kTables / 2; ++p) v[p] = _mm512_permutex2var_ps(t[2 * p], idx, t[2 * p + 1]);
+      for (int n = kTables / 2, bit = 5; n > 1; n /= 2, ++bit) {
+        __mmask16 hi = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(1 << bit));
+        for (int p = 0; p < n / 2; ++p) v[p] = _mm512_mask_blend_ps(hi, v[2 * p], v[2 * p + 1]);
+      }
+      return v[0];
+    }
+  }
+};
+
+inline __m512i bytes16(const uint8_t* p) {
+  return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+inline __m512i field(__m512i v, unsigned shift, int mask) {
+  return _mm512_and_si512(_mm512_srl_epi32(v, _mm_cvtsi32_si128(int(shift))), _mm512_set1_epi32(mask));
+}
+
+// IndexMap: the 16 indices of chunk f (0..7) of a 128-entry group (index_map.hpp).
+template <int B>
+inline __m512i im_idx16(const uint8_t* group, unsigned f) {
+  __m512i idx = _mm512_setzero_si512();
+  const uint8_t* plane = group;
+  if constexpr (B == 8) idx = bytes16(plane + f * 16);
+  if constexpr (B != 8 && (B & 4)) {
+    idx = field(bytes16(plane + (f / 2) * 16), (f & 1) * 4, 15);
+    plane += 64;
+  }
+  if constexpr (B != 8 && (B & 2)) {
+    __m512i v = field(bytes16(plane + (f / 4) * 16), (f & 3) * 2, 3);
+    idx = _mm512_or_si512(idx, _mm512_slli_epi32(v, B & 4));
+    plane += 32;
+  }
+  if constexpr (B != 8 && (B & 1)) {
+    __m512i v = field(bytes16(plane), f, 1);
+    idx = _mm512_or_si512(idx, _mm512_slli_epi32(v, B & 6));
+  }
+  return idx;
+}
+
+template <int B>
+inline __m512 im_weights16(const IMView& v, const Lut<B>& lut, uint64_t p) {
+  return lut(im_idx16<B>(v.packed + (p >> 7) * 16 * B, unsigned(p >> 4) & 7));
+}
+
+// R rows whose entries start on 16-entry chunks (cols % 16 == 0): one load of x serves
+// all R rows; two accumulators per row, chunk pairs alternating between them.
+template <int B, int R>
+inline void im_rows_aligned(const IMView& v, const Lut<B>& lut, const float* x, float* y,
+                            uint64_t i) {
+  __m512 a0[R], a1[R];
+  for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm512_setzero_ps();
+  const uint64_t n = v.cols;
+  uint64_t c = 0;
+  for (; c + 32 <= n; c += 32) {
+    __m512 x0 = _mm512_loadu_ps(x + c), x1 = _mm512_loadu_ps(x + c + 16);
+    for (int r = 0; r < R; ++r) {
+      uint64_t p = (i + r) * n + c;
+      a0[r] = _mm512_fmadd_ps(im_weights16<B>(v, lut, p), x0, a0[r]);
+      a1[r] = _mm512_fmadd_ps(im_weights16<B>(v, lut, p + 16), x1, a1[r]);
+    }
+  }
+  if (c < n) {
+    __m512 x0 = _mm512_loadu_ps(x + c);
+    for (int r = 0; r < R; ++r)
+      a0[r] = _mm512_fmadd_ps(im_weights16<B>(v, lut, (i + r) * n + c), x0, a0[r]);
+  }
+  for (int r = 0; r < R; ++r) y[i + r] = _mm512_reduce_add_ps(_mm512_add_ps(a0[r], a1[r]));
+}
+
+// Any cols: one row, chunks clipped to the row with masks.
+template <int B>
+inline float im_row_masked(const IMView& v, const Lut<B>& lut, const float* x, uint64_t i) {
+  const uint64_t s = i * v.cols, e = s + v.cols;
+  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+  unsigned n = 0;
+  for (uint64_t q = s & ~uint64_t(15); q < e; q += 16, ++n) {
+    unsigned lo = q < s ? unsigned(s - q) : 0, hi = unsigned(std::min<uint64_t>(16, e - q));
+    __mmask16 m = __mmask16(((1u << hi) - 1) & ~((1u << lo) - 1));
+    // x index of lane 0 is q - s, negative on the first chunk; masked lanes are not read.
+    const float* xq = reinterpret_cast<const float*>(reinterpret_cast<uintptr_t>(x) +
+                                                     (q - s) * sizeof(float));
+    __m512 xv = _mm512_maskz_loadu_ps(m, xq);
+    acc[n & 1] = _mm512_fmadd_ps(im_weights16<B>(v, lut, q), xv, acc[n & 1]);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
+}
+
+template <int B>
+void im_matvec_b(const IMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
+  const Lut<B> lut(v.codebook, v.k);
+  uint64_t i = r0;
+  if (v.cols % 16 == 0) {
+    for (; i + 4 <= r1; i += 4) im_rows_aligned<B, 4>(v, lut, x, y, i);
+    for (; i < r1; ++i) im_rows_aligned<B, 1>(v, lut, x, y, i);
+  } else {
+    for (; i < r1; ++i) y[i] = im_row_masked<B>(v, lut, x, i);
+  }
+}
+
+// Calls f.template operator()<B>() for the SIMD index widths, or returns false.
+template <class F>
+bool with_bits(unsigned bits, F&& f) {
+  switch (bits) {
+    case 0: case 1: case 2: case 3: case 4: f(std::integral_constant<int, 4>()); return true;
+    case 5: f(std::integral_constant<int, 5>()); return true;
+    case 6: f(std::integral_constant<int, 6>()); return true;
+    case 7: f(std::integral_constant<int, 7>()); return true;
+    case 8: f(std::integral_constant<int, 8>()); return true;
+  }
+  return false;
+}
+
+void im_matvec(const IMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
+  switch (v.bits) {
+    case 0: return im_matvec_b<0>(v, x, y, r0, r1);
+    case 1: return im_matvec_b<1>(v, x, y, r0, r1);
+    case 2: return im_matvec_b<2>(v, x, y, r0, r1);
+    case 3: return im_matvec_b<3>(v, x, y, r0, r1);
+    case 4: return im_matvec_b<4>(v, x, y, r0, r1);
+    case 5: return im_matvec_b<5>(v, x, y, r0, r1);
+    case 6: return im_matvec_b<6>(v, x, y, r0, r1);
+    case 7: return im_matvec_b<7>(v, x, y, r0, r1);
+    case 8: return im_matvec_b<8>(v, x, y, r0, r1);
+  }
+  scalar_kernels.im_matvec(v, x, y, r0, r1);
+}
+
+// Weights of entries [p, p + n) as floats, for the matmat blocks.
+template <int B>
+void im_expand(const IMView& v, const Lut<B>& lut, uint64_t p, uint64_t n, float* out) {
+  const uint64_t e = p + n;
+  for (uint64_t q = p & ~uint64_t(15); q < e; q += 16) {
+    unsigned lo = q < p ? unsigned(p - q) : 0, hi = unsigned(std::min<uint64_t>(16, e - q));
+    __mmask16 m = __mmask16(((1u << hi) - 1) & ~((1u << lo) - 1));
+    float* oq = reinterpret_cast<float*>(reinterpret_cast<uintptr_t>(out) + (q - p) * sizeof(float));
+    _mm512_mask_storeu_ps(oq, m, im_weights16<B>(v, lut, q));
+  }
+}
+
+template <int B>
+void im_matmat_b(const IMView& v, const float* X, uint64_t B_, float* Y, uint64_t r0, uint64_t r1) {
+  const Lut<B> lut(v.codebook, v.k);
+  blocked_matmat<V512>(
+      v.cols, X, B_, Y, r0, r1, 4, [](uint64_t, uint64_t) {},
+      [&](uint64_t i, uint64_t j0, uint64_t kc, float* out) {
+        im_expand<B>(v, lut, i * v.cols + j0, kc, out);
+      });
+}
+
+void im_matmat(const IMView& v, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1) {
+  switch (v.bits) {
+    case 0: return im_matmat_b<0>(v, X, B, Y, r0, r1);
+    case 1: return im_matmat_b<1>(v, X, B, Y, r0, r1);
+    case 2: return im_matmat_b<2>(v, X, B, Y, r0, r1);
+    case 3: return im_matmat_b<3>(v, X, B, Y, r0, r1);
+    case 4: return im_matmat_b<4>(v, X, B, Y, r0, r1);
+    case 5: return im_matmat_b<5>(v, X, B, Y, r0, r1);
+    case 6: return im_matmat_b<6>(v, X, B, Y, r0, r1);
+    case 7: return im_matmat_b<7>(v, X, B, Y, r0, r1);
+    case 8: return im_matmat_b<8>(v, X, B, Y, r0, r1);
+  }
+  // Wider indices: expand through the scalar decoder.
+  std::vector<uint32_t> idx(kKC);
+  blocked_matmat<V512>(
+      v.cols, X, B, Y, r0, r1, 4, [](uint64_t, uint64_t) {},
+      [&](uint64_t i, uint64_t j0, uint64_t kc, float* out) {
+        im_decode_range(v, i * v.cols + j0, kc, idx.data());
+        for (uint64_t j = 0; j < kc; ++j) out[j] = v.codebook[idx[j]];
+      });
+}
+
+// HAM with k <= 256: decode a row to byte indices, then look them up 16 at a time.
+template <int B>
+inline float dot_bytes(const Lut<B>& lut, const uint8_t* idx, const float* x, uint64_t n) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+  uint64_t j = 0;
+  for (; j + 32 <= n; j += 32) {
+    a0 = _mm512_fmadd_ps(lut(bytes16(idx + j)), _mm512_loadu_ps(x + j), a0);
+    a1 = _mm512_fmadd_ps(lut(bytes16(idx + j + 16)), _mm512_loadu_ps(x + j + 16), a1);
+  }
+  for (; j < n; j += 16) {
+    unsigned m = unsigned(std::min<uint64_t>(16, n - j));
+    __m512 w = lut(bytes16(idx + j));  // the row buffer has 16 bytes of slack
+    a0 = _mm512_fmadd_ps(w, V512::load(x + j, m), a0);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+void ham_matvec(const HAMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
+  bool done = with_bits(v.index_bits, [&](auto Bc) {
+    constexpr int B = decltype(Bc)::value;
+    const Lut<B> lut(v.codebook, v.k);
+    std::vector<uint8_t> idx(v.cols + 16);
+    for (uint64_t i = r0; i < r1; ++i) {
+      ham_decode_row(v, i, idx.data());
+      y[i] = dot_bytes<B>(lut, idx.data(), x, v.cols);
+    }
+  });
+  if (!done) scalar_kernels.ham_matvec(v, x, y, r0, r1);
+}
+
+void ham_matmat(const HAMView& v, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1) {
+  // Rows are decoded a block at a time (rows are only decodable from their start), then
+  // expanded to floats kKC columns at a time.
+  constexpr uint64_t kRows = 16;
+  std::vector<uint16_t> idx(kRows * (v.cols + 4));
+  uint64_t first = 0;
+  blocked_matmat<V512>(
+      v.cols, X, B, Y, r0, r1, kRows,
+      [&](uint64_t i0, uint64_t i1) {
+        first = i0;
+        for (uint64_t i = i0; i < i1; ++i) ham_decode_row(v, i, idx.data() + (i - i0) * (v.cols + 4));
+      },
+      [&](uint64_t i, uint64_t j0, uint64_t kc, float* out) {
+        const uint16_t* row = idx.data() + (i - first) * (v.cols + 4) + j0;
+        for (uint64_t j = 0; j < kc; ++j) out[j] = v.codebook[row[j]];
+      });
+}
+
+void hcsr_matmat(const HCSRView& v, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1) {
+  for (uint64_t i = r0; i < r1; ++i)
+    sparse_row_matmat<V512>(B, X, Y + i * B, [&](auto&& f) { hcsr_for_each(v, i, f); });
+}
+
+}  // namespace
+
+const KernelSet avx512_kernels = {"avx512",  im_matvec,  ham_matvec, hcsr_matvec_rows,
+                                  im_matmat, ham_matmat, hcsr_matmat};
+
+}  // namespace cnn::kernels

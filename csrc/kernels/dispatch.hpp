@@ -1,0 +1,37 @@
+// One table of kernels per instruction set, chosen at run time (simdjson-style): the
+// scalar set runs everywhere, the AVX2+FMA and AVX-512 sets where the CPU has them.
+// Every kernel computes rows [r0, r1) of its product, so threads split rows.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "views.hpp"
+
+namespace cnn::kernels {
+
+struct KernelSet {
+  const char* name;
+  // y[r] = W[r] . x
+  void (*im_matvec)(const IMView&, const float* x, float* y, uint64_t r0, uint64_t r1);
+  void (*ham_matvec)(const HAMView&, const float* x, float* y, uint64_t r0, uint64_t r1);
+  void (*hcsr_matvec)(const HCSRView&, const float* x, float* y, uint64_t r0, uint64_t r1);
+  // Y[r, :] = W[r] X  with X: cols x B row-major, Y: rows x B
+  void (*im_matmat)(const IMView&, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1);
+  void (*ham_matmat)(const HAMView&, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1);
+  void (*hcsr_matmat)(const HCSRView&, const float* X, uint64_t B, float* Y, uint64_t r0,
+                      uint64_t r1);
+};
+
+extern const KernelSet scalar_kernels;
+extern const KernelSet avx2_kernels;
+extern const KernelSet avx512_kernels;
+
+// Kernel sets this CPU can run, best last.
+std::vector<const KernelSet*> supported();
+// The set in use: COMPACTNN_ISA if set (InvalidInput if unknown or unsupported), else the
+// best verified one (dispatch.cpp).  Chosen once, on first use.
+const KernelSet& active();
+// Switch the set in use (tests compare every supported set against the scalar one).
+void set_active(const std::string& name);
+
+}  // namespace cnn::kernels

@@ -1,0 +1,128 @@
+// The blocked matrix-matrix product shared by the SIMD kernel sets (TU-local, like
+// decode.hpp).  V is a vector type: width, zero, load/store (masked for a partial
+// vector), set1, fmadd.
+//
+// Rows come in blocks whose indices the caller has at hand; weights are expanded to
+// floats for 4 rows x kKC columns at a time (L1), and a register tile of 4 rows x up to 4
+// vectors of Y accumulates over that block of X (kKC x B, kept in L2).  Each Y entry sums
+// its terms in column order whatever the row grouping, so threads do not change results.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+namespace cnn::kernels {
+namespace {
+
+constexpr uint64_t kKC = 256;  // columns of W (rows of X) per block
+
+template <class V, int R, int NV>
+inline void mm_tile(const float* const* w, uint64_t kc, const float* X, uint64_t B, uint64_t b0,
+                    unsigned last, bool accumulate, float* const* y) {
+  typename V::reg acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v)
+      acc[r][v] = accumulate ? V::load(y[r] + b0 + v * V::width, v == NV - 1 ? last : V::width)
+                             : V::zero();
+  for (uint64_t j = 0; j < kc; ++j) {
+    const float* xr = X + j * B + b0;
+    typename V::reg xv[NV];
+    for (int v = 0; v < NV; ++v) xv[v] = V::load(xr + v * V::width, v == NV - 1 ? last : V::width);
+    for (int r = 0; r < R; ++r) {
+      typename V::reg wr = V::set1(w[r][j]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::fmadd(wr, xv[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v)
+      V::store(y[r] + b0 + v * V::width, acc[r][v], v == NV - 1 ? last : V::width);
+}
+
+template <class V, int R>
+inline void mm_rows(const float* const* w, uint64_t kc, const float* X, uint64_t B,
+                    bool accumulate, float* const* y) {
+  constexpr uint64_t kTile = 4 * V::width;
+  uint64_t b0 = 0;
+  for (; b0 + kTile <= B; b0 += kTile)
+    mm_tile<V, R, 4>(w, kc, X, B, b0, V::width, accumulate, y);
+  uint64_t rest = B - b0;
+  if (!rest) return;
+  unsigned nv = unsigned((rest + V::width - 1) / V::width);
+  unsigned last = unsigned(rest - (nv - 1) * V::width);
+  switch (nv) {
+    case 1: return mm_tile<V, R, 1>(w, kc, X, B, b0, last, accumulate, y);
+    case 2: return mm_tile<V, R, 2>(w, kc, X, B, b0, last, accumulate, y);
+    case 3: return mm_tile<V, R, 3>(w, kc, X, B, b0, last, accumulate, y);
+    default: return mm_tile<V, R, 4>(w, kc, X, B, b0, last, accumulate, y);
+  }
+}
+
+// Y[r0:r1] = W[r0:r1] X.  weights(i, j0, kc, out) writes W[i, j0:j0+kc] as floats;
+// prepare(i0, i1) runs before the rows [i0, i1) are asked for (HAM decodes them there).
+template <class V, class Prepare, class Weights>
+inline void blocked_matmat(uint64_t cols, const float* X, uint64_t B, float* Y, uint64_t r0,
+                           uint64_t r1, uint64_t row_block, Prepare&& prepare,
+                           Weights&& weights) {
+  std::vector<float> wbuf(4 * kKC);
+  for (uint64_t i0 = r0; i0 < r1; i0 += row_block) {
+    uint64_t i1 = std::min(r1, i0 + row_block);
+    prepare(i0, i1);
+    if (cols == 0)
+      std::fill(Y + i0 * B, Y + i1 * B, 0.0f);
+    for (uint64_t j0 = 0; j0 < cols; j0 += kKC) {
+      uint64_t kc = std::min(kKC, cols - j0);
+      for (uint64_t i = i0; i < i1; i += 4) {
+        int R = int(std::min<uint64_t>(4, i1 - i));
+        const float* w[4];
+        float* y[4];
+        for (int r = 0; r < R; ++r) {
+          weights(i + r, j0, kc, wbuf.data() + r * kKC);
+          w[r] = wbuf.data() + r * kKC;
+          y[r] = Y + (i + r) * B;
+        }
+        const float* Xb = X + j0 * B;
+        bool acc = j0 > 0;
+        switch (R) {
+          case 1: mm_rows<V, 1>(w, kc, Xb, B, acc, y); break;
+          case 2: mm_rows<V, 2>(w, kc, Xb, B, acc, y); break;
+          case 3: mm_rows<V, 3>(w, kc, Xb, B, acc, y); break;
+          default: mm_rows<V, 4>(w, kc, Xb, B, acc, y); break;
+        }
+      }
+    }
+  }
+}
+
+// Y[i, :] = sum over row i's entries of value * X[col, :], with the row's accumulators in
+// registers (up to 4 vectors at a time).
+template <class V, class ForEach>
+inline void sparse_row_matmat(uint64_t B, const float* X, float* y, ForEach&& for_each) {
+  constexpr uint64_t kTile = 4 * V::width;
+  for (uint64_t b0 = 0; b0 < B; b0 += kTile) {
+    uint64_t rest = std::min(kTile, B - b0);
+    unsigned nv = unsigned((rest + V::width - 1) / V::width);
+    unsigned last = unsigned(rest - (nv - 1) * V::width);
+    typename V::reg acc[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
+    auto body = [&](auto NV) {
+      for_each([&](uint64_t c, float value) {
+        typename V::reg wv = V::set1(value);
+        const float* xr = X + c * B + b0;
+        for (int v = 0; v < decltype(NV)::value; ++v)
+          acc[v] = V::fmadd(wv, V::load(xr + v * V::width,
+                                        v == decltype(NV)::value - 1 ? last : V::width),
+                            acc[v]);
+      });
+      for (int v = 0; v < decltype(NV)::value; ++v)
+        V::store(y + b0 + v * V::width, acc[v], v == decltype(NV)::value - 1 ? last : V::width);
+    };
+    switch (nv) {
+      case 1: body(std::integral_constant<int, 1>()); break;
+      case 2: body(std::integral_constant<int, 2>()); break;
+      case 3: body(std::integral_constant<int, 3>()); break;
+      default: body(std::integral_constant<int, 4>()); break;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace cnn::kernels

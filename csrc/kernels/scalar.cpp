@@ -1,0 +1,83 @@
+// Portable kernels: the reference every SIMD set is tested against.
+#include <cstring>
+#include <vector>
+
+#include "decode.hpp"
+#include "dispatch.hpp"
+
+namespace cnn::kernels {
+namespace {
+
+// Eight partial sums in a fixed order.
+template <class Idx>
+float dot_indices(const Idx* idx, const float* cb, const float* x, uint64_t n) {
+  float acc[8] = {};
+  uint64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int t = 0; t < 8; ++t) acc[t] += cb[idx[j + t]] * x[j + t];
+  for (; j < n; ++j) acc[j & 7] += cb[idx[j]] * x[j];
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+// Y[i, :] = sum_j cb[idx[j]] X[j, :]
+template <class Idx>
+void axpy_rows(const Idx* idx, const float* cb, uint64_t cols, const float* X, uint64_t B,
+               float* y) {
+  std::memset(y, 0, B * sizeof(float));
+  for (uint64_t j = 0; j < cols; ++j) {
+    const float w = cb[idx[j]], *xj = X + j * B;
+    for (uint64_t b = 0; b < B; ++b) y[b] += w * xj[b];
+  }
+}
+
+void im_matvec(const IMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
+  std::vector<uint32_t> idx(v.cols);
+  for (uint64_t i = r0; i < r1; ++i) {
+    im_decode_range(v, i * v.cols, v.cols, idx.data());
+    y[i] = dot_indices(idx.data(), v.codebook, x, v.cols);
+  }
+}
+
+void im_matmat(const IMView& v, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1) {
+  std::vector<uint32_t> idx(v.cols);
+  for (uint64_t i = r0; i < r1; ++i) {
+    im_decode_range(v, i * v.cols, v.cols, idx.data());
+    axpy_rows(idx.data(), v.codebook, v.cols, X, B, Y + i * B);
+  }
+}
+
+void ham_matvec(const HAMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
+  std::vector<uint16_t> idx(v.cols + 4);
+  for (uint64_t i = r0; i < r1; ++i) {
+    ham_decode_row(v, i, idx.data());
+    y[i] = dot_indices(idx.data(), v.codebook, x, v.cols);
+  }
+}
+
+void ham_matmat(const HAMView& v, const float* X, uint64_t B, float* Y, uint64_t r0,
+                uint64_t r1) {
+  std::vector<uint16_t> idx(v.cols + 4);
+  for (uint64_t i = r0; i < r1; ++i) {
+    ham_decode_row(v, i, idx.data());
+    axpy_rows(idx.data(), v.codebook, v.cols, X, B, Y + i * B);
+  }
+}
+
+void hcsr_matmat(const HCSRView& v, const float* X, uint64_t B, float* Y, uint64_t r0,
+                 uint64_t r1) {
+  for (uint64_t i = r0; i < r1; ++i) {
+    float* y = Y + i * B;
+    std::memset(y, 0, B * sizeof(float));
+    hcsr_for_each(v, i, [&](uint64_t c, float w) {
+      const float* xc = X + c * B;
+      for (uint64_t b = 0; b < B; ++b) y[b] += w * xc[b];
+    });
+  }
+}
+
+}  // namespace
+
+const KernelSet scalar_kernels = {"scalar",  im_matvec, ham_matvec, hcsr_matvec_rows,
+                                  im_matmat, ham_matmat, hcsr_matmat};
+
+}  // namespace cnn::kernels

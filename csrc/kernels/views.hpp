@@ -1,0 +1,49 @@
+// What a kernel sees of each format: plain pointers and sizes, no ownership.
+#pragma once
+#include <cstdint>
+
+namespace cnn {
+namespace huff {
+class Decoder;
+}
+
+namespace kernels {
+
+struct IMView {
+  uint64_t rows, cols;
+  unsigned bits;  // index bits b = ceil(log2 k) (0..16); packed layout in index_map.hpp
+  uint32_t k;
+  const float* codebook;
+  const uint8_t* packed;
+};
+
+struct HAMView {
+  uint64_t rows, cols;
+  unsigned index_bits;  // ceil(log2 k): selects the SIMD lookup
+  uint32_t k;
+  const float* codebook;
+  const uint8_t* stream;
+  const uint64_t* offsets;
+  const huff::Decoder* decoder;
+  // Up to 3 symbols per lookup (k <= 256; null for small matrices): entry = total length |
+  // symbol count << 5 (0: code longer than the table) | symbols << 8, 16, 24.
+  const uint32_t* multi;
+  int multi_bits;
+};
+
+struct HCSRView {
+  uint64_t rows, cols;
+  const float* codebook;
+  const uint8_t* stream;
+  const uint64_t* offsets;
+  const huff::Decoder* decoder;
+  unsigned gap_bits, esc_bits;
+  // One lookup per entry: meta = length | column step (gap + 1) << 5 | kSlowEntry,
+  // value = the entry's weight; both indexed by the next table_bits of the stream.
+  const uint16_t* meta;
+  const float* value;
+  int table_bits;
+};
+
+}  // namespace kernels
+}  // namespace cnn
