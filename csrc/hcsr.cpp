@@ -22,7 +22,7 @@ struct Plan {
 };
 
 Plan plan_for(unsigned gap_bits, uint32_t k, const std::vector<uint64_t>& gaps,
-              const uint32_t* vidx) {
+              const uint32_t* vidx, int max_len) {
   Plan p;
   p.gap_bits = gap_bits;
   const uint64_t esc = (uint64_t(1) << gap_bits) - 1;
@@ -39,7 +39,7 @@ Plan plan_for(unsigned gap_bits, uint32_t k, const std::vector<uint64_t>& gaps,
   }
   p.esc_bits = bit_width(max_raw);
   // Every code spends at least one bit, so a row's end is where its bits end.
-  p.lengths = huff::code_lengths(counts, huff::kMaxLen, /*zero_bit_ok=*/false);
+  p.lengths = huff::code_lengths(counts, max_len, /*zero_bit_ok=*/false);
   uint64_t bits = huff::coded_bits(counts, p.lengths) + escapes * p.esc_bits;
   p.decoder = huff::Decoder(p.lengths, huff::table_bits_for(bits));
   p.bytes = (bits + 7) / 8 + p.lengths.size() + p.decoder.nbytes();
@@ -73,11 +73,19 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint
       next = col[e] + 1;
     }
   }
-  Plan best;
+  // The smallest plan, unless one whose codes all fit the kernels' one-lookup table
+  // (length <= kFastBits) costs at most 1% more: then every entry but the escapes decodes
+  // with one lookup.
+  Plan best, fast;
   for (unsigned gb = 0; gb <= kMaxGapBits && (uint64_t(k) << gb) <= kMaxAlphabet; ++gb) {
-    Plan p = plan_for(gb, k, gaps, vidx);
+    Plan p = plan_for(gb, k, gaps, vidx, huff::kMaxLen);
     if (gb == 0 || p.bytes < best.bytes) best = std::move(p);
+    if ((uint64_t(k) << gb) <= (uint64_t(1) << kFastBits)) {
+      Plan q = plan_for(gb, k, gaps, vidx, kFastBits);
+      if (!fast.bytes || q.bytes < fast.bytes) fast = std::move(q);
+    }
   }
+  if (fast.bytes && fast.bytes <= best.bytes + best.bytes / 100) best = std::move(fast);
   gap_bits_ = best.gap_bits;
   esc_bits_ = best.esc_bits;
   lengths_ = std::move(best.lengths);
@@ -185,14 +193,14 @@ void HCSR::for_each_in_row(uint64_t i, F&& f) const {
 // Entries whose code fits the table and is not an escape decode with one lookup; the rest
 // are marked slow.  The tables pay for their 12 KiB only when there are many entries.
 void HCSR::build_tables() {
-  const int bits = decoder_.table_bits();
+  const int bits = kFastBits;
   if (nnz_ < (uint64_t(4) << bits)) return;
   const uint32_t esc = (1u << gap_bits_) - 1;
   meta_.assign(size_t(1) << bits, kernels::kSlowEntry);
   value_.assign(size_t(1) << bits, 0.0f);
   for (uint32_t t = 0; t < meta_.size(); ++t) {
-    uint32_t e = decoder_.table()[t], len = e & 31, sym = e >> 5;
-    if (len == huff::Decoder::kSlow || (sym & esc) == esc) continue;
+    uint32_t e = decoder_.decode(uint64_t(t) << (64 - bits)), len = e & 31, sym = e >> 5;
+    if (e == huff::Decoder::kInvalid || len > unsigned(bits) || (sym & esc) == esc) continue;
     meta_[t] = uint16_t(len | ((sym & esc) + 1) << 5);
     value_[t] = codebook_[sym >> gap_bits_];
   }
@@ -202,7 +210,7 @@ kernels::HCSRView HCSR::view() const {
   return {rows_,     cols_,     codebook_.data(),
           stream(),  offsets_.data(), &decoder_,
           gap_bits_, esc_bits_, meta_.empty() ? nullptr : meta_.data(),
-          value_.data(), decoder_.table_bits()};
+          value_.data(), kFastBits};
 }
 
 void HCSR::matvec(const float* x, float* y, unsigned threads) const {

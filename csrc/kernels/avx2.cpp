@@ -1,5 +1,5 @@
-// AVX2 + FMA kernels: 8-wide products; codebook lookups through a scalar table (gathers
-// are slow on the CPUs that lack AVX-512), decoding compiled with BMI2.
+// AVX2 + FMA kernels: 8-wide products, codebook lookups held in registers (vpermps and
+// blends) for k <= 64, decoding compiled with BMI2.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -36,38 +36,182 @@ struct V256 {
   static reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
 };
 
-// sum_j cb[idx[j]] x[j] with four 8-wide accumulators.
-template <class Idx>
-float dot_lookup(const Idx* idx, const float* cb, const float* x, uint64_t n) {
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  alignas(32) float w[32];
-  uint64_t j = 0;
-  for (; j + 32 <= n; j += 32) {
-    for (int t = 0; t < 32; ++t) w[t] = cb[idx[j + t]];
-    for (int q = 0; q < 4; ++q)
-      acc[q] = _mm256_fmadd_ps(_mm256_load_ps(w + 8 * q), _mm256_loadu_ps(x + j + 8 * q), acc[q]);
-  }
-  for (; j < n; j += 8) {
-    unsigned m = unsigned(std::min<uint64_t>(8, n - j));
-    for (unsigned t = 0; t < m; ++t) w[t] = cb[idx[j + t]];
-    acc[0] = _mm256_fmadd_ps(V256::load(w, m), V256::load(x + j, m), acc[0]);
-  }
-  __m256 s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
+inline float hsum(__m256 s) {
   __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
   h = _mm_add_ps(h, _mm_movehl_ps(h, h));
   h = _mm_add_ss(h, _mm_movehdup_ps(h));
   return _mm_cvtss_f32(h);
 }
 
-void im_matvec(const IMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
-  std::vector<uint32_t> idx(v.cols);
-  for (uint64_t i = r0; i < r1; ++i) {
-    im_decode_range(v, i * v.cols, v.cols, idx.data());
-    y[i] = dot_lookup(idx.data(), v.codebook, x, v.cols);
+// The codebook (k <= 2^B entries, zero-padded) looked up 8 indices at a time: vpermps on
+// 8-entry tables and blends on the higher index bits for B <= 6; a gather beyond.
+template <int B>
+struct Lut {
+  static constexpr int kTables = B <= 3 ? 1 : 1 << (B - 3);
+  static constexpr bool kRegisters = B <= 6;
+  alignas(32) float pad[8 * kTables] = {};
+  __m256 t[kRegisters ? kTables : 1];
+  Lut(const float* codebook, uint32_t k) {
+    std::memcpy(pad, codebook, std::min<uint32_t>(k, 8 * kTables) * sizeof(float));
+    if constexpr (kRegisters)
+      for (int i = 0; i < kTables; ++i) t[i] = _mm256_load_ps(pad + 8 * i);
+  }
+  __m256 operator()(__m256i idx) const {
+    if constexpr (!kRegisters) {
+      return _mm256_i32gather_ps(pad, idx, 4);
+    } else {
+      __m256 v[kTables];
+      for (int p = 0; p < kTables; ++p) v[p] = _mm256_permutevar8x32_ps(t[p], idx);
+      for (int n = kTables, bit = 3; n > 1; n /= 2, ++bit) {
+        __m256 hi = _mm256_castsi256_ps(_mm256_slli_epi32(idx, 31 - bit));
+        for (int p = 0; p < n / 2; ++p) v[p] = _mm256_blendv_ps(v[2 * p], v[2 * p + 1], hi);
+      }
+      return v[0];
+    }
+  }
+};
+
+inline __m256i bytes8(const uint8_t* p) {
+  return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+
+inline __m256i field(__m256i v, unsigned shift, int mask) {
+  return _mm256_and_si256(_mm256_srl_epi32(v, _mm_cvtsi32_si128(int(shift))), _mm256_set1_epi32(mask));
+}
+
+// IndexMap: 8 indices, lanes 8h..8h+7 of chunk f (0..7) of a 128-entry group.
+template <int B>
+inline __m256i im_idx8(const uint8_t* group, unsigned f, unsigned h) {
+  __m256i idx = _mm256_setzero_si256();
+  const uint8_t* plane = group + 8 * h;
+  if constexpr (B == 8) idx = bytes8(plane + f * 16);
+  if constexpr (B != 8 && (B & 4)) {
+    idx = field(bytes8(plane + (f / 2) * 16), (f & 1) * 4, 15);
+    plane += 64;
+  }
+  if constexpr (B != 8 && (B & 2)) {
+    idx = _mm256_or_si256(idx, _mm256_slli_epi32(field(bytes8(plane + (f / 4) * 16), (f & 3) * 2, 3), B & 4));
+    plane += 32;
+  }
+  if constexpr (B != 8 && (B & 1))
+    idx = _mm256_or_si256(idx, _mm256_slli_epi32(field(bytes8(plane), f, 1), B & 6));
+  return idx;
+}
+
+// Weights of flat entries [p, p + 16) (p a multiple of 16) as two vectors.
+template <int B>
+inline void im_weights16(const IMView& v, const Lut<B>& lut, uint64_t p, __m256& w0, __m256& w1) {
+  const uint8_t* group = v.packed + (p >> 7) * 16 * B;
+  unsigned f = unsigned(p >> 4) & 7;
+  w0 = lut(im_idx8<B>(group, f, 0));
+  w1 = lut(im_idx8<B>(group, f, 1));
+}
+
+// R rows whose entries start on 16-entry chunks: one load of x serves all R rows.
+template <int B, int R>
+inline void im_rows_aligned(const IMView& v, const Lut<B>& lut, const float* x, float* y,
+                            uint64_t i) {
+  __m256 a0[R], a1[R];
+  for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm256_setzero_ps();
+  for (uint64_t c = 0; c < v.cols; c += 16) {
+    __m256 x0 = _mm256_loadu_ps(x + c), x1 = _mm256_loadu_ps(x + c + 8);
+    for (int r = 0; r < R; ++r) {
+      __m256 w0, w1;
+      im_weights16<B>(v, lut, (i + r) * v.cols + c, w0, w1);
+      a0[r] = _mm256_fmadd_ps(w0, x0, a0[r]);
+      a1[r] = _mm256_fmadd_ps(w1, x1, a1[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) y[i + r] = hsum(_mm256_add_ps(a0[r], a1[r]));
+}
+
+// Weights of entries [p, p + n) as floats (any alignment).
+template <int B>
+void im_expand(const IMView& v, const Lut<B>& lut, uint64_t p, uint64_t n, float* out) {
+  alignas(32) float w[16];
+  const uint64_t e = p + n;
+  for (uint64_t q = p & ~uint64_t(15); q < e; q += 16) {
+    __m256 w0, w1;
+    im_weights16<B>(v, lut, q, w0, w1);
+    _mm256_store_ps(w, w0);
+    _mm256_store_ps(w + 8, w1);
+    uint64_t lo = q < p ? p - q : 0, hi = std::min<uint64_t>(16, e - q);
+    std::memcpy(out + (q + lo - p), w + lo, (hi - lo) * sizeof(float));
   }
 }
 
+template <int B>
+void im_matvec_b(const IMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
+  const Lut<B> lut(v.codebook, v.k);
+  uint64_t i = r0;
+  if (v.cols % 16 == 0) {
+    for (; i + 4 <= r1; i += 4) im_rows_aligned<B, 4>(v, lut, x, y, i);
+    for (; i < r1; ++i) im_rows_aligned<B, 1>(v, lut, x, y, i);
+    return;
+  }
+  std::vector<float> w(v.cols);
+  for (; i < r1; ++i) {
+    im_expand<B>(v, lut, i * v.cols, v.cols, w.data());
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (uint64_t j = 0; j < v.cols; j += 8) {
+      unsigned m = unsigned(std::min<uint64_t>(8, v.cols - j));
+      acc[(j >> 3) & 1] = _mm256_fmadd_ps(V256::load(w.data() + j, m), V256::load(x + j, m), acc[(j >> 3) & 1]);
+    }
+    y[i] = hsum(_mm256_add_ps(acc[0], acc[1]));
+  }
+}
+
+template <int B>
+void im_matmat_b(const IMView& v, const float* X, uint64_t B_, float* Y, uint64_t r0, uint64_t r1) {
+  const Lut<B> lut(v.codebook, v.k);
+  blocked_matmat<V256>(
+      v.cols, X, B_, Y, r0, r1, 4, [](uint64_t, uint64_t) {},
+      [&](uint64_t i, uint64_t j0, uint64_t kc, float* out) {
+        im_expand<B>(v, lut, i * v.cols + j0, kc, out);
+      });
+}
+
+// Calls f(integral_constant<B>) for the index widths with SIMD lookups; false otherwise.
+template <class F>
+bool with_bits(unsigned bits, F&& f) {
+  switch (bits) {
+    case 0: case 1: case 2: case 3: f(std::integral_constant<int, 3>()); return true;
+    case 4: f(std::integral_constant<int, 4>()); return true;
+    case 5: f(std::integral_constant<int, 5>()); return true;
+    case 6: f(std::integral_constant<int, 6>()); return true;
+    case 7: f(std::integral_constant<int, 7>()); return true;
+    case 8: f(std::integral_constant<int, 8>()); return true;
+  }
+  return false;
+}
+
+void im_matvec(const IMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
+  switch (v.bits) {
+    case 0: return im_matvec_b<0>(v, x, y, r0, r1);
+    case 1: return im_matvec_b<1>(v, x, y, r0, r1);
+    case 2: return im_matvec_b<2>(v, x, y, r0, r1);
+    case 3: return im_matvec_b<3>(v, x, y, r0, r1);
+    case 4: return im_matvec_b<4>(v, x, y, r0, r1);
+    case 5: return im_matvec_b<5>(v, x, y, r0, r1);
+    case 6: return im_matvec_b<6>(v, x, y, r0, r1);
+    case 7: return im_matvec_b<7>(v, x, y, r0, r1);
+    case 8: return im_matvec_b<8>(v, x, y, r0, r1);
+  }
+  scalar_kernels.im_matvec(v, x, y, r0, r1);
+}
+
 void im_matmat(const IMView& v, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1) {
+  switch (v.bits) {
+    case 0: return im_matmat_b<0>(v, X, B, Y, r0, r1);
+    case 1: return im_matmat_b<1>(v, X, B, Y, r0, r1);
+    case 2: return im_matmat_b<2>(v, X, B, Y, r0, r1);
+    case 3: return im_matmat_b<3>(v, X, B, Y, r0, r1);
+    case 4: return im_matmat_b<4>(v, X, B, Y, r0, r1);
+    case 5: return im_matmat_b<5>(v, X, B, Y, r0, r1);
+    case 6: return im_matmat_b<6>(v, X, B, Y, r0, r1);
+    case 7: return im_matmat_b<7>(v, X, B, Y, r0, r1);
+    case 8: return im_matmat_b<8>(v, X, B, Y, r0, r1);
+  }
   std::vector<uint32_t> idx(kKC);
   blocked_matmat<V256>(
       v.cols, X, B, Y, r0, r1, 4, [](uint64_t, uint64_t) {},
@@ -77,20 +221,29 @@ void im_matmat(const IMView& v, const float* X, uint64_t B, float* Y, uint64_t r
       });
 }
 
-void ham_matvec(const HAMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
-  if (v.k <= 256) {
-    std::vector<uint8_t> idx(v.cols + 16);
-    for (uint64_t i = r0; i < r1; ++i) {
-      ham_decode_row(v, i, idx.data());
-      y[i] = dot_lookup(idx.data(), v.codebook, x, v.cols);
-    }
-  } else {
-    std::vector<uint16_t> idx(v.cols + 16);
-    for (uint64_t i = r0; i < r1; ++i) {
-      ham_decode_row(v, i, idx.data());
-      y[i] = dot_lookup(idx.data(), v.codebook, x, v.cols);
-    }
+// HAM with k <= 256: decode a row to byte indices, then look them up 8 at a time.
+template <int B>
+inline float dot_bytes(const Lut<B>& lut, const uint8_t* idx, const float* x, uint64_t n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  uint64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    a0 = _mm256_fmadd_ps(lut(bytes8(idx + j)), _mm256_loadu_ps(x + j), a0);
+    a1 = _mm256_fmadd_ps(lut(bytes8(idx + j + 8)), _mm256_loadu_ps(x + j + 8), a1);
   }
+  for (; j < n; j += 8) {  // the row buffer has slack past n
+    unsigned m = unsigned(std::min<uint64_t>(8, n - j));
+    a0 = _mm256_fmadd_ps(lut(bytes8(idx + j)), V256::load(x + j, m), a0);
+  }
+  return hsum(_mm256_add_ps(a0, a1));
+}
+
+void ham_matvec(const HAMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
+  bool done = v.index_bits <= 8 && with_bits(v.index_bits, [&](auto Bc) {
+    constexpr int B = decltype(Bc)::value;
+    const Lut<B> lut(v.codebook, v.k);
+    ham_matvec_bytes(v, r0, r1, y, [&](const uint8_t* idx) { return dot_bytes<B>(lut, idx, x, v.cols); });
+  });
+  if (!done) scalar_kernels.ham_matvec(v, x, y, r0, r1);
 }
 
 void ham_matmat(const HAMView& v, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1) {

@@ -243,11 +243,7 @@ void ham_matvec(const HAMView& v, const float* x, float* y, uint64_t r0, uint64_
   bool done = with_bits(v.index_bits, [&](auto Bc) {
     constexpr int B = decltype(Bc)::value;
     const Lut<B> lut(v.codebook, v.k);
-    std::vector<uint8_t> idx(v.cols + 16);
-    for (uint64_t i = r0; i < r1; ++i) {
-      ham_decode_row(v, i, idx.data());
-      y[i] = dot_bytes<B>(lut, idx.data(), x, v.cols);
-    }
+    ham_matvec_bytes(v, r0, r1, y, [&](const uint8_t* idx) { return dot_bytes<B>(lut, idx, x, v.cols); });
   });
   if (!done) scalar_kernels.ham_matvec(v, x, y, r0, r1);
 }

@@ -5,6 +5,7 @@
 #pragma once
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "../bitstream.hpp"
 #include "../huffman.hpp"
@@ -92,8 +93,71 @@ inline void ham_decode_row(const HAMView& v, uint64_t i, Idx* out) {
   }
 }
 
+// HAM with the multi-symbol table: rows [i, i + 4) into out[r] (cols + 16 entries each),
+// decoded in lockstep so the four lookup chains overlap.  Same results as ham_decode_row.
+inline void ham_decode_rows4(const HAMView& v, uint64_t i, uint8_t* const out[4]) {
+  const uint8_t* const s = v.stream;
+  const uint32_t* const multi = v.multi;
+  const unsigned sh = 64 - v.multi_bits;
+  // One 57-bit window: up to 5 lookups of <= 11 bits.
+  auto window = [&](uint64_t& pos, uint8_t*& o, uint8_t* end) __attribute__((always_inline)) {
+    uint64_t w = peek64(s, pos);
+    unsigned used = 0;
+    for (int t = 0; t < 5; ++t) {
+      uint32_t e = multi[w >> sh];
+      unsigned n = (e >> 5) & 3, len = e & 31;
+      if (__builtin_expect(n == 0, 0)) {  // a code longer than the table
+        e = v.decoder->decode(peek64(s, pos + used));
+        *o++ = uint8_t(e >> 5);
+        used += e & 31;
+        break;
+      }
+      uint32_t syms = e >> 8;
+      std::memcpy(o, &syms, 4);  // symbols past the row land in the slack
+      o += n;
+      used += len;
+      w <<= len;
+      if (o >= end) break;
+    }
+    pos += used;
+  };
+  uint64_t p0 = v.offsets[i], p1 = v.offsets[i + 1], p2 = v.offsets[i + 2], p3 = v.offsets[i + 3];
+  uint8_t *o0 = out[0], *o1 = out[1], *o2 = out[2], *o3 = out[3];
+  uint8_t *e0 = o0 + v.cols, *e1 = o1 + v.cols, *e2 = o2 + v.cols, *e3 = o3 + v.cols;
+  while (o0 < e0 && o1 < e1 && o2 < e2 && o3 < e3) {
+    window(p0, o0, e0);
+    window(p1, o1, e1);
+    window(p2, o2, e2);
+    window(p3, o3, e3);
+  }
+  while (o0 < e0) window(p0, o0, e0);
+  while (o1 < e1) window(p1, o1, e1);
+  while (o2 < e2) window(p2, o2, e2);
+  while (o3 < e3) window(p3, o3, e3);
+}
+
+// HAM matvec rows with byte indices (k <= 256): decode (four rows at a time when the
+// multi-symbol table exists), then dot(idx, x) for each row.
+template <class Dot>
+inline void ham_matvec_bytes(const HAMView& v, uint64_t r0, uint64_t r1, float* y, Dot&& dot) {
+  const uint64_t stride = v.cols + 16;
+  std::vector<uint8_t> buf(4 * stride);
+  uint8_t* const rows[4] = {buf.data(), buf.data() + stride, buf.data() + 2 * stride,
+                            buf.data() + 3 * stride};
+  uint64_t i = r0;
+  if (v.multi && !v.decoder->zero_bit())
+    for (; i + 4 <= r1; i += 4) {
+      ham_decode_rows4(v, i, rows);
+      for (int r = 0; r < 4; ++r) y[i + r] = dot(rows[r]);
+    }
+  for (; i < r1; ++i) {
+    ham_decode_row(v, i, rows[0]);
+    y[i] = dot(rows[0]);
+  }
+}
+
 // HCSR: one entry at `pos` through the general decoder (long codes and escapes).
-inline void hcsr_slow(const HCSRView& v, uint64_t& pos, uint64_t& col, float& value) {
+__attribute__((noinline)) void hcsr_slow(const HCSRView& v, uint64_t& pos, uint64_t& col, float& value) {
   uint32_t e = v.decoder->decode(peek64(v.stream, pos));
   pos += e & 31;
   uint32_t sym = e >> 5;
@@ -134,31 +198,59 @@ inline void hcsr_for_each(const HCSRView& v, uint64_t i, F&& f) {
   }
 }
 
-// y[r] for rows [r0, r1): four rows decoded in lockstep hide the lookup latency; each row
-// still sums its entries in order, so the result does not depend on the grouping.
+// y[r] for rows [r0, r1).  Four rows decoded in lockstep hide the lookup latency; each row
+// still sums its entries in order, so the result does not depend on the grouping.  Hot
+// state lives in locals (the compiler cannot keep struct fields in registers across the
+// stores).
 inline void hcsr_matvec_rows(const HCSRView& v, const float* x, float* y, uint64_t r0,
                              uint64_t r1) {
   uint64_t i = r0;
-  for (; i + 4 <= r1; i += 4) {
-    uint64_t pos[4], end[4], col[4] = {0, 0, 0, 0};
-    float acc[4] = {0, 0, 0, 0};
-    for (int r = 0; r < 4; ++r) {
-      pos[r] = v.offsets[i + r];
-      end[r] = v.offsets[i + r + 1];
-    }
-    while (pos[0] < end[0] && pos[1] < end[1] && pos[2] < end[2] && pos[3] < end[3]) {
-      for (int r = 0; r < 4; ++r) {
-        float value = hcsr_next(v, pos[r], col[r]);
-        acc[r] = madd(value, x[col[r] - 1], acc[r]);
+  if (v.meta) {
+    const uint8_t* const s = v.stream;
+    const uint16_t* const meta = v.meta;
+    const float* const value = v.value;
+    const unsigned sh = 64 - v.table_bits;
+    auto step = [&](uint64_t& pos, uint64_t& col, float& acc) __attribute__((always_inline)) {
+      const unsigned t = unsigned(peek64(s, pos) >> sh);
+      const unsigned me = meta[t];
+      float w;
+      if (__builtin_expect(me & kSlowEntry, 0)) {
+        hcsr_slow(v, pos, col, w);
+      } else {
+        pos += me & 31;
+        col += me >> 5;
+        w = value[t];
       }
-    }
-    for (int r = 0; r < 4; ++r) {
-      while (pos[r] < end[r]) {
-        float value = hcsr_next(v, pos[r], col[r]);
-        acc[r] = madd(value, x[col[r] - 1], acc[r]);
+      acc = madd(w, x[col - 1], acc);
+    };
+    for (; i + 4 <= r1; i += 4) {
+      const uint64_t* off = v.offsets + i;
+      uint64_t p0 = off[0], p1 = off[1], p2 = off[2], p3 = off[3];
+      const uint64_t e0 = off[1], e1 = off[2], e2 = off[3], e3 = off[4];
+      uint64_t c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+      float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+      while (p0 < e0 && p1 < e1 && p2 < e2 && p3 < e3) {
+        step(p0, c0, a0);
+        step(p1, c1, a1);
+        step(p2, c2, a2);
+        step(p3, c3, a3);
       }
-      y[i + r] = acc[r];
+      while (p0 < e0) step(p0, c0, a0);
+      while (p1 < e1) step(p1, c1, a1);
+      while (p2 < e2) step(p2, c2, a2);
+      while (p3 < e3) step(p3, c3, a3);
+      y[i] = a0;
+      y[i + 1] = a1;
+      y[i + 2] = a2;
+      y[i + 3] = a3;
     }
+    for (; i < r1; ++i) {
+      uint64_t p = v.offsets[i], e = v.offsets[i + 1], col = 0;
+      float acc = 0;
+      while (p < e) step(p, col, acc);
+      y[i] = acc;
+    }
+    return;
   }
   for (; i < r1; ++i) {
     float acc = 0;

@@ -1,11 +1,31 @@
 """compactnn: pruned and quantized weight matrices stored compactly (HAM, HCSR, IndexMap),
 with matrix products computed directly on the compact form."""
-from . import bounds
+from . import _core, bounds
 from .formats import HAM, HCSR, CompressedMatrix, FormatError, IndexMap, frombytes, load
 from .prune import prune
 from .quantize import Quantized, cws
 
 __version__ = "0.1.0"
+
+_core.isa()  # choose the kernel set now, so a bad COMPACTNN_ISA fails at import
+
+
+def cpu_info() -> dict:
+    """The kernel set in use (COMPACTNN_ISA=scalar|avx2|avx512 forces one), the sets this CPU
+    supports, and the default number of threads."""
+    return {"isa": _core.isa(), "supported": list(_core.supported_isas()),
+            "threads": _core.num_threads()}
+
+
+def set_num_threads(n: int) -> None:
+    """Threads used by products that do not pass `threads=` (0: all cores)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"the number of threads must be a non-negative integer, got {n!r}")
+    _core.set_num_threads(min(n, 1024))
+
+
+def get_num_threads() -> int:
+    return _core.num_threads()
 __all__ = [
     "CompressedMatrix",
     "FormatError",
@@ -14,8 +34,11 @@ __all__ = [
     "IndexMap",
     "Quantized",
     "bounds",
+    "cpu_info",
+    "get_num_threads",
     "cws",
     "frombytes",
     "load",
     "prune",
+    "set_num_threads",
 ]

@@ -135,8 +135,11 @@ class CompressedMatrix:
         )
 
     # -- products -----------------------------------------------------------------
-    def dot(self, x, out=None):
-        """W @ x for x of shape (n_cols,) -> (n_rows,) or (n_cols, B) -> (n_rows, B)."""
+    def dot(self, x, out=None, threads=None):
+        """W @ x for x of shape (n_cols,) -> (n_rows,) or (n_cols, B) -> (n_rows, B).
+
+        `threads`: how many threads split the rows (default: compactnn.set_num_threads,
+        all cores unless set); the result does not depend on it."""
         x = real_array(x, "x")
         n_rows, n_cols = self.shape
         if x.ndim not in (1, 2):
@@ -150,12 +153,12 @@ class CompressedMatrix:
         y = _output(out, out_shape)
         x = _input_for(x, y)
         if x.ndim == 1:
-            self._c.matvec(x, y)
+            self._c.matvec(x, y, _threads(threads))
         else:
-            self._c.matmat(x, y)
+            self._c.matmat(x, y, _threads(threads))
         return y
 
-    def linear(self, X, out=None):
+    def linear(self, X, out=None, threads=None):
         """X @ W.T for batch-major X of shape (B, n_cols) -> (B, n_rows), like
         torch.nn.functional.linear without bias."""
         X = real_array(X, "X")
@@ -167,7 +170,7 @@ class CompressedMatrix:
                 f"{X.shape[1]} != {self.shape[1]}"
             )
         y = _output(out, (X.shape[0], self.shape[0]))
-        self._c.linear(_input_for(X, y), y)
+        self._c.linear(_input_for(X, y), y, _threads(threads))
         return y
 
     def __matmul__(self, x):
@@ -307,6 +310,15 @@ class HCSR(CompressedMatrix, format_id=3):
 
         indptr, cols, vidx = self._c.csr_arrays()
         return sp.csr_array((self.codebook[vidx], cols, indptr), shape=self.shape)
+
+
+def _threads(threads) -> int:
+    """0 (the default) or a positive thread count."""
+    if threads is None:
+        return 0
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    return int(min(threads, 1024))
 
 
 def _output(out, shape):

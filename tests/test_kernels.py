@@ -1,0 +1,119 @@
+"""Every kernel set this CPU supports against the scalar reference, and thread counts."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import compactnn as cn
+from compactnn import _core
+from conftest import FORMATS, random_quantized, reference_error
+
+ISAS = _core.supported_isas()
+
+
+@pytest.fixture(autouse=True)
+def restore_isa():
+    before = _core.isa()
+    yield
+    _core.set_isa(before)
+
+
+def products(m, x, X):
+    return m.dot(x), m.dot(X), m.linear(X.T)
+
+
+def compare_isas(m, W, rng, B=5):
+    x = rng.standard_normal(W.shape[1]).astype(np.float32)
+    X = rng.standard_normal((W.shape[1], B)).astype(np.float32)
+    _core.set_isa("scalar")
+    ref = products(m, x, X)
+    assert reference_error(W, x, ref[0]) < 2e-6
+    for isa in ISAS:
+        _core.set_isa(isa)
+        got = products(m, x, X)
+        for a, b in zip(got, ref):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * (np.abs(W).sum(1).max() + 1))
+
+
+# Shapes cover cols % 16 == 0 (the multi-row paths) and not, row counts that leave
+# remainders after groups of 4, and sizes that build the one-lookup decode tables
+# (HAM from 2^18 entries, HCSR from 16384 stored entries).
+@pytest.mark.parametrize("shape", [(37, 64), (21, 70), (5, 1), (1, 300), (515, 512), (130, 2048)])
+@pytest.mark.parametrize("k", [1, 2, 5, 16, 17, 32, 64, 65, 128, 256, 300])
+def test_isas_agree(fmt, shape, k):
+    rng = np.random.default_rng(k * 1000 + shape[0])
+    W = random_quantized(rng, *shape, k, density=0.3 if fmt is cn.HCSR else 1.0, skew=0.2)
+    compare_isas(fmt.from_dense(W), W, rng)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 70), m=st.integers(1, 200),
+       k=st.sampled_from([1, 3, 8, 16, 30, 64, 200, 256, 1000]),
+       density=st.sampled_from([0.05, 0.5, 1.0]), B=st.integers(1, 70))
+def test_isas_agree_random(seed, n, m, k, density, B):
+    rng = np.random.default_rng(seed)
+    W = random_quantized(rng, n, m, k, density=density)
+    for fmt in FORMATS:
+        compare_isas(fmt.from_dense(W), W, rng, B)
+
+
+def test_long_codes_on_every_isa():
+    counts = 2 ** np.arange(20)
+    values = np.repeat(np.arange(1, 21, dtype=np.float32), counts)
+    np.random.default_rng(0).shuffle(values)
+    W = np.zeros(1024 * 1024, np.float32)
+    W[: values.size] = values
+    W = W.reshape(1024, 1024)
+    rng = np.random.default_rng(1)
+    for fmt in (cn.HAM, cn.HCSR):
+        compare_isas(fmt.from_dense(W), W, rng)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_threads_do_not_change_results(fmt, isa):
+    _core.set_isa(isa)
+    rng = np.random.default_rng(3)
+    W = random_quantized(rng, 1030, 512, 32, density=0.2 if fmt is cn.HCSR else 1.0)
+    m = fmt.from_dense(W)
+    x = rng.standard_normal(512).astype(np.float32)
+    X = rng.standard_normal((512, 33)).astype(np.float32)
+    one = (m.dot(x, threads=1), m.dot(X, threads=1), m.linear(X.T, threads=1))
+    for t in (2, 3, 7):
+        many = (m.dot(x, threads=t), m.dot(X, threads=t), m.linear(X.T, threads=t))
+        for a, b in zip(one, many):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_cpu_info_and_isa_choice():
+    info = cn.cpu_info()
+    assert info["isa"] in ISAS and "scalar" in info["supported"]
+    with pytest.raises(ValueError, match="unknown kernel set"):
+        _core.set_isa("sse9")
+    for isa in ("avx2", "avx512"):
+        if isa not in ISAS:
+            with pytest.raises(ValueError, match="cannot run"):
+                _core.set_isa(isa)
+
+
+def test_isa_environment_variable():
+    import subprocess
+    import sys
+
+    code = "import compactnn as cn; print(cn.cpu_info()['isa'])"
+    out = subprocess.run([sys.executable, "-c", code], env={"COMPACTNN_ISA": "scalar", "PATH": ""},
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "scalar"
+    bad = subprocess.run([sys.executable, "-c", code], env={"COMPACTNN_ISA": "nope", "PATH": ""},
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "unknown kernel set 'nope'" in bad.stderr
+
+
+def test_set_num_threads():
+    before = cn.get_num_threads()
+    try:
+        cn.set_num_threads(1)
+        assert cn.get_num_threads() == 1
+        with pytest.raises(ValueError):
+            cn.set_num_threads(-1)
+    finally:
+        cn.set_num_threads(before)
