@@ -74,7 +74,7 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint
     }
   }
   // The smallest plan, unless one whose codes all fit the kernels' one-lookup table
-  // (length <= kFastBits) costs at most 1% more: then every entry but the escapes decodes
+  // (length <= kFastBits) costs at most 2.5% more: then every entry but the escapes decodes
   // with one lookup.
   Plan best, fast;
   for (unsigned gb = 0; gb <= kMaxGapBits && (uint64_t(k) << gb) <= kMaxAlphabet; ++gb) {
@@ -85,7 +85,7 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint
       if (!fast.bytes || q.bytes < fast.bytes) fast = std::move(q);
     }
   }
-  if (fast.bytes && fast.bytes <= best.bytes + best.bytes / 100) best = std::move(fast);
+  if (fast.bytes && fast.bytes <= best.bytes + best.bytes / 40) best = std::move(fast);
   gap_bits_ = best.gap_bits;
   esc_bits_ = best.esc_bits;
   lengths_ = std::move(best.lengths);
