@@ -190,8 +190,9 @@ void HCSR::for_each_in_row(uint64_t i, F&& f) const {
   }
 }
 
-// Entries whose code fits the table and is not an escape decode with one lookup; the rest
-// are marked slow.  The tables pay for their 12 KiB only when there are many entries.
+// Entries whose code fits the table decode with one lookup (escapes then read their raw
+// field); longer codes are marked slow.  The tables pay for their 24 KiB only when there
+// are many entries.
 void HCSR::build_tables() {
   const int bits = kFastBits;
   if (nnz_ < (uint64_t(4) << bits)) return;
@@ -200,8 +201,9 @@ void HCSR::build_tables() {
   value_.assign(size_t(1) << bits, 0.0f);
   for (uint32_t t = 0; t < meta_.size(); ++t) {
     uint32_t e = decoder_.decode(uint64_t(t) << (64 - bits)), len = e & 31, sym = e >> 5;
-    if (e == huff::Decoder::kInvalid || len > unsigned(bits) || (sym & esc) == esc) continue;
-    meta_[t] = uint16_t(len | ((sym & esc) + 1) << 5);
+    if (e == huff::Decoder::kInvalid || len > unsigned(bits)) continue;
+    uint32_t g = sym & esc;
+    meta_[t] = uint16_t(len | (g + 1) << 5 | (g == esc && esc_bits_ ? kernels::kEscapeEntry : 0));
     value_[t] = codebook_[sym >> gap_bits_];
   }
 }

