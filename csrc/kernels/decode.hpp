@@ -215,48 +215,52 @@ inline void hcsr_matvec_rows(const HCSRView& v, const float* x, float* y, uint64
     const uint16_t* const meta = v.meta;
     const float* const value = v.value;
     const unsigned sh = 64 - v.table_bits, esc_bits = v.esc_bits, esc_sh = 64 - esc_bits;
-    auto step = [&](uint64_t& pos, uint64_t& col, float& acc) __attribute__((always_inline)) {
+    // Per row: its bit position, a pointer one past its last entry's x, its sum (the
+    // row ends stay in memory: four rows' state then fits the registers).
+    auto step = [&](uint64_t& pos, const float*& xp, float& acc) __attribute__((always_inline)) {
       const unsigned t = unsigned(peek64(s, pos) >> sh);
       const unsigned me = meta[t];
       float w;
       if (__builtin_expect(me & kSlowEntry, 0)) {
+        uint64_t col = uint64_t(xp - x);
         hcsr_slow(v, pos, col, w);
+        xp = x + col;
       } else {
         pos += me & 31;
         if (me & kEscapeEntry) {
-          col += peek64(s, pos) >> esc_sh;
+          xp += peek64(s, pos) >> esc_sh;
           pos += esc_bits;
         }
-        col += (me >> 5) & 511;
+        xp += (me >> 5) & 511;
         w = value[t];
       }
-      acc = madd(w, x[col - 1], acc);
+      acc = madd(w, xp[-1], acc);
     };
     for (; i + 4 <= r1; i += 4) {
       const uint64_t* off = v.offsets + i;
       uint64_t p0 = off[0], p1 = off[1], p2 = off[2], p3 = off[3];
-      const uint64_t e0 = off[1], e1 = off[2], e2 = off[3], e3 = off[4];
-      uint64_t c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+      const float *x0 = x, *x1 = x, *x2 = x, *x3 = x;
       float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-      while (p0 < e0 && p1 < e1 && p2 < e2 && p3 < e3) {
-        step(p0, c0, a0);
-        step(p1, c1, a1);
-        step(p2, c2, a2);
-        step(p3, c3, a3);
+      while (p0 < off[1] && p1 < off[2] && p2 < off[3] && p3 < off[4]) {
+        step(p0, x0, a0);
+        step(p1, x1, a1);
+        step(p2, x2, a2);
+        step(p3, x3, a3);
       }
-      while (p0 < e0) step(p0, c0, a0);
-      while (p1 < e1) step(p1, c1, a1);
-      while (p2 < e2) step(p2, c2, a2);
-      while (p3 < e3) step(p3, c3, a3);
+      while (p0 < off[1]) step(p0, x0, a0);
+      while (p1 < off[2]) step(p1, x1, a1);
+      while (p2 < off[3]) step(p2, x2, a2);
+      while (p3 < off[4]) step(p3, x3, a3);
       y[i] = a0;
       y[i + 1] = a1;
       y[i + 2] = a2;
       y[i + 3] = a3;
     }
     for (; i < r1; ++i) {
-      uint64_t p = v.offsets[i], e = v.offsets[i + 1], col = 0;
+      uint64_t p = v.offsets[i];
+      const float* xp = x;
       float acc = 0;
-      while (p < e) step(p, col, acc);
+      while (p < v.offsets[i + 1]) step(p, xp, acc);
       y[i] = acc;
     }
     return;
