@@ -2,8 +2,10 @@
 with matrix products computed directly on the compact form."""
 from . import _core, bounds
 from .formats import HAM, HCSR, CompressedMatrix, FormatError, IndexMap, frombytes, load
-from .prune import prune
-from .quantize import Quantized, cws
+from .cer import CER, CSER
+from .compress import compress, report
+from .prune import prune, prune_global
+from .quantize import Quantized, cws, ecsq, pws, uq
 
 __version__ = "0.1.0"
 
@@ -27,6 +29,8 @@ def set_num_threads(n: int) -> None:
 def get_num_threads() -> int:
     return _core.num_threads()
 __all__ = [
+    "CER",
+    "CSER",
     "CompressedMatrix",
     "FormatError",
     "HAM",
@@ -34,11 +38,17 @@ __all__ = [
     "IndexMap",
     "Quantized",
     "bounds",
+    "compress",
     "cpu_info",
     "get_num_threads",
     "cws",
+    "ecsq",
     "frombytes",
     "load",
     "prune",
+    "prune_global",
+    "pws",
+    "report",
     "set_num_threads",
+    "uq",
 ]
