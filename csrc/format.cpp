@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "bitstream.hpp"
+
 namespace cnn {
 
 void check_codebook(const std::vector<float>& codebook) {
@@ -10,6 +12,17 @@ void check_codebook(const std::vector<float>& codebook) {
                        " is outside 1..65536");
   for (float v : codebook)
     if (!std::isfinite(v)) throw InvalidInput("codebook holds a non-finite value");
+}
+
+void check_row_offsets(const std::vector<uint64_t>& offsets, uint64_t rows, size_t words) {
+  if (offsets.size() != rows + 1 || offsets[0] != 0)
+    throw FormatError("row offsets section does not hold rows + 1 offsets starting at 0");
+  for (uint64_t i = 0; i < rows; ++i)
+    if (offsets[i + 1] < offsets[i]) throw FormatError("row offsets decrease");
+  if (offsets[rows] > uint64_t(words) * 64 || words != cnn::stream_words(offsets[rows]))
+    throw FormatError("bit stream of " + std::to_string(words) +
+                      " words does not match the row offsets' end at bit " +
+                      std::to_string(offsets[rows]));
 }
 
 void Format::to_indices(uint32_t* out, uint32_t zero_index) const {

@@ -57,6 +57,10 @@ class Format {
   std::vector<float> codebook_;
 };
 
+// Validates a file's row bit offsets against its stream of `stream_words` 64-bit words
+// (bitstream.hpp): rows + 1 non-decreasing offsets from 0, ending inside the stream.
+void check_row_offsets(const std::vector<uint64_t>& offsets, uint64_t rows, size_t stream_words);
+
 // Validates a codebook: 1..65536 finite values.
 void check_codebook(const std::vector<float>& codebook);
 

@@ -53,14 +53,7 @@ HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, std::vector<
     throw FormatError("code lengths section has " + std::to_string(lengths.size()) +
                       " entries for a codebook of " + std::to_string(codebook_.size()));
   lengths_ = std::move(lengths);
-  if (offsets.size() != rows + 1 || offsets[0] != 0)
-    throw FormatError("row offsets section does not hold rows + 1 offsets starting at 0");
-  for (uint64_t i = 0; i < rows; ++i)
-    if (offsets[i + 1] < offsets[i]) throw FormatError("row offsets decrease");
-  if (offsets[rows] > uint64_t(stream.size()) * 64 || stream.size() != stream_words(offsets[rows]))
-    throw FormatError("bit stream of " + std::to_string(stream.size()) +
-                      " words does not match the row offsets' end at bit " +
-                      std::to_string(offsets[rows]));
+  check_row_offsets(offsets, rows, stream.size());
   decoder_ = huff::Decoder(lengths_, huff::table_bits_for(offsets[rows]));
   if (rows * cols && decoder_.max_len() == 0 && !decoder_.zero_bit())
     throw FormatError("code has no symbols but the matrix has entries");

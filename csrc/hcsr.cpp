@@ -127,14 +127,7 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
                       " entries, expected k << gap_bits = " +
                       std::to_string(codebook_.size() << gap_bits_));
   lengths_ = std::move(lengths);
-  if (offsets.size() != rows + 1 || offsets[0] != 0)
-    throw FormatError("row offsets section does not hold rows + 1 offsets starting at 0");
-  for (uint64_t i = 0; i < rows; ++i)
-    if (offsets[i + 1] < offsets[i]) throw FormatError("row offsets decrease");
-  if (offsets[rows] > uint64_t(stream.size()) * 64 || stream.size() != stream_words(offsets[rows]))
-    throw FormatError("bit stream of " + std::to_string(stream.size()) +
-                      " words does not match the row offsets' end at bit " +
-                      std::to_string(offsets[rows]));
+  check_row_offsets(offsets, rows, stream.size());
   decoder_ = huff::Decoder(lengths_, huff::table_bits_for(offsets[rows]));
   if (decoder_.zero_bit()) throw FormatError("HCSR codes must spend at least one bit");
   offsets_ = std::move(offsets);

@@ -171,54 +171,14 @@ void im_matmat_b(const IMView& v, const float* X, uint64_t B_, float* Y, uint64_
       });
 }
 
-// Calls f(integral_constant<B>) for the index widths with SIMD lookups; false otherwise.
-template <class F>
-bool with_bits(unsigned bits, F&& f) {
-  switch (bits) {
-    case 0: case 1: case 2: case 3: f(std::integral_constant<int, 3>()); return true;
-    case 4: f(std::integral_constant<int, 4>()); return true;
-    case 5: f(std::integral_constant<int, 5>()); return true;
-    case 6: f(std::integral_constant<int, 6>()); return true;
-    case 7: f(std::integral_constant<int, 7>()); return true;
-    case 8: f(std::integral_constant<int, 8>()); return true;
-  }
-  return false;
-}
-
 void im_matvec(const IMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
-  switch (v.bits) {
-    case 0: return im_matvec_b<0>(v, x, y, r0, r1);
-    case 1: return im_matvec_b<1>(v, x, y, r0, r1);
-    case 2: return im_matvec_b<2>(v, x, y, r0, r1);
-    case 3: return im_matvec_b<3>(v, x, y, r0, r1);
-    case 4: return im_matvec_b<4>(v, x, y, r0, r1);
-    case 5: return im_matvec_b<5>(v, x, y, r0, r1);
-    case 6: return im_matvec_b<6>(v, x, y, r0, r1);
-    case 7: return im_matvec_b<7>(v, x, y, r0, r1);
-    case 8: return im_matvec_b<8>(v, x, y, r0, r1);
-  }
-  scalar_kernels.im_matvec(v, x, y, r0, r1);
+  if (!for_bits(v.bits, [&](auto B) { im_matvec_b<decltype(B)::value>(v, x, y, r0, r1); }))
+    scalar_kernels.im_matvec(v, x, y, r0, r1);
 }
 
 void im_matmat(const IMView& v, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1) {
-  switch (v.bits) {
-    case 0: return im_matmat_b<0>(v, X, B, Y, r0, r1);
-    case 1: return im_matmat_b<1>(v, X, B, Y, r0, r1);
-    case 2: return im_matmat_b<2>(v, X, B, Y, r0, r1);
-    case 3: return im_matmat_b<3>(v, X, B, Y, r0, r1);
-    case 4: return im_matmat_b<4>(v, X, B, Y, r0, r1);
-    case 5: return im_matmat_b<5>(v, X, B, Y, r0, r1);
-    case 6: return im_matmat_b<6>(v, X, B, Y, r0, r1);
-    case 7: return im_matmat_b<7>(v, X, B, Y, r0, r1);
-    case 8: return im_matmat_b<8>(v, X, B, Y, r0, r1);
-  }
-  std::vector<uint32_t> idx(kKC);
-  blocked_matmat<V256>(
-      v.cols, X, B, Y, r0, r1, 4, [](uint64_t, uint64_t) {},
-      [&](uint64_t i, uint64_t j0, uint64_t kc, float* out) {
-        im_decode_range(v, i * v.cols + j0, kc, idx.data());
-        for (uint64_t j = 0; j < kc; ++j) out[j] = v.codebook[idx[j]];
-      });
+  if (!for_bits(v.bits, [&](auto Bc) { im_matmat_b<decltype(Bc)::value>(v, X, B, Y, r0, r1); }))
+    im_matmat_wide<V256>(v, X, B, Y, r0, r1);
 }
 
 // HAM with k <= 256: decode a row to byte indices, then look them up 8 at a time.
@@ -238,7 +198,7 @@ inline float dot_bytes(const Lut<B>& lut, const uint8_t* idx, const float* x, ui
 }
 
 void ham_matvec(const HAMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
-  bool done = v.index_bits <= 8 && with_bits(v.index_bits, [&](auto Bc) {
+  bool done = for_bits(v.index_bits, [&](auto Bc) {
     constexpr int B = decltype(Bc)::value;
     const Lut<B> lut(v.codebook, v.k);
     ham_matvec_bytes(v, r0, r1, y, [&](const uint8_t* idx) { return dot_bytes<B>(lut, idx, x, v.cols); });
@@ -246,30 +206,9 @@ void ham_matvec(const HAMView& v, const float* x, float* y, uint64_t r0, uint64_
   if (!done) scalar_kernels.ham_matvec(v, x, y, r0, r1);
 }
 
-void ham_matmat(const HAMView& v, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1) {
-  constexpr uint64_t kRows = 16;
-  std::vector<uint16_t> idx(kRows * (v.cols + 4));
-  uint64_t first = 0;
-  blocked_matmat<V256>(
-      v.cols, X, B, Y, r0, r1, kRows,
-      [&](uint64_t i0, uint64_t i1) {
-        first = i0;
-        for (uint64_t i = i0; i < i1; ++i) ham_decode_row(v, i, idx.data() + (i - i0) * (v.cols + 4));
-      },
-      [&](uint64_t i, uint64_t j0, uint64_t kc, float* out) {
-        const uint16_t* row = idx.data() + (i - first) * (v.cols + 4) + j0;
-        for (uint64_t j = 0; j < kc; ++j) out[j] = v.codebook[row[j]];
-      });
-}
-
-void hcsr_matmat(const HCSRView& v, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1) {
-  for (uint64_t i = r0; i < r1; ++i)
-    sparse_row_matmat<V256>(B, X, Y + i * B, [&](auto&& f) { hcsr_for_each(v, i, f); });
-}
-
 }  // namespace
 
 const KernelSet avx2_kernels = {"avx2",    im_matvec,  ham_matvec, hcsr_matvec_rows,
-                                im_matmat, ham_matmat, hcsr_matmat};
+                                im_matmat, ham_matmat_rows<V256>, hcsr_matmat_rows<V256>};
 
 }  // namespace cnn::kernels

@@ -49,7 +49,33 @@ inline void im_decode_range(const IMView& v, uint64_t p, uint64_t count, uint32_
   }
 }
 
-// HAM: the cols indices of row i.  `out` needs 4 slack entries past the row.
+// HAM with the multi-symbol table: one 57-bit window of the row at `pos`, up to 5 lookups
+// of <= 11 bits, each giving up to 3 symbols; symbols past `end` land in the row's slack.
+__attribute__((always_inline)) inline void ham_window(const HAMView& v, uint64_t& pos,
+                                                      uint8_t*& o, const uint8_t* end) {
+  uint64_t w = peek64(v.stream, pos);
+  unsigned used = 0;
+  const unsigned sh = 64 - v.multi_bits;
+  for (int t = 0; t < 5; ++t) {
+    uint32_t e = v.multi[w >> sh];
+    unsigned n = (e >> 5) & 3, len = e & 31;
+    if (__builtin_expect(n == 0, 0)) {  // a code longer than the table
+      e = v.decoder->decode(peek64(v.stream, pos + used));
+      *o++ = uint8_t(e >> 5);
+      used += e & 31;
+      break;
+    }
+    uint32_t syms = e >> 8;
+    std::memcpy(o, &syms, 4);
+    o += n;
+    used += len;
+    w <<= len;
+    if (o >= end) break;
+  }
+  pos += used;
+}
+
+// HAM: the cols indices of row i.  `out` needs 16 slack entries past the row.
 template <class Idx>
 inline void ham_decode_row(const HAMView& v, uint64_t i, Idx* out) {
   const huff::Decoder& d = *v.decoder;
@@ -62,28 +88,7 @@ inline void ham_decode_row(const HAMView& v, uint64_t i, Idx* out) {
   }
   if constexpr (sizeof(Idx) == 1) {
     if (v.multi) {
-      // Up to 3 symbols per lookup, 5 lookups of <= 11 bits per 57-bit window.
-      const unsigned sh = 64 - v.multi_bits;
-      while (o < end) {
-        uint64_t w = peek64(v.stream, pos);
-        unsigned used = 0;
-        for (int t = 0; t < 5 && o < end; ++t) {
-          uint32_t e = v.multi[w >> sh];
-          unsigned n = (e >> 5) & 3, len = e & 31;
-          if (__builtin_expect(n == 0, 0)) {  // a code longer than the table
-            e = d.decode(peek64(v.stream, pos + used));
-            *o++ = Idx(e >> 5);
-            used += e & 31;
-            break;
-          }
-          uint32_t syms = e >> 8;
-          std::memcpy(o, &syms, 4);  // symbols past the row land in the slack
-          o += n;
-          used += len;
-          w <<= len;
-        }
-        pos += used;
-      }
+      while (o < end) ham_window(v, pos, o, end);
       return;
     }
   }
@@ -97,31 +102,7 @@ inline void ham_decode_row(const HAMView& v, uint64_t i, Idx* out) {
 // HAM with the multi-symbol table: rows [i, i + 4) into out[r] (cols + 16 entries each),
 // decoded in lockstep so the four lookup chains overlap.  Same results as ham_decode_row.
 inline void ham_decode_rows4(const HAMView& v, uint64_t i, uint8_t* const out[4]) {
-  const uint8_t* const s = v.stream;
-  const uint32_t* const multi = v.multi;
-  const unsigned sh = 64 - v.multi_bits;
-  // One 57-bit window: up to 5 lookups of <= 11 bits.
-  auto window = [&](uint64_t& pos, uint8_t*& o, uint8_t* end) __attribute__((always_inline)) {
-    uint64_t w = peek64(s, pos);
-    unsigned used = 0;
-    for (int t = 0; t < 5; ++t) {
-      uint32_t e = multi[w >> sh];
-      unsigned n = (e >> 5) & 3, len = e & 31;
-      if (__builtin_expect(n == 0, 0)) {  // a code longer than the table
-        e = v.decoder->decode(peek64(s, pos + used));
-        *o++ = uint8_t(e >> 5);
-        used += e & 31;
-        break;
-      }
-      uint32_t syms = e >> 8;
-      std::memcpy(o, &syms, 4);  // symbols past the row land in the slack
-      o += n;
-      used += len;
-      w <<= len;
-      if (o >= end) break;
-    }
-    pos += used;
-  };
+  auto window = [&](uint64_t& pos, uint8_t*& o, uint8_t* end) { ham_window(v, pos, o, end); };
   uint64_t p0 = v.offsets[i], p1 = v.offsets[i + 1], p2 = v.offsets[i + 2], p3 = v.offsets[i + 3];
   uint8_t *o0 = out[0], *o1 = out[1], *o2 = out[2], *o3 = out[3];
   uint8_t *e0 = o0 + v.cols, *e1 = o1 + v.cols, *e2 = o2 + v.cols, *e3 = o3 + v.cols;

@@ -1,4 +1,4 @@
-// The blocked matrix-matrix product shared by the SIMD kernel sets (TU-local, like
+// The blocked matrix-matrix products shared by the SIMD kernel sets (TU-local, like
 // decode.hpp).  V is a vector type: width, zero, load/store (masked for a partial
 // vector), set1, fmadd.
 //
@@ -9,7 +9,10 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
+
+#include "decode.hpp"
 
 namespace cnn::kernels {
 namespace {
@@ -122,6 +125,65 @@ inline void sparse_row_matmat(uint64_t B, const float* X, float* y, ForEach&& fo
       default: body(std::integral_constant<int, 4>()); break;
     }
   }
+}
+
+// Calls f(std::integral_constant<int, B>()) for index widths B = 0..8 (the SIMD lookups);
+// returns false for wider indices.
+template <class F>
+bool for_bits(unsigned bits, F&& f) {
+  switch (bits) {
+    case 0: f(std::integral_constant<int, 0>()); return true;
+    case 1: f(std::integral_constant<int, 1>()); return true;
+    case 2: f(std::integral_constant<int, 2>()); return true;
+    case 3: f(std::integral_constant<int, 3>()); return true;
+    case 4: f(std::integral_constant<int, 4>()); return true;
+    case 5: f(std::integral_constant<int, 5>()); return true;
+    case 6: f(std::integral_constant<int, 6>()); return true;
+    case 7: f(std::integral_constant<int, 7>()); return true;
+    case 8: f(std::integral_constant<int, 8>()); return true;
+  }
+  return false;
+}
+
+// HAM: rows decode only from their start, so a block of rows is decoded to indices first,
+// then expanded to floats kKC columns at a time.
+template <class V>
+void ham_matmat_rows(const HAMView& v, const float* X, uint64_t B, float* Y, uint64_t r0,
+                     uint64_t r1) {
+  constexpr uint64_t kRows = 16;
+  const uint64_t stride = v.cols + 4;
+  std::vector<uint16_t> idx(kRows * stride);
+  uint64_t first = 0;
+  blocked_matmat<V>(
+      v.cols, X, B, Y, r0, r1, kRows,
+      [&](uint64_t i0, uint64_t i1) {
+        first = i0;
+        for (uint64_t i = i0; i < i1; ++i) ham_decode_row(v, i, idx.data() + (i - i0) * stride);
+      },
+      [&](uint64_t i, uint64_t j0, uint64_t kc, float* out) {
+        const uint16_t* row = idx.data() + (i - first) * stride + j0;
+        for (uint64_t j = 0; j < kc; ++j) out[j] = v.codebook[row[j]];
+      });
+}
+
+template <class V>
+void hcsr_matmat_rows(const HCSRView& v, const float* X, uint64_t B, float* Y, uint64_t r0,
+                      uint64_t r1) {
+  for (uint64_t i = r0; i < r1; ++i)
+    sparse_row_matmat<V>(B, X, Y + i * B, [&](auto&& f) { hcsr_for_each(v, i, f); });
+}
+
+// IndexMap with wider indices (k > 256): expanded through the scalar decoder.
+template <class V>
+void im_matmat_wide(const IMView& v, const float* X, uint64_t B, float* Y, uint64_t r0,
+                    uint64_t r1) {
+  std::vector<uint32_t> idx(kKC);
+  blocked_matmat<V>(
+      v.cols, X, B, Y, r0, r1, 4, [](uint64_t, uint64_t) {},
+      [&](uint64_t i, uint64_t j0, uint64_t kc, float* out) {
+        im_decode_range(v, i * v.cols + j0, kc, idx.data());
+        for (uint64_t j = 0; j < kc; ++j) out[j] = v.codebook[idx[j]];
+      });
 }
 
 }  // namespace
