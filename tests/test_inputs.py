@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 
-import compactnn as cn
 
 
 @pytest.fixture

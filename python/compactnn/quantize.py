@@ -15,7 +15,6 @@ O(k log n), and the final assignment is one `searchsorted`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
