@@ -187,16 +187,17 @@ PYBIND11_MODULE(_core, m) {
         uint64_t n = uint64_t(a.size());
         std::vector<double> part((n + (1 << 20) - 1) >> 20);
         py::gil_scoped_release nogil;
-        // Blocks of 2^20 floats, summed with 8 independent lanes: a read-bandwidth probe.
+        // Blocks of 2^20 floats, summed in 32 independent lanes (enough chains that adds
+        // never wait on each other): a read-bandwidth probe.
         parallel_rows(part.size(), threads, double(1 << 20), [&](uint64_t b0, uint64_t b1) {
           for (uint64_t b = b0; b < b1; ++b) {
-            float acc[8] = {};
+            float acc[32] = {};
             uint64_t lo = b << 20, hi = std::min(n, lo + (uint64_t(1) << 20));
-            for (uint64_t j = lo; j + 8 <= hi; j += 8)
-              for (int t = 0; t < 8; ++t) acc[t] += p[j + t];
+            for (uint64_t j = lo; j + 32 <= hi; j += 32)
+              for (int t = 0; t < 32; ++t) acc[t] += p[j + t];
             double s = 0;
             for (float v : acc) s += v;
-            for (uint64_t j = lo + (hi - lo) / 8 * 8; j < hi; ++j) s += p[j];
+            for (uint64_t j = lo + (hi - lo) / 32 * 32; j < hi; ++j) s += p[j];
             part[b] = s;
           }
         });
