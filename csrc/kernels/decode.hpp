@@ -202,17 +202,18 @@ inline void hcsr_matvec_rows(const HCSRView& v, const float* x, float* y, uint64
       const unsigned t = unsigned(peek64(s, pos) >> sh);
       const unsigned me = meta[t];
       float w;
-      if (__builtin_expect(me & kSlowEntry, 0)) {
+      if (__builtin_expect(me < kEscapeEntry, 1)) {  // the common case: one lookup
+        pos += me & 31;
+        xp += me >> 5;
+        w = value[t];
+      } else if (me & kSlowEntry) {
         uint64_t col = uint64_t(xp - x);
         hcsr_slow(v, pos, col, w);
         xp = x + col;
-      } else {
+      } else {  // an escape: its raw gap field follows the code
         pos += me & 31;
-        if (me & kEscapeEntry) {
-          xp += peek64(s, pos) >> esc_sh;
-          pos += esc_bits;
-        }
-        xp += (me >> 5) & 511;
+        xp += (peek64(s, pos) >> esc_sh) + ((me >> 5) & 511);
+        pos += esc_bits;
         w = value[t];
       }
       acc = madd(w, xp[-1], acc);
