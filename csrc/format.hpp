@@ -1,4 +1,4 @@
-// The interface every storage format shares, and the row-wise product drivers.
+// The interface every storage format shares.
 #pragma once
 #include <cstdint>
 #include <string>
