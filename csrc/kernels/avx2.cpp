@@ -19,6 +19,7 @@ namespace {
 struct V256 {
   using reg = __m256;
   static constexpr unsigned width = 8;
+  static constexpr int tile_vectors = 2;
   static reg zero() { return _mm256_setzero_ps(); }
   static reg set1(float v) { return _mm256_set1_ps(v); }
   static __m256i mask(unsigned n) {

@@ -19,6 +19,7 @@ namespace {
 struct V512 {
   using reg = __m512;
   static constexpr unsigned width = 16;
+  static constexpr int tile_vectors = 4;
   static reg zero() { return _mm512_setzero_ps(); }
   static reg set1(float v) { return _mm512_set1_ps(v); }
   static __mmask16 mask(unsigned n) { return __mmask16((1u << n) - 1); }

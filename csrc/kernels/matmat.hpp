@@ -41,22 +41,24 @@ inline void mm_tile(const float* const* w, uint64_t kc, const float* X, uint64_t
       V::store(y[r] + b0 + v * V::width, acc[r][v], v == NV - 1 ? last : V::width);
 }
 
+// The tile is 4 rows x V::tile_vectors vectors of accumulators: 4 x 4 with AVX-512's 32
+// registers, 4 x 2 with AVX2's 16 (more would spill).
 template <class V, int R>
 inline void mm_rows(const float* const* w, uint64_t kc, const float* X, uint64_t B,
                     bool accumulate, float* const* y) {
-  constexpr uint64_t kTile = 4 * V::width;
+  constexpr int kNV = V::tile_vectors;
+  constexpr uint64_t kTile = kNV * V::width;
   uint64_t b0 = 0;
   for (; b0 + kTile <= B; b0 += kTile)
-    mm_tile<V, R, 4>(w, kc, X, B, b0, V::width, accumulate, y);
+    mm_tile<V, R, kNV>(w, kc, X, B, b0, V::width, accumulate, y);
   uint64_t rest = B - b0;
   if (!rest) return;
   unsigned nv = unsigned((rest + V::width - 1) / V::width);
   unsigned last = unsigned(rest - (nv - 1) * V::width);
   switch (nv) {
     case 1: return mm_tile<V, R, 1>(w, kc, X, B, b0, last, accumulate, y);
-    case 2: return mm_tile<V, R, 2>(w, kc, X, B, b0, last, accumulate, y);
-    case 3: return mm_tile<V, R, 3>(w, kc, X, B, b0, last, accumulate, y);
-    default: return mm_tile<V, R, 4>(w, kc, X, B, b0, last, accumulate, y);
+    case 2: return mm_tile<V, R, std::min(2, kNV)>(w, kc, X, B, b0, last, accumulate, y);
+    case 3: return mm_tile<V, R, std::min(3, kNV)>(w, kc, X, B, b0, last, accumulate, y);
   }
 }
 
