@@ -99,32 +99,38 @@ inline void blocked_matmat(uint64_t cols, const float* X, uint64_t B, float* Y, 
 }
 
 // Y[i, :] = sum over row i's entries of value * X[col, :], with the row's accumulators in
-// registers (up to 4 vectors at a time).
+// registers: 64 columns at a time (8 AVX2 or 4 AVX-512 vectors), so rows of up to 64
+// columns decode once.
 template <class V, class ForEach>
 inline void sparse_row_matmat(uint64_t B, const float* X, float* y, ForEach&& for_each) {
-  constexpr uint64_t kTile = 4 * V::width;
+  constexpr int kMax = 64 / V::width;
+  constexpr uint64_t kTile = 64;
   for (uint64_t b0 = 0; b0 < B; b0 += kTile) {
     uint64_t rest = std::min(kTile, B - b0);
     unsigned nv = unsigned((rest + V::width - 1) / V::width);
     unsigned last = unsigned(rest - (nv - 1) * V::width);
-    typename V::reg acc[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
-    auto body = [&](auto NV) {
+    auto body = [&](auto NVc) {
+      constexpr int NV = decltype(NVc)::value;
+      typename V::reg acc[NV];
+      for (int v = 0; v < NV; ++v) acc[v] = V::zero();
       for_each([&](uint64_t c, float value) {
         typename V::reg wv = V::set1(value);
         const float* xr = X + c * B + b0;
-        for (int v = 0; v < decltype(NV)::value; ++v)
-          acc[v] = V::fmadd(wv, V::load(xr + v * V::width,
-                                        v == decltype(NV)::value - 1 ? last : V::width),
-                            acc[v]);
+        for (int v = 0; v < NV; ++v)
+          acc[v] = V::fmadd(wv, V::load(xr + v * V::width, v == NV - 1 ? last : V::width), acc[v]);
       });
-      for (int v = 0; v < decltype(NV)::value; ++v)
-        V::store(y + b0 + v * V::width, acc[v], v == decltype(NV)::value - 1 ? last : V::width);
+      for (int v = 0; v < NV; ++v)
+        V::store(y + b0 + v * V::width, acc[v], v == NV - 1 ? last : V::width);
     };
     switch (nv) {
       case 1: body(std::integral_constant<int, 1>()); break;
-      case 2: body(std::integral_constant<int, 2>()); break;
-      case 3: body(std::integral_constant<int, 3>()); break;
-      default: body(std::integral_constant<int, 4>()); break;
+      case 2: body(std::integral_constant<int, std::min(2, kMax)>()); break;
+      case 3: body(std::integral_constant<int, std::min(3, kMax)>()); break;
+      case 4: body(std::integral_constant<int, std::min(4, kMax)>()); break;
+      case 5: body(std::integral_constant<int, std::min(5, kMax)>()); break;
+      case 6: body(std::integral_constant<int, std::min(6, kMax)>()); break;
+      case 7: body(std::integral_constant<int, std::min(7, kMax)>()); break;
+      default: body(std::integral_constant<int, kMax>()); break;
     }
   }
 }
