@@ -117,3 +117,19 @@ def test_set_num_threads():
             cn.set_num_threads(-1)
     finally:
         cn.set_num_threads(before)
+
+
+def test_concurrent_products_from_python_threads(fmt):
+    """Products release the GIL and share nothing mutable: calls from several Python
+    threads at once give the same results as one at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(7)
+    W = random_quantized(rng, 300, 256, 16, density=0.3 if fmt is cn.HCSR else 1.0)
+    m = fmt.from_dense(W)
+    xs = [rng.standard_normal(256).astype(np.float32) for _ in range(16)]
+    expected = [m.dot(x, threads=1) for x in xs]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda x: m.dot(x, threads=2), xs))
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
