@@ -5,7 +5,7 @@ import pytest
 
 import compactnn as cn
 
-sp = pytest.importorskip("scipy.sparse")
+import scipy.sparse as sp
 
 
 @pytest.mark.parametrize("k", [16, 64, 256])

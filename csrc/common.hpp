@@ -35,10 +35,4 @@ inline unsigned index_bits(uint32_t k) {
   return b;
 }
 
-inline bool is_positive_zero(float v) {
-  uint32_t u;
-  __builtin_memcpy(&u, &v, 4);
-  return u == 0;
-}
-
 }  // namespace cnn

@@ -77,9 +77,9 @@ std::vector<uint8_t> serialize(const Format& m) {
   put<uint32_t>(out, uint32_t(sections.size()));
   put<uint32_t>(out, crc32(out.data(), out.size()));
   for (const Section& s : sections) {
-    put<uint64_t>(out, s.bytes.size());
-    put<uint32_t>(out, crc32(s.bytes.data(), s.bytes.size()));
-    out.insert(out.end(), s.bytes.begin(), s.bytes.end());
+    put<uint64_t>(out, s.size());
+    put<uint32_t>(out, crc32(s.data(), s.size()));
+    out.insert(out.end(), s.begin(), s.end());
   }
   return out;
 }

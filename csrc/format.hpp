@@ -10,11 +10,8 @@ namespace cnn {
 
 enum class FormatId : uint32_t { IndexMap = 1, HAM = 2, HCSR = 3 };
 
-// One named byte section of a serialized matrix.
-struct Section {
-  std::string name;
-  std::vector<uint8_t> bytes;
-};
+// One byte section of a serialized matrix (docs/FORMAT.md lists them per format).
+using Section = std::vector<uint8_t>;
 
 template <class T>
 std::vector<uint8_t> as_bytes(const std::vector<T>& v) {

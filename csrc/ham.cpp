@@ -134,10 +134,8 @@ void HAM::decode_row(uint64_t i, uint32_t* idx, uint32_t) const {
 }
 
 std::vector<Section> HAM::sections() const {
-  return {{"codebook", as_bytes(codebook_)},
-          {"code lengths", lengths_},
-          {"row offsets", as_bytes(offsets_)},
-          {"stream", as_bytes(stream_)}};
+  // codebook, code lengths, row offsets, stream
+  return {as_bytes(codebook_), lengths_, as_bytes(offsets_), as_bytes(stream_)};
 }
 
 }  // namespace cnn

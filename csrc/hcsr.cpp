@@ -248,11 +248,9 @@ void HCSR::decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const {
 
 std::vector<Section> HCSR::sections() const {
   std::vector<uint64_t> params = {nnz_, gap_bits_, esc_bits_};
-  return {{"codebook", as_bytes(codebook_)},
-          {"params", as_bytes(params)},
-          {"code lengths", lengths_},
-          {"row offsets", as_bytes(offsets_)},
-          {"stream", as_bytes(stream_)}};
+  // codebook, params, code lengths, row offsets, stream
+  return {as_bytes(codebook_), as_bytes(params), lengths_, as_bytes(offsets_),
+          as_bytes(stream_)};
 }
 
 }  // namespace cnn

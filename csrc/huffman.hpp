@@ -46,7 +46,6 @@ class Decoder {
   int table_bits() const { return table_bits_; }
   int max_len() const { return max_len_; }
   bool zero_bit() const { return zero_bit_; }
-  const uint32_t* table() const { return table_.data(); }
   // Bytes of the decoding tables (the lengths themselves are counted by the owner).
   size_t nbytes() const;
 

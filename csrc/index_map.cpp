@@ -90,7 +90,7 @@ void IndexMap::decode_row(uint64_t i, uint32_t* idx, uint32_t) const {
 }
 
 std::vector<Section> IndexMap::sections() const {
-  return {{"codebook", as_bytes(codebook_)}, {"indices", packed_}};
+  return {as_bytes(codebook_), packed_};  // codebook, packed indices
 }
 
 }  // namespace cnn

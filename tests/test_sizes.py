@@ -25,7 +25,7 @@ def test_ham_k32_dense_is_under_a_sixth(gaussian_4096):
 
 
 def test_hcsr_90_pruned_k32_is_under_a_fifth_of_csr(gaussian_4096):
-    sp = pytest.importorskip("scipy.sparse")
+    import scipy.sparse as sp
     pruned, mask = cn.prune(gaussian_4096, 0.9)
     Q = cn.cws(pruned, 32).to_dense()
     m = cn.HCSR.from_dense(Q)

@@ -1,22 +1,13 @@
 """`compactnn demo`: every format on a pruned and quantized random matrix."""
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
+from .bench import median_time
 from .formats import HAM, HCSR, IndexMap
 from .prune import prune
 from .quantize import cws
 
-
-def _time(f, repeat: int = 5) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        f()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def demo_rows(n_rows: int, n_cols: int, amount: float, k: int, seed: int) -> list[dict]:
@@ -32,7 +23,7 @@ def demo_rows(n_rows: int, n_cols: int, amount: float, k: int, seed: int) -> lis
     for label, Q in cases:
         ref = Q.astype(np.float64) @ x
         scale = np.abs(Q).astype(np.float64) @ np.abs(x) + 1e-30
-        t_dense = _time(lambda: Q @ x)
+        t_dense = median_time(lambda: Q @ x, budget=0.2)
         rows.append(dict(matrix=label, format="numpy float32", bytes=Q.nbytes, psi=1.0,
                          bits=32.0, err=float(np.max(np.abs(Q @ x - ref) / scale)),
                          ms=1e3 * t_dense))
@@ -42,7 +33,7 @@ def demo_rows(n_rows: int, n_cols: int, amount: float, k: int, seed: int) -> lis
             rows.append(dict(matrix=label, format=fmt.__name__, bytes=m.nbytes, psi=m.psi,
                              bits=m.bits_per_weight,
                              err=float(np.max(np.abs(y - ref) / scale)),
-                             ms=1e3 * _time(lambda: m.dot(x))))
+                             ms=1e3 * median_time(lambda: m.dot(x), budget=0.2)))
     return rows
 
 
