@@ -46,6 +46,14 @@ def test_isas_agree(fmt, shape, k):
     compare_isas(fmt.from_dense(W), W, rng)
 
 
+# Column counts of X around the register tiles' widths (16 AVX2, 64 AVX-512, 64 sparse).
+@pytest.mark.parametrize("B", [15, 17, 49, 64, 65, 130])
+def test_isas_agree_wide_x(fmt, B):
+    rng = np.random.default_rng(B)
+    W = random_quantized(rng, 9, 300, 16, density=0.3 if fmt is cn.HCSR else 1.0)
+    compare_isas(fmt.from_dense(W), W, rng, B)
+
+
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 70), m=st.integers(1, 200),
        k=st.sampled_from([1, 3, 8, 16, 30, 64, 200, 256, 1000]),

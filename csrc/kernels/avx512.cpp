@@ -1,13 +1,25 @@
 // AVX-512 kernels (F, BW, VL with BMI2): codebook lookups held in registers (vpermps,
 // vpermt2ps and blends, never a gather), several rows per pass, masked tails.
-#include <immintrin.h>
-
+//
+// Built with COMPACTNN_EMULATE_AVX512 (a test build only), the same source compiles against
+// SIMDe's portable AVX-512 intrinsics on an AVX2 target, so its logic can be checked against
+// the scalar kernels on a CPU without AVX-512.
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
 #include <vector>
 
+// The target pragma comes after the standard headers so none of their inline code is
+// compiled for AVX-512 (the linker could pick that copy for the whole program).
+#ifdef CNN_EMULATE_AVX512
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+#include "avx512_emulation.hpp"
+#pragma GCC target("avx2,fma,bmi,bmi2,lzcnt,popcnt")
+#else
+#include <immintrin.h>
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx2,fma,bmi,bmi2,lzcnt,popcnt")
+#endif
 #define CNN_KERNEL_FMA 1
 #include "decode.hpp"
 #include "dispatch.hpp"

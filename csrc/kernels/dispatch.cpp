@@ -12,6 +12,8 @@ namespace {
 bool cpu_has(const KernelSet* k) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
+  if (k == &avx512_kernels && emulated_avx512)  // SIMDe's AVX-512 on an AVX2 target
+    return cpu_has(&avx2_kernels);
   if (k == &avx512_kernels)
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("bmi2");
@@ -32,11 +34,12 @@ const KernelSet* by_name(const std::string& name) {
   throw InvalidInput("unknown kernel set '" + name + "': use scalar, avx2 or avx512");
 }
 
-// The AVX-512 set has not yet run on a CPU with AVX-512 (the development machine's VM does
-// not expose it), so it is used only when asked for by name until it has been verified.
+// The best set the CPU runs.  (The AVX-512 set is checked against the scalar one on SIMDe's
+// emulation in CI; the development machine's CPU has no AVX-512.)
 const KernelSet* choose() {
   const char* env = std::getenv("COMPACTNN_ISA");
   if (env && *env) return by_name(env);
+  if (!emulated_avx512 && cpu_has(&avx512_kernels)) return &avx512_kernels;
   return cpu_has(&avx2_kernels) ? &avx2_kernels : &scalar_kernels;
 }
 

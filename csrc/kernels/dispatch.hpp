@@ -26,10 +26,17 @@ extern const KernelSet scalar_kernels;
 extern const KernelSet avx2_kernels;
 extern const KernelSet avx512_kernels;
 
+// True in a test build whose AVX-512 set runs on SIMDe's emulation (COMPACTNN_EMULATE_AVX512).
+#ifdef CNN_EMULATE_AVX512
+inline constexpr bool emulated_avx512 = true;
+#else
+inline constexpr bool emulated_avx512 = false;
+#endif
+
 // Kernel sets this CPU can run, best last.
 std::vector<const KernelSet*> supported();
 // The set in use: COMPACTNN_ISA if set (InvalidInput if unknown or unsupported), else the
-// best verified one (dispatch.cpp).  Chosen once, on first use.
+// best one the CPU runs (dispatch.cpp).  Chosen once, on first use.
 const KernelSet& active();
 // Switch the set in use (tests compare every supported set against the scalar one).
 void set_active(const std::string& name);

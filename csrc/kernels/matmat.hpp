@@ -55,10 +55,12 @@ inline void mm_rows(const float* const* w, uint64_t kc, const float* X, uint64_t
   if (!rest) return;
   unsigned nv = unsigned((rest + V::width - 1) / V::width);
   unsigned last = unsigned(rest - (nv - 1) * V::width);
-  switch (nv) {
+  static_assert(kNV <= 4, "the switch below covers partial tiles of up to 4 vectors");
+  switch (nv) {  // 1 <= nv <= kNV
     case 1: return mm_tile<V, R, 1>(w, kc, X, B, b0, last, accumulate, y);
     case 2: return mm_tile<V, R, std::min(2, kNV)>(w, kc, X, B, b0, last, accumulate, y);
     case 3: return mm_tile<V, R, std::min(3, kNV)>(w, kc, X, B, b0, last, accumulate, y);
+    default: return mm_tile<V, R, kNV>(w, kc, X, B, b0, last, accumulate, y);
   }
 }
 

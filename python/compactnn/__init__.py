@@ -14,9 +14,10 @@ _core.isa()  # choose the kernel set now, so a bad COMPACTNN_ISA fails at import
 
 def cpu_info() -> dict:
     """The kernel set in use (COMPACTNN_ISA=scalar|avx2|avx512 forces one), the sets this CPU
-    supports, and the default number of threads."""
+    supports, and the default number of threads.  `avx512_emulated` is True only in a test
+    build whose AVX-512 kernels run on SIMDe's emulation (COMPACTNN_EMULATE_AVX512)."""
     return {"isa": _core.isa(), "supported": list(_core.supported_isas()),
-            "threads": _core.num_threads()}
+            "threads": _core.num_threads(), "avx512_emulated": bool(_core.avx512_emulated)}
 
 
 def set_num_threads(n: int) -> None:

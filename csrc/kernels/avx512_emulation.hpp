@@ -1,0 +1,39 @@
+// The AVX-512 intrinsics that avx512.cpp uses and SIMDe 0.7 lacks, for the emulated test
+// build only (COMPACTNN_EMULATE_AVX512).  Written lane by lane with the instructions'
+// semantics: masked-off lanes are neither read nor written, so a masked load that reaches
+// past the end of an array is checked as the hardware would run it.
+#pragma once
+#include <cstdint>
+
+#define __mmask16 simde__mmask16
+
+static inline simde__m512 _mm512_maskz_loadu_ps(simde__mmask16 m, const void* p) {
+  alignas(64) float v[16] = {};
+  for (int i = 0; i < 16; ++i)
+    if (m >> i & 1) v[i] = static_cast<const float*>(p)[i];
+  return simde_mm512_load_ps(v);
+}
+
+static inline void _mm512_mask_storeu_ps(void* p, simde__mmask16 m, simde__m512 a) {
+  alignas(64) float v[16];
+  simde_mm512_store_ps(v, a);
+  for (int i = 0; i < 16; ++i)
+    if (m >> i & 1) static_cast<float*>(p)[i] = v[i];
+}
+
+static inline simde__m512i _mm512_cvtepu8_epi32(simde__m128i a) {
+  alignas(16) uint8_t b[16];
+  simde_mm_store_si128(reinterpret_cast<simde__m128i*>(b), a);
+  alignas(64) int32_t v[16];
+  for (int i = 0; i < 16; ++i) v[i] = b[i];
+  return simde_mm512_load_si512(v);
+}
+
+// Halves added pairwise, as GCC's own _mm512_reduce_add_ps does.
+static inline float _mm512_reduce_add_ps(simde__m512 a) {
+  alignas(64) float v[16];
+  simde_mm512_store_ps(v, a);
+  for (int n = 8; n >= 1; n /= 2)
+    for (int i = 0; i < n; ++i) v[i] = v[i] + v[i + n];
+  return v[0];
+}
