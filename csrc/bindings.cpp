@@ -141,6 +141,7 @@ PYBIND11_MODULE(_core, m) {
           d["gap_bits"] = h->gap_bits();
           d["escape_bits"] = h->esc_bits();
           d["max_code_length"] = h->max_code_length();
+          d["table_entries"] = h->table_entries();
         }
         return d;
       });

@@ -184,20 +184,56 @@ void HCSR::for_each_in_row(uint64_t i, F&& f) const {
 }
 
 // Entries whose code fits the table decode with one lookup (escapes then read their raw
-// field); longer codes are marked slow.  The tables pay for their 24 KiB only when there
-// are many entries.
+// field).  A longer code's 12-bit prefix links to a second table indexed by the next `sub`
+// bits (meta = kSlowEntry | sub; value holds the second table's start as uint32 bits), for
+// sub <= kMaxSubBits and up to kMaxSubEntries second-level entries in all; codes beyond
+// that take the general decoder (sub = 0).  The tables pay for their 24-36 KiB only when
+// there are many entries.
 void HCSR::build_tables() {
   const int bits = kFastBits;
   if (nnz_ < (uint64_t(4) << bits)) return;
+  constexpr unsigned kMaxSubBits = 8;
+  constexpr size_t kMaxSubEntries = size_t(1) << 11;
   const uint32_t esc = (1u << gap_bits_) - 1;
-  meta_.assign(size_t(1) << bits, kernels::kSlowEntry);
-  value_.assign(size_t(1) << bits, 0.0f);
-  for (uint32_t t = 0; t < meta_.size(); ++t) {
-    uint32_t e = decoder_.decode(uint64_t(t) << (64 - bits)), len = e & 31, sym = e >> 5;
-    if (e == huff::Decoder::kInvalid || len > unsigned(bits)) continue;
-    uint32_t g = sym & esc;
-    meta_[t] = uint16_t(len | (g + 1) << 5 | (g == esc && esc_bits_ ? kernels::kEscapeEntry : 0));
-    value_[t] = codebook_[sym >> gap_bits_];
+  auto entry = [&](uint32_t e, uint16_t& meta, float& value) {
+    uint32_t len = e & 31, sym = e >> 5, g = sym & esc;
+    meta = uint16_t(len | (g + 1) << 5 | (g == esc && esc_bits_ ? kernels::kEscapeEntry : 0));
+    value = codebook_[sym >> gap_bits_];
+  };
+  const size_t first = size_t(1) << bits;
+  meta_.assign(first, kernels::kSlowEntry);
+  value_.assign(first, 0.0f);
+  for (uint32_t t = 0; t < first; ++t) {
+    const uint64_t prefix = uint64_t(t) << (64 - bits);
+    uint32_t e = decoder_.decode(prefix);
+    if (e == huff::Decoder::kInvalid) continue;
+    if ((e & 31) <= unsigned(bits)) {
+      entry(e, meta_[t], value_[t]);
+      continue;
+    }
+    // The fewest further bits that finish every code under this prefix.
+    auto sub_code = [&](unsigned sub, uint32_t u) {
+      return decoder_.decode(prefix | uint64_t(u) << (64 - bits - sub));
+    };
+    unsigned sub = 1;
+    for (; sub <= kMaxSubBits; ++sub) {
+      bool fits = true;
+      for (uint32_t u = 0; u < (1u << sub) && fits; ++u) {
+        uint32_t c = sub_code(sub, u);
+        fits = c == huff::Decoder::kInvalid || (c & 31) <= bits + sub;
+      }
+      if (fits) break;
+    }
+    if (sub > kMaxSubBits || meta_.size() + (size_t(1) << sub) > first + kMaxSubEntries) continue;
+    uint32_t start = uint32_t(meta_.size());
+    meta_[t] = uint16_t(kernels::kSlowEntry | sub);
+    std::memcpy(&value_[t], &start, 4);
+    for (uint32_t u = 0; u < (1u << sub); ++u) {
+      uint32_t c = sub_code(sub, u);
+      meta_.push_back(kernels::kSlowEntry);
+      value_.push_back(0.0f);
+      if (c != huff::Decoder::kInvalid) entry(c, meta_.back(), value_.back());
+    }
   }
 }
 

@@ -36,6 +36,8 @@ class HCSR final : public Format {
   unsigned esc_bits() const { return esc_bits_; }
   uint64_t stream_bits() const { return offsets_.back(); }
   int max_code_length() const { return decoder_.max_len(); }
+  // Entries of the kernels' decode tables, both levels (0: too few entries to build them).
+  size_t table_entries() const { return meta_.size(); }
 
   // The stored entries as CSR arrays: row pointers, column indices, value indices.
   void to_csr(std::vector<uint64_t>& indptr, std::vector<uint64_t>& col,

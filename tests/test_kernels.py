@@ -77,6 +77,18 @@ def test_long_codes_on_every_isa():
         compare_isas(fmt.from_dense(W), W, rng)
 
 
+def test_hcsr_second_level_tables():
+    """At 99% sparsity the joint (value, gap) alphabet is nearly flat and many codes are
+    longer than the 12-bit table: their prefixes link to second-level tables."""
+    rng = np.random.default_rng(11)
+    W = random_quantized(rng, 4096, 4096, 32, density=0.01)
+    m = cn.HCSR.from_dense(W)
+    info = m.info()
+    assert info["max_code_length"] > 12 and info["table_entries"] > 4096
+    compare_isas(m, W, rng, B=9)
+    assert cn.frombytes(m.tobytes()).info() == info
+
+
 @pytest.mark.parametrize("isa", ISAS)
 def test_threads_do_not_change_results(fmt, isa):
     _core.set_isa(isa)

@@ -153,12 +153,23 @@ __attribute__((noinline)) void hcsr_slow(const HCSRView& v, uint64_t& pos, uint6
   value = v.codebook[sym >> v.gap_bits];
 }
 
+// HCSR: the entry of a code longer than the table, whose prefix entry `me` (kSlowEntry |
+// sub, sub > 0) links to a second table indexed by the `sub` bits after the prefix; sets
+// `t` to its index (views.hpp).
+inline unsigned hcsr_second(const HCSRView& v, uint64_t window, unsigned me, unsigned& t) {
+  uint32_t start;
+  std::memcpy(&start, &v.value[t], 4);
+  t = start + unsigned((window << v.table_bits) >> (64 - (me & 31)));
+  return v.meta[t];
+}
+
 // HCSR: advances one entry; `col` is one past the entry's column afterwards.
 inline float hcsr_next(const HCSRView& v, uint64_t& pos, uint64_t& col) {
   if (v.meta) {
     uint64_t w = peek64(v.stream, pos);
     unsigned t = unsigned(w >> (64 - v.table_bits));
-    uint16_t me = v.meta[t];
+    unsigned me = v.meta[t];
+    if (me > kSlowEntry && me < (kSlowEntry | 32)) me = hcsr_second(v, w, me, t);  // a long code
     if (__builtin_expect(!(me & kSlowEntry), 1)) {
       pos += me & 31;
       if (me & kEscapeEntry) {
@@ -199,8 +210,10 @@ inline void hcsr_matvec_rows(const HCSRView& v, const float* x, float* y, uint64
     // Per row: its bit position, a pointer one past its last entry's x, its sum (the
     // row ends stay in memory: four rows' state then fits the registers).
     auto step = [&](uint64_t& pos, const float*& xp, float& acc) __attribute__((always_inline)) {
-      const unsigned t = unsigned(peek64(s, pos) >> sh);
-      const unsigned me = meta[t];
+      unsigned t = unsigned(peek64(s, pos) >> sh);
+      unsigned me = meta[t];
+      if (__builtin_expect(me > kSlowEntry && me < (kSlowEntry | 32), 0))  // a long code
+        me = hcsr_second(v, peek64(s, pos), me, t);
       float w;
       if (__builtin_expect(me < kEscapeEntry, 1)) {  // the common case: one lookup
         pos += me & 31;

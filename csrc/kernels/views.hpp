@@ -39,8 +39,10 @@ struct HCSRView {
   const huff::Decoder* decoder;
   unsigned gap_bits, esc_bits;
   // One lookup per entry: meta = length | column step (gap + 1) << 5 | kEscapeEntry (a raw
-  // gap field follows) | kSlowEntry (use the general decoder); value = the entry's weight;
-  // both indexed by the next table_bits of the stream.
+  // gap field follows); value = the entry's weight; both indexed by the next table_bits of
+  // the stream.  meta = kSlowEntry | sub (sub > 0) links a longer code's prefix to a second
+  // table at the uint32 in value's bits, indexed by the next sub bits; kSlowEntry alone:
+  // use the general decoder.
   const uint16_t* meta;
   const float* value;
   int table_bits;
