@@ -241,7 +241,7 @@ kernels::HCSRView HCSR::view() const {
   return {rows_,     cols_,     codebook_.data(),
           stream(),  offsets_.data(), &decoder_,
           gap_bits_, esc_bits_, meta_.empty() ? nullptr : meta_.data(),
-          value_.data(), kFastBits};
+          value_.data()};
 }
 
 void HCSR::matvec(const float* x, float* y, unsigned threads) const {

@@ -17,7 +17,7 @@ class HCSR final : public Format {
   static constexpr unsigned kMaxGapBits = 8;
   static constexpr uint32_t kMaxAlphabet = 1u << 20;
   static constexpr unsigned kMaxEscBits = 48;
-  static constexpr int kFastBits = 12;  // bits of the kernels' one-lookup table
+  static constexpr int kFastBits = kernels::kHcsrTableBits;  // the kernels' one-lookup table
 
   // From CSR arrays: indptr (rows + 1), col (nnz, increasing within each row), vidx (nnz).
   HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint64_t* indptr,

@@ -49,18 +49,30 @@ inline void im_decode_range(const IMView& v, uint64_t p, uint64_t count, uint32_
   }
 }
 
-// HAM with the multi-symbol table: one 57-bit window of the row at `pos`, up to 5 lookups
-// of <= 11 bits, each giving up to 3 symbols; symbols past `end` land in the row's slack.
-__attribute__((always_inline)) inline void ham_window(const HAMView& v, uint64_t& pos,
+// HAM's multi-symbol decoding state, copied out of the view: the stores of decoded bytes
+// may alias anything, so fields read through a pointer would be reloaded after each one.
+struct HamMulti {
+  const uint8_t* stream;
+  const uint32_t* multi;
+  unsigned sh;  // 64 - table bits
+  const huff::Decoder* decoder;
+  explicit HamMulti(const HAMView& v)
+      : stream(v.stream), multi(v.multi), sh(64 - v.multi_bits), decoder(v.decoder) {}
+};
+
+// One 57-bit window of the row at `pos`: up to 5 lookups of <= 11 bits, each giving up to
+// 3 symbols.  kCheckEnd stops at `end`; without it the caller guarantees 15 entries of room
+// before `end`.  Symbols past `end` land in the row's slack.
+template <bool kCheckEnd>
+__attribute__((always_inline)) inline void ham_window(const HamMulti& m, uint64_t& pos,
                                                       uint8_t*& o, const uint8_t* end) {
-  uint64_t w = peek64(v.stream, pos);
+  uint64_t w = peek64(m.stream, pos);
   unsigned used = 0;
-  const unsigned sh = 64 - v.multi_bits;
   for (int t = 0; t < 5; ++t) {
-    uint32_t e = v.multi[w >> sh];
+    uint32_t e = m.multi[w >> m.sh];
     unsigned n = (e >> 5) & 3, len = e & 31;
     if (__builtin_expect(n == 0, 0)) {  // a code longer than the table
-      e = v.decoder->decode(peek64(v.stream, pos + used));
+      e = m.decoder->decode(peek64(m.stream, pos + used));
       *o++ = uint8_t(e >> 5);
       used += e & 31;
       break;
@@ -70,9 +82,15 @@ __attribute__((always_inline)) inline void ham_window(const HAMView& v, uint64_t
     o += n;
     used += len;
     w <<= len;
-    if (o >= end) break;
+    if (kCheckEnd && o >= end) break;
   }
   pos += used;
+}
+
+// The rest of a row from `pos`: unchecked windows while 15 entries of room remain.
+inline void ham_finish_row(const HamMulti& m, uint64_t pos, uint8_t* o, const uint8_t* end) {
+  while (end - o >= 15) ham_window<false>(m, pos, o, end);
+  while (o < end) ham_window<true>(m, pos, o, end);
 }
 
 // HAM: the cols indices of row i.  `out` needs 16 slack entries past the row.
@@ -87,10 +105,7 @@ inline void ham_decode_row(const HAMView& v, uint64_t i, Idx* out) {
     return;
   }
   if constexpr (sizeof(Idx) == 1) {
-    if (v.multi) {
-      while (o < end) ham_window(v, pos, o, end);
-      return;
-    }
+    if (v.multi) return ham_finish_row(HamMulti(v), pos, o, end);
   }
   for (; o < end; ++o) {
     uint32_t e = d.decode(peek64(v.stream, pos));
@@ -102,20 +117,22 @@ inline void ham_decode_row(const HAMView& v, uint64_t i, Idx* out) {
 // HAM with the multi-symbol table: rows [i, i + 4) into out[r] (cols + 16 entries each),
 // decoded in lockstep so the four lookup chains overlap.  Same results as ham_decode_row.
 inline void ham_decode_rows4(const HAMView& v, uint64_t i, uint8_t* const out[4]) {
-  auto window = [&](uint64_t& pos, uint8_t*& o, uint8_t* end) { ham_window(v, pos, o, end); };
+  const HamMulti m(v);
   uint64_t p0 = v.offsets[i], p1 = v.offsets[i + 1], p2 = v.offsets[i + 2], p3 = v.offsets[i + 3];
   uint8_t *o0 = out[0], *o1 = out[1], *o2 = out[2], *o3 = out[3];
-  uint8_t *e0 = o0 + v.cols, *e1 = o1 + v.cols, *e2 = o2 + v.cols, *e3 = o3 + v.cols;
-  while (o0 < e0 && o1 < e1 && o2 < e2 && o3 < e3) {
-    window(p0, o0, e0);
-    window(p1, o1, e1);
-    window(p2, o2, e2);
-    window(p3, o3, e3);
+  uint8_t *const e0 = o0 + v.cols, *const e1 = o1 + v.cols, *const e2 = o2 + v.cols,
+                 *const e3 = o3 + v.cols;
+  // Unchecked windows while every row has 15 entries of room; then each row finishes.
+  while (e0 - o0 >= 15 && e1 - o1 >= 15 && e2 - o2 >= 15 && e3 - o3 >= 15) {
+    ham_window<false>(m, p0, o0, e0);
+    ham_window<false>(m, p1, o1, e1);
+    ham_window<false>(m, p2, o2, e2);
+    ham_window<false>(m, p3, o3, e3);
   }
-  while (o0 < e0) window(p0, o0, e0);
-  while (o1 < e1) window(p1, o1, e1);
-  while (o2 < e2) window(p2, o2, e2);
-  while (o3 < e3) window(p3, o3, e3);
+  ham_finish_row(m, p0, o0, e0);
+  ham_finish_row(m, p1, o1, e1);
+  ham_finish_row(m, p2, o2, e2);
+  ham_finish_row(m, p3, o3, e3);
 }
 
 // HAM matvec rows with byte indices (k <= 256): decode (four rows at a time when the
@@ -138,8 +155,14 @@ inline void ham_matvec_bytes(const HAMView& v, uint64_t r0, uint64_t r1, float* 
   }
 }
 
-// HCSR: one entry at `pos` through the general decoder (long codes and escapes).
-__attribute__((noinline)) void hcsr_slow(const HCSRView& v, uint64_t& pos, uint64_t& col, float& value) {
+// HCSR: an entry decoded by the general decoder; returned by value so that the callers'
+// positions never have their address taken (they stay in registers).
+struct HcsrEntry {
+  uint64_t pos, col;  // after the entry; col is one past its column
+  float value;
+};
+
+__attribute__((noinline)) HcsrEntry hcsr_slow(const HCSRView& v, uint64_t pos, uint64_t col) {
   uint32_t e = v.decoder->decode(peek64(v.stream, pos));
   pos += e & 31;
   uint32_t sym = e >> 5;
@@ -149,40 +172,56 @@ __attribute__((noinline)) void hcsr_slow(const HCSRView& v, uint64_t& pos, uint6
     g += peek64(v.stream, pos) >> (64 - v.esc_bits);
     pos += v.esc_bits;
   }
-  col += g + 1;
-  value = v.codebook[sym >> v.gap_bits];
+  return {pos, col + g + 1, v.codebook[sym >> v.gap_bits]};
 }
 
-// HCSR: the entry of a code longer than the table, whose prefix entry `me` (kSlowEntry |
-// sub, sub > 0) links to a second table indexed by the `sub` bits after the prefix; sets
-// `t` to its index (views.hpp).
+// HCSR: whether table entry `me` is the prefix of a longer code, linking to a second table
+// (kSlowEntry | sub, sub > 0; views.hpp).
+inline bool hcsr_link(unsigned me) { return me > kSlowEntry && me < (kSlowEntry | 32); }
+
+// HCSR: the entry of a long code whose prefix entry `me` links to a second table indexed
+// by the `sub` bits after the prefix; sets `t` to its index.
 inline unsigned hcsr_second(const HCSRView& v, uint64_t window, unsigned me, unsigned& t) {
   uint32_t start;
   std::memcpy(&start, &v.value[t], 4);
-  t = start + unsigned((window << v.table_bits) >> (64 - (me & 31)));
+  t = start + unsigned((window << kHcsrTableBits) >> (64 - (me & 31)));
   return v.meta[t];
+}
+
+// HCSR with tables: the weight of the entry at `pos`, advancing `pos` and `col` (to one
+// past its column).  One lookup in the common case; long codes, escapes and codes beyond
+// the tables branch off.
+__attribute__((always_inline)) inline float hcsr_entry(const HCSRView& v, uint64_t& pos,
+                                                       uint64_t& col) {
+  const uint64_t w = peek64(v.stream, pos);
+  unsigned t = unsigned(w >> (64 - kHcsrTableBits));
+  unsigned me = v.meta[t];
+  if (__builtin_expect(hcsr_link(me), 0)) me = hcsr_second(v, w, me, t);
+  if (__builtin_expect(me >= kEscapeEntry, 0)) {
+    if (me & kSlowEntry) {
+      const HcsrEntry e = hcsr_slow(v, pos, col);
+      pos = e.pos;
+      col = e.col;
+      return e.value;
+    }
+    // An escape: a raw gap field follows the code.
+    pos += me & 31;
+    col += (peek64(v.stream, pos) >> (64 - v.esc_bits)) + ((me >> 5) & 511);
+    pos += v.esc_bits;
+    return v.value[t];
+  }
+  pos += me & 31;
+  col += me >> 5;
+  return v.value[t];
 }
 
 // HCSR: advances one entry; `col` is one past the entry's column afterwards.
 inline float hcsr_next(const HCSRView& v, uint64_t& pos, uint64_t& col) {
-  if (v.meta) {
-    uint64_t w = peek64(v.stream, pos);
-    unsigned t = unsigned(w >> (64 - v.table_bits));
-    unsigned me = v.meta[t];
-    if (me > kSlowEntry && me < (kSlowEntry | 32)) me = hcsr_second(v, w, me, t);  // a long code
-    if (__builtin_expect(!(me & kSlowEntry), 1)) {
-      pos += me & 31;
-      if (me & kEscapeEntry) {
-        col += peek64(v.stream, pos) >> (64 - v.esc_bits);
-        pos += v.esc_bits;
-      }
-      col += (me >> 5) & 511;
-      return v.value[t];
-    }
-  }
-  float value;
-  hcsr_slow(v, pos, col, value);
-  return value;
+  if (v.meta) return hcsr_entry(v, pos, col);
+  const HcsrEntry e = hcsr_slow(v, pos, col);
+  pos = e.pos;
+  col = e.col;
+  return e.value;
 }
 
 // f(col, value) for each stored entry of row i.
@@ -203,59 +242,36 @@ inline void hcsr_matvec_rows(const HCSRView& v, const float* x, float* y, uint64
                              uint64_t r1) {
   uint64_t i = r0;
   if (v.meta) {
-    const uint8_t* const s = v.stream;
-    const uint16_t* const meta = v.meta;
-    const float* const value = v.value;
-    const unsigned sh = 64 - v.table_bits, esc_bits = v.esc_bits, esc_sh = 64 - esc_bits;
-    // Per row: its bit position, a pointer one past its last entry's x, its sum (the
-    // row ends stay in memory: four rows' state then fits the registers).
-    auto step = [&](uint64_t& pos, const float*& xp, float& acc) __attribute__((always_inline)) {
-      unsigned t = unsigned(peek64(s, pos) >> sh);
-      unsigned me = meta[t];
-      if (__builtin_expect(me > kSlowEntry && me < (kSlowEntry | 32), 0))  // a long code
-        me = hcsr_second(v, peek64(s, pos), me, t);
-      float w;
-      if (__builtin_expect(me < kEscapeEntry, 1)) {  // the common case: one lookup
-        pos += me & 31;
-        xp += me >> 5;
-        w = value[t];
-      } else if (me & kSlowEntry) {
-        uint64_t col = uint64_t(xp - x);
-        hcsr_slow(v, pos, col, w);
-        xp = x + col;
-      } else {  // an escape: its raw gap field follows the code
-        pos += me & 31;
-        xp += (peek64(s, pos) >> esc_sh) + ((me >> 5) & 511);
-        pos += esc_bits;
-        w = value[t];
-      }
-      acc = madd(w, xp[-1], acc);
+    // Per row: its bit position, the column one past its last entry, its sum (the row
+    // ends stay in memory: four rows' state then fits the registers).
+    auto step = [&](uint64_t& pos, uint64_t& col, float& acc) __attribute__((always_inline)) {
+      const float w = hcsr_entry(v, pos, col);
+      acc = madd(w, x[col - 1], acc);
     };
     for (; i + 4 <= r1; i += 4) {
       const uint64_t* off = v.offsets + i;
       uint64_t p0 = off[0], p1 = off[1], p2 = off[2], p3 = off[3];
-      const float *x0 = x, *x1 = x, *x2 = x, *x3 = x;
+      uint64_t c0 = 0, c1 = 0, c2 = 0, c3 = 0;
       float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
       while (p0 < off[1] && p1 < off[2] && p2 < off[3] && p3 < off[4]) {
-        step(p0, x0, a0);
-        step(p1, x1, a1);
-        step(p2, x2, a2);
-        step(p3, x3, a3);
+        step(p0, c0, a0);
+        step(p1, c1, a1);
+        step(p2, c2, a2);
+        step(p3, c3, a3);
       }
-      while (p0 < off[1]) step(p0, x0, a0);
-      while (p1 < off[2]) step(p1, x1, a1);
-      while (p2 < off[3]) step(p2, x2, a2);
-      while (p3 < off[4]) step(p3, x3, a3);
+      while (p0 < off[1]) step(p0, c0, a0);
+      while (p1 < off[2]) step(p1, c1, a1);
+      while (p2 < off[3]) step(p2, c2, a2);
+      while (p3 < off[4]) step(p3, c3, a3);
       y[i] = a0;
       y[i + 1] = a1;
       y[i + 2] = a2;
       y[i + 3] = a3;
     }
     for (; i < r1; ++i) {
-      uint64_t p = v.offsets[i];
-      const float* xp = x;
+      uint64_t p = v.offsets[i], col = 0;
       float acc = 0;
-      while (p < v.offsets[i + 1]) step(p, xp, acc);
+      while (p < v.offsets[i + 1]) step(p, col, acc);
       y[i] = acc;
     }
     return;

@@ -31,6 +31,8 @@ struct HAMView {
   int multi_bits;
 };
 
+constexpr int kHcsrTableBits = 12;  // bits of HCSR's one-lookup table
+
 struct HCSRView {
   uint64_t rows, cols;
   const float* codebook;
@@ -45,7 +47,6 @@ struct HCSRView {
   // use the general decoder.
   const uint16_t* meta;
   const float* value;
-  int table_bits;
 };
 
 }  // namespace kernels
