@@ -100,7 +100,7 @@ void HAM::build_tables() {
       used += len;
       window <<= len;
     }
-    multi_[t] = n ? used | n << 5 | syms << 8 : 0;
+    multi_[t] = n ? syms | n << 24 | used << 27 : 0;
   }
 }
 

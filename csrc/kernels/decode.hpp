@@ -60,37 +60,47 @@ struct HamMulti {
       : stream(v.stream), multi(v.multi), sh(64 - v.multi_bits), decoder(v.decoder) {}
 };
 
-// One 57-bit window of the row at `pos`: up to 5 lookups of <= 11 bits, each giving up to
-// 3 symbols.  kCheckEnd stops at `end`; without it the caller guarantees 15 entries of room
-// before `end`.  Symbols past `end` land in the row's slack.
-template <bool kCheckEnd>
+// One 57-bit window of the row at `pos`: 5 lookups of <= 11 bits, each storing its entry
+// whole (up to 3 symbols, then bytes that the next store or the row's slack takes).  A
+// code longer than the table has entry 0, which stores and consumes nothing, so the
+// lookups after it repeat it; the last entry shows it, and it is decoded alone.  Needs 15
+// entries of room before the end of the row.
 __attribute__((always_inline)) inline void ham_window(const HamMulti& m, uint64_t& pos,
-                                                      uint8_t*& o, const uint8_t* end) {
+                                                      uint8_t*& o) {
   uint64_t w = peek64(m.stream, pos);
   unsigned used = 0;
+  uint32_t e = 0;
   for (int t = 0; t < 5; ++t) {
-    uint32_t e = m.multi[w >> m.sh];
-    unsigned n = (e >> 5) & 3, len = e & 31;
-    if (__builtin_expect(n == 0, 0)) {  // a code longer than the table
-      e = m.decoder->decode(peek64(m.stream, pos + used));
-      *o++ = uint8_t(e >> 5);
-      used += e & 31;
-      break;
-    }
-    uint32_t syms = e >> 8;
-    std::memcpy(o, &syms, 4);
-    o += n;
-    used += len;
-    w <<= len;
-    if (kCheckEnd && o >= end) break;
+    e = m.multi[w >> m.sh];
+    std::memcpy(o, &e, 4);
+    o += (e >> 24) & 3;
+    used += e >> 27;
+    w <<= e >> 27;
   }
   pos += used;
+  if (__builtin_expect(e == 0, 0)) {
+    e = m.decoder->decode(peek64(m.stream, pos));
+    *o++ = uint8_t(e >> 5);
+    pos += e & 31;
+  }
 }
 
-// The rest of a row from `pos`: unchecked windows while 15 entries of room remain.
+// The rest of a row from `pos`: whole windows while 15 entries of room remain, then one
+// lookup at a time.  Symbols past `end` land in the row's slack.
 inline void ham_finish_row(const HamMulti& m, uint64_t pos, uint8_t* o, const uint8_t* end) {
-  while (end - o >= 15) ham_window<false>(m, pos, o, end);
-  while (o < end) ham_window<true>(m, pos, o, end);
+  while (end - o >= 15) ham_window(m, pos, o);
+  while (o < end) {
+    uint32_t e = m.multi[peek64(m.stream, pos) >> m.sh];
+    if (e) {
+      std::memcpy(o, &e, 4);
+      o += e >> 24 & 3;
+      pos += e >> 27;
+    } else {
+      e = m.decoder->decode(peek64(m.stream, pos));
+      *o++ = uint8_t(e >> 5);
+      pos += e & 31;
+    }
+  }
 }
 
 // HAM: the cols indices of row i.  `out` needs 16 slack entries past the row.
@@ -124,10 +134,10 @@ inline void ham_decode_rows4(const HAMView& v, uint64_t i, uint8_t* const out[4]
                  *const e3 = o3 + v.cols;
   // Unchecked windows while every row has 15 entries of room; then each row finishes.
   while (e0 - o0 >= 15 && e1 - o1 >= 15 && e2 - o2 >= 15 && e3 - o3 >= 15) {
-    ham_window<false>(m, p0, o0, e0);
-    ham_window<false>(m, p1, o1, e1);
-    ham_window<false>(m, p2, o2, e2);
-    ham_window<false>(m, p3, o3, e3);
+    ham_window(m, p0, o0);
+    ham_window(m, p1, o1);
+    ham_window(m, p2, o2);
+    ham_window(m, p3, o3);
   }
   ham_finish_row(m, p0, o0, e0);
   ham_finish_row(m, p1, o1, e1);

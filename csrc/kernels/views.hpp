@@ -25,8 +25,8 @@ struct HAMView {
   const uint8_t* stream;
   const uint64_t* offsets;
   const huff::Decoder* decoder;
-  // Up to 3 symbols per lookup (k <= 256; null for small matrices): entry = total length |
-  // symbol count << 5 (0: code longer than the table) | symbols << 8, 16, 24.
+  // Up to 3 symbols per lookup (k <= 256; null for small matrices): entry = symbols in
+  // bytes 0-2 | symbol count << 24 | total length << 27; 0 for a code longer than the table.
   const uint32_t* multi;
   int multi_bits;
 };
