@@ -225,22 +225,24 @@ __attribute__((always_inline)) inline float hcsr_entry(const HCSRView& v, uint64
   return v.value[t];
 }
 
-// HCSR: advances one entry; `col` is one past the entry's column afterwards.
-inline float hcsr_next(const HCSRView& v, uint64_t& pos, uint64_t& col) {
-  if (v.meta) return hcsr_entry(v, pos, col);
-  const HcsrEntry e = hcsr_slow(v, pos, col);
-  pos = e.pos;
-  col = e.col;
-  return e.value;
-}
-
-// f(col, value) for each stored entry of row i.
+// f(col, value) for each stored entry of row i.  The table test is hoisted out of the
+// loop so each loop keeps its state in registers.
 template <class F>
 inline void hcsr_for_each(const HCSRView& v, uint64_t i, F&& f) {
-  uint64_t pos = v.offsets[i], end = v.offsets[i + 1], col = 0;
+  uint64_t pos = v.offsets[i], col = 0;
+  const uint64_t end = v.offsets[i + 1];
+  if (v.meta) {
+    while (pos < end) {
+      const float value = hcsr_entry(v, pos, col);
+      f(col - 1, value);
+    }
+    return;
+  }
   while (pos < end) {
-    float value = hcsr_next(v, pos, col);
-    f(col - 1, value);
+    const HcsrEntry e = hcsr_slow(v, pos, col);
+    pos = e.pos;
+    col = e.col;
+    f(col - 1, e.value);
   }
 }
 
