@@ -72,7 +72,10 @@ def test_hcsr_under_sham_bound(shape, k, density, seed):
     h = cn.HCSR.from_dense(W)
     # row orientation: n + 1 row pointers take the place of m + 1 column pointers
     assert h.psi <= bounds.sham(m, n, h.k, h.nnz)
-    assert h.psi <= bounds.csr(n, m, h.nnz)
+    # The CSR bound has no codebook: HCSR's k floats only pay off over enough entries
+    # (64 x 256 at 2% with k = 256 holds about 330 entries and about 200 distinct values).
+    if h.nnz >= 4 * h.k:
+        assert h.psi <= bounds.csr(n, m, h.nnz)
 
 
 def test_bounds_reject_nonsense():
