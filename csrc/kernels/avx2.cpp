@@ -162,26 +162,6 @@ void im_matvec_b(const IMView& v, const float* x, float* y, uint64_t r0, uint64_
   }
 }
 
-template <int B>
-void im_matmat_b(const IMView& v, const float* X, uint64_t B_, float* Y, uint64_t r0, uint64_t r1) {
-  const Lut<B> lut(v.codebook, v.k);
-  blocked_matmat<V256>(
-      v.cols, X, B_, Y, r0, r1, 4, [](uint64_t, uint64_t) {},
-      [&](uint64_t i, uint64_t j0, uint64_t kc, float* out) {
-        im_expand<B>(v, lut, i * v.cols + j0, kc, out);
-      });
-}
-
-void im_matvec(const IMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
-  if (!for_bits(v.bits, [&](auto B) { im_matvec_b<decltype(B)::value>(v, x, y, r0, r1); }))
-    scalar_kernels.im_matvec(v, x, y, r0, r1);
-}
-
-void im_matmat(const IMView& v, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1) {
-  if (!for_bits(v.bits, [&](auto Bc) { im_matmat_b<decltype(Bc)::value>(v, X, B, Y, r0, r1); }))
-    im_matmat_wide<V256>(v, X, B, Y, r0, r1);
-}
-
 // HAM with k <= 256: decode a row to byte indices, then look them up 8 at a time.
 template <int B>
 inline float dot_bytes(const Lut<B>& lut, const uint8_t* idx, const float* x, uint64_t n) {
@@ -198,18 +178,16 @@ inline float dot_bytes(const Lut<B>& lut, const uint8_t* idx, const float* x, ui
   return hsum(_mm256_add_ps(a0, a1));
 }
 
-void ham_matvec(const HAMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
-  bool done = for_bits(v.index_bits, [&](auto Bc) {
-    constexpr int B = decltype(Bc)::value;
-    const Lut<B> lut(v.codebook, v.k);
-    ham_matvec_bytes(v, r0, r1, y, [&](const uint8_t* idx) { return dot_bytes<B>(lut, idx, x, v.cols); });
-  });
-  if (!done) scalar_kernels.ham_matvec(v, x, y, r0, r1);
-}
+using Vec = V256;
 
 }  // namespace
+}  // namespace cnn::kernels
+
+#include "entry_points.hpp"
+
+namespace cnn::kernels {
 
 const KernelSet avx2_kernels = {"avx2",    im_matvec,  ham_matvec, hcsr_matvec_rows,
-                                im_matmat, ham_matmat_rows<V256>, hcsr_matmat_rows<V256>};
+                                im_matmat, ham_matmat_rows<Vec>, hcsr_matmat_rows<Vec>};
 
 }  // namespace cnn::kernels

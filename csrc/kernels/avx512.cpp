@@ -163,11 +163,6 @@ void im_matvec_b(const IMView& v, const float* x, float* y, uint64_t r0, uint64_
   }
 }
 
-void im_matvec(const IMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
-  if (!for_bits(v.bits, [&](auto B) { im_matvec_b<decltype(B)::value>(v, x, y, r0, r1); }))
-    scalar_kernels.im_matvec(v, x, y, r0, r1);
-}
-
 // Weights of entries [p, p + n) as floats, for the matmat blocks.
 template <int B>
 void im_expand(const IMView& v, const Lut<B>& lut, uint64_t p, uint64_t n, float* out) {
@@ -178,21 +173,6 @@ void im_expand(const IMView& v, const Lut<B>& lut, uint64_t p, uint64_t n, float
     float* oq = reinterpret_cast<float*>(reinterpret_cast<uintptr_t>(out) + (q - p) * sizeof(float));
     _mm512_mask_storeu_ps(oq, m, im_weights16<B>(v, lut, q));
   }
-}
-
-template <int B>
-void im_matmat_b(const IMView& v, const float* X, uint64_t B_, float* Y, uint64_t r0, uint64_t r1) {
-  const Lut<B> lut(v.codebook, v.k);
-  blocked_matmat<V512>(
-      v.cols, X, B_, Y, r0, r1, 4, [](uint64_t, uint64_t) {},
-      [&](uint64_t i, uint64_t j0, uint64_t kc, float* out) {
-        im_expand<B>(v, lut, i * v.cols + j0, kc, out);
-      });
-}
-
-void im_matmat(const IMView& v, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1) {
-  if (!for_bits(v.bits, [&](auto Bc) { im_matmat_b<decltype(Bc)::value>(v, X, B, Y, r0, r1); }))
-    im_matmat_wide<V512>(v, X, B, Y, r0, r1);
 }
 
 // HAM with k <= 256: decode a row to byte indices, then look them up 16 at a time.
@@ -212,18 +192,16 @@ inline float dot_bytes(const Lut<B>& lut, const uint8_t* idx, const float* x, ui
   return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
 
-void ham_matvec(const HAMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
-  bool done = for_bits(v.index_bits, [&](auto Bc) {
-    constexpr int B = decltype(Bc)::value;
-    const Lut<B> lut(v.codebook, v.k);
-    ham_matvec_bytes(v, r0, r1, y, [&](const uint8_t* idx) { return dot_bytes<B>(lut, idx, x, v.cols); });
-  });
-  if (!done) scalar_kernels.ham_matvec(v, x, y, r0, r1);
-}
+using Vec = V512;
 
 }  // namespace
+}  // namespace cnn::kernels
+
+#include "entry_points.hpp"
+
+namespace cnn::kernels {
 
 const KernelSet avx512_kernels = {"avx512",  im_matvec,  ham_matvec, hcsr_matvec_rows,
-                                  im_matmat, ham_matmat_rows<V512>, hcsr_matmat_rows<V512>};
+                                  im_matmat, ham_matmat_rows<Vec>, hcsr_matmat_rows<Vec>};
 
 }  // namespace cnn::kernels
