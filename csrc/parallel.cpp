@@ -1,20 +1,139 @@
 #include "parallel.hpp"
 
+#include <pthread.h>
+
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 namespace cnn {
 
 namespace {
 std::atomic<unsigned> configured{0};
+
+// Spins for up to `limit` until done() holds; false if it never did.  Waking a sleeping
+// thread costs 100-200 us on a virtual machine, about a small product's whole time, so
+// both sides wait actively for a moment before they block.
+template <class Done>
+bool spin(Done done, std::chrono::microseconds limit) {
+  auto until = std::chrono::steady_clock::now() + limit;
+  for (unsigned i = 1;; ++i) {
+    if (done()) return true;
+    if (i % 64 == 0 && std::chrono::steady_clock::now() > until) return false;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
 }
+
+// The pool's state lives on the heap and is never freed: a forked child gets a fresh one
+// (the parent's workers do not exist there), and at exit no destructor has to stop workers
+// that may still be blocked.
+struct Pool {
+  static constexpr std::chrono::microseconds kSpin{100};
+  std::mutex user;  // held by the one caller whose tasks the workers run
+  std::mutex m;     // guards the sleeps below
+  std::condition_variable wake, done;
+  std::vector<std::thread>* workers = new std::vector<std::thread>;
+  const std::function<void(unsigned)>* task = nullptr;
+  unsigned n = 0;
+  std::vector<std::exception_ptr> errors;
+  std::atomic<uint64_t> generation{0};  // a new job: task, n and errors are set
+  std::atomic<unsigned> pending{0};     // tasks of the job still running on workers
+
+  void work(unsigned id) {  // worker `id` runs task(id) of every job with n > id
+    uint64_t seen = 0;
+    auto fresh = [&] { return generation.load(std::memory_order_acquire) != seen; };
+    for (;;) {
+      if (!spin(fresh, kSpin)) {
+        std::unique_lock<std::mutex> lock(m);
+        wake.wait(lock, fresh);
+      }
+      seen = generation.load(std::memory_order_acquire);
+      if (id >= n) continue;
+      try {
+        (*task)(id);
+      } catch (...) {
+        errors[id] = std::current_exception();
+      }
+      if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lock(m);
+        done.notify_one();
+      }
+    }
+  }
+
+  // Workers 1..n-1 exist afterwards, or fewer if the system refused threads.
+  unsigned grow(unsigned want) {
+    while (workers->size() + 1 < want) {
+      unsigned id = unsigned(workers->size()) + 1;
+      try {
+        workers->emplace_back([this, id] { work(id); });
+      } catch (const std::system_error&) {
+        break;
+      }
+    }
+    return std::min<unsigned>(want, unsigned(workers->size()) + 1);
+  }
+
+  void run(unsigned count, const std::function<void(unsigned)>& t) {
+    task = &t;
+    n = count;
+    errors.assign(count, nullptr);
+    pending.store(count - 1, std::memory_order_relaxed);
+    generation.fetch_add(1, std::memory_order_release);
+    { std::lock_guard<std::mutex> lock(m); }  // a worker between its check and its sleep
+    wake.notify_all();                        // is now asleep and gets this
+    std::exception_ptr first;
+    try {
+      t(0);
+    } catch (...) {
+      first = std::current_exception();
+    }
+    auto finished = [&] { return pending.load(std::memory_order_acquire) == 0; };
+    if (!spin(finished, kSpin)) {
+      std::unique_lock<std::mutex> lock(m);
+      done.wait(lock, finished);
+    }
+    for (auto& e : errors)
+      if (e && !first) first = e;
+    if (first) std::rethrow_exception(first);
+  }
+};
+
+Pool* pool = new Pool;
+
+void fresh_pool_in_child() { pool = new Pool; }  // the parent's pool is abandoned, not freed
+
+const bool at_fork_registered = pthread_atfork(nullptr, nullptr, fresh_pool_in_child) == 0;
+
+void run_serially(unsigned n, const std::function<void(unsigned)>& task) {
+  for (unsigned t = 0; t < n; ++t) task(t);
+}
+}  // namespace
 
 unsigned default_threads() {
   unsigned n = configured.load();
   if (n) return n;
-  n = std::thread::hardware_concurrency();
-  return n ? n : 1;
+  // hardware_concurrency() reads /sys on every call (about 8 us): ask once.
+  static const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  return cores;
 }
 
 void set_default_threads(unsigned n) { configured.store(n); }
+
+void run_tasks(unsigned n, const std::function<void(unsigned)>& task) {
+  (void)at_fork_registered;
+  Pool& p = *pool;
+  std::unique_lock<std::mutex> user(p.user, std::try_to_lock);
+  if (n > 1 && user.owns_lock() && p.grow(n) == n)
+    p.run(n, task);
+  else  // busy, refused or nothing to share: the caller does every task itself
+    run_serially(n, task);
+}
 
 }  // namespace cnn

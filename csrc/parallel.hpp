@@ -1,10 +1,10 @@
-// Row-parallel loops: rows split into contiguous ranges, one per thread, no shared output.
+// Row-parallel loops on a persistent pool of worker threads: rows split into contiguous
+// ranges, one per thread, no shared output.
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
-#include <exception>
-#include <thread>
-#include <vector>
+#include <functional>
 
 namespace cnn {
 
@@ -12,41 +12,44 @@ namespace cnn {
 unsigned default_threads();
 void set_default_threads(unsigned n);
 
-// Runs f(r0, r1) over [0, rows) in up to `threads` ranges (0 = default).  Ranges start on
-// multiples of 4 rows, and no thread gets less than `min_work` units of `work_per_row`,
-// so small products stay on the calling thread.
+// Calls task(t) for t in [0, n): t = 0 on the calling thread, the others on pool workers,
+// and returns when all are done, rethrowing the first exception a task threw.  The pool
+// starts workers the first time they are needed and keeps them; if the system refuses a
+// new thread, or another caller is using the workers (concurrent products, or a product
+// inside a task), the tasks run one after another on the calling thread instead.  Either
+// way each task does the same work, so results do not depend on where it ran.
+void run_tasks(unsigned n, const std::function<void(unsigned)>& task);
+
+// Runs f(r0, r1) over [0, rows) on up to `threads` threads (0 = default), no thread
+// getting less than `kMinWork` units of `work_per_row`, so small products stay on the
+// calling thread.  The rows are cut into chunks (multiples of `align` rows, about 8 per
+// thread) that threads take in turn as they become free: a thread slowed by other work on
+// its core (another pool's spinning threads, a noisy neighbour) simply takes fewer.
 template <class F>
-void parallel_rows(uint64_t rows, unsigned threads, double work_per_row, F&& f) {
-  constexpr double kMinWork = 1 << 17;
+void parallel_rows(uint64_t rows, unsigned threads, double work_per_row, F&& f,
+                   uint64_t align = 4) {
+  // Waking a pool worker costs a few microseconds when it is spinning and far more when it
+  // sleeps; below 2^16 units (about 15 us of kernel time) a second thread is not worth it.
+  constexpr double kMinWork = 1 << 16;
+  constexpr uint64_t kChunksPerThread = 8;
   if (rows == 0) return;  // kernels allocate row scratch; an empty product needs none
   uint64_t n = threads ? threads : default_threads();
   uint64_t by_work = uint64_t(rows * work_per_row / kMinWork);
-  n = std::max<uint64_t>(1, std::min({n, by_work, (rows + 3) / 4}));
+  n = std::max<uint64_t>(1, std::min({n, by_work, (rows + align - 1) / align}));
   if (n == 1) {
     f(uint64_t(0), rows);
     return;
   }
-  uint64_t chunk = ((rows + n - 1) / n + 3) / 4 * 4;
-  std::vector<std::thread> pool;
-  std::vector<std::exception_ptr> errors(n);
-  for (uint64_t t = 1; t < n; ++t) {
-    uint64_t r0 = std::min(rows, t * chunk), r1 = std::min(rows, r0 + chunk);
-    pool.emplace_back([&, t, r0, r1] {
-      try {
-        if (r0 < r1) f(r0, r1);
-      } catch (...) {
-        errors[t] = std::current_exception();
-      }
-    });
-  }
-  try {
-    f(uint64_t(0), std::min(rows, chunk));
-  } catch (...) {
-    errors[0] = std::current_exception();
-  }
-  for (auto& th : pool) th.join();
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
+  uint64_t chunk = std::max<uint64_t>(
+      {align, (rows + n * kChunksPerThread - 1) / (n * kChunksPerThread),
+       uint64_t(kMinWork / 4 / std::max(work_per_row, 1.0))});
+  chunk = (chunk + align - 1) / align * align;
+  const uint64_t count = (rows + chunk - 1) / chunk;
+  std::atomic<uint64_t> next{0};
+  run_tasks(unsigned(n), [&](unsigned) {
+    for (uint64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < count;)
+      f(c * chunk, std::min(rows, (c + 1) * chunk));
+  });
 }
 
 }  // namespace cnn

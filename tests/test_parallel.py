@@ -1,0 +1,47 @@
+"""The persistent thread pool: products stay correct across fork, from many Python threads,
+and with more threads asked for than there are cores."""
+import multiprocessing
+import os
+
+import numpy as np
+import pytest
+
+import compactnn as cn
+from conftest import random_quantized
+
+
+def _product_in_child(queue):
+    rng = np.random.default_rng(1)
+    W = random_quantized(rng, 1024, 512, 16)
+    m = cn.IndexMap.from_dense(W)
+    x = rng.standard_normal(512).astype(np.float32)
+    queue.put(bool(np.array_equal(m.dot(x, threads=2), m.dot(x, threads=1))))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+def test_products_after_fork():
+    """A forked child has none of the parent's pool workers; its products start their own."""
+    rng = np.random.default_rng(1)
+    m = cn.IndexMap.from_dense(random_quantized(rng, 1024, 512, 16))
+    m.dot(rng.standard_normal(512).astype(np.float32), threads=2)  # the parent's workers exist
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_product_in_child, args=(queue,), daemon=True)
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0, "the child hung or crashed"
+    assert queue.get(timeout=5)
+
+
+def test_many_threads_and_repeated_calls_agree():
+    rng = np.random.default_rng(2)
+    W = random_quantized(rng, 2000, 300, 8, density=0.5)
+    X = rng.standard_normal((300, 40)).astype(np.float32)
+    for fmt in (cn.IndexMap, cn.HAM, cn.HCSR):
+        m = fmt.from_dense(W)
+        ref = m.dot(X, threads=1)
+        for _ in range(20):
+            for t in (2, 5, 64):
+                np.testing.assert_array_equal(m.dot(X, threads=t), ref)
