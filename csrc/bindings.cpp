@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include "container.hpp"
+#include "conv.hpp"
 #include "ham.hpp"
 #include "hcsr.hpp"
 #include "index_map.hpp"
@@ -93,6 +94,32 @@ PYBIND11_MODULE(_core, m) {
             f.linear(xp, B, yp, threads);
           },
           py::arg("X").noconvert(), py::arg("out").noconvert(), py::arg("threads") = 0)
+      .def(
+          "conv2d",
+          [](const Format& f, const carray<float>& X, carray<float>& Y,
+             std::array<uint64_t, 2> kernel, std::array<uint64_t, 2> stride,
+             std::array<uint64_t, 2> padding, std::array<uint64_t, 2> dilation,
+             std::optional<carray<float>> bias, unsigned threads) {
+            if (X.ndim() != 4) throw InvalidInput("X must be 4-D (n, channels, height, width)");
+            ConvShape s{uint64_t(X.shape(0)), uint64_t(X.shape(1)), uint64_t(X.shape(2)),
+                        uint64_t(X.shape(3)), kernel[0], kernel[1], stride[0], stride[1],
+                        padding[0], padding[1], dilation[0], dilation[1], 0, 0};
+            check_conv(s);
+            if (s.patch() != f.cols())
+              throw InvalidInput("channels x kernel size (" + std::to_string(s.patch()) +
+                                 ") does not match the matrix's " + std::to_string(f.cols()) +
+                                 " columns");
+            expect_shape(Y, {s.n, f.rows(), s.ho, s.wo}, "out");
+            if (bias) expect_shape(*bias, {f.rows()}, "bias");
+            const float* xp = X.data();
+            const float* bp = bias ? bias->data() : nullptr;
+            float* yp = Y.mutable_data();
+            py::gil_scoped_release nogil;
+            conv2d(f, xp, s, bp, yp, threads);
+          },
+          py::arg("X").noconvert(), py::arg("out").noconvert(), py::arg("kernel_size"),
+          py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+          py::arg("bias").noconvert(), py::arg("threads") = 0)
       .def(
           "to_indices",
           [](const Format& f, carray<uint32_t>& out, uint32_t zero_index) {

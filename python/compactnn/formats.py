@@ -6,11 +6,11 @@ interface (`CompressedMatrix`), modelled on numpy and scipy.sparse.
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 
 from . import _core
+from ._files import atomic_write
 from ._checks import (
     check_codebook_size,
     check_finite,
@@ -26,7 +26,7 @@ FormatError = _core.FormatError
 class CompressedMatrix:
     """A read-only 2-D float32 matrix stored compactly; products run on the compact form."""
 
-    __slots__ = ("_c",)
+    __slots__ = ("_c", "__weakref__")
     _build = None  # native constructor from (codebook, indices)
     _registry: dict[int, type] = {}
 
@@ -220,27 +220,17 @@ class CompressedMatrix:
         """Write to `path` atomically: an existing file is replaced only once the new one
         is complete.  The file gets the permissions a new file would (or keeps the old
         file's)."""
-        data = self.tobytes()
-        path = os.fsdecode(os.fspath(path))
-        try:
-            mode = os.stat(path).st_mode & 0o777
-        except FileNotFoundError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".compactnn-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.chmod(tmp, mode)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, [self.tobytes()])
 
     def __reduce__(self):
         return (frombytes, (self.tobytes(),))
+
+    # Read-only, so copies may share it (a model's deepcopy does not duplicate its weights).
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
 
 
 class IndexMap(CompressedMatrix, format_id=1):

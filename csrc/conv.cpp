@@ -1,0 +1,101 @@
+#include "conv.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "parallel.hpp"
+
+namespace cnn {
+
+void check_conv(ConvShape& s) {
+  constexpr uint64_t kLimit = uint64_t(1) << 31;
+  for (uint64_t v : {s.kh, s.kw, s.sh, s.sw, s.dh, s.dw})
+    if (v == 0 || v >= kLimit)
+      throw InvalidInput("kernel size, stride and dilation must be positive and below 2^31");
+  for (uint64_t v : {s.ph, s.pw, s.h, s.w, s.c})
+    if (v >= kLimit) throw InvalidInput("convolution sizes must be below 2^31");
+  int64_t span_h = int64_t(s.dh * (s.kh - 1) + 1), span_w = int64_t(s.dw * (s.kw - 1) + 1);
+  int64_t in_h = int64_t(s.h + 2 * s.ph), in_w = int64_t(s.w + 2 * s.pw);
+  if (span_h > in_h || span_w > in_w)
+    throw InvalidInput("the kernel (" + std::to_string(span_h) + " x " + std::to_string(span_w) +
+                       " with dilation) is larger than the padded input (" +
+                       std::to_string(in_h) + " x " + std::to_string(in_w) + ")");
+  s.ho = uint64_t((in_h - span_h) / int64_t(s.sh) + 1);
+  s.wo = uint64_t((in_w - span_w) / int64_t(s.sw) + 1);
+}
+
+void im2col(const float* image, const ConvShape& s, float* cols) {
+  const int64_t h = int64_t(s.h), w = int64_t(s.w), wo = int64_t(s.wo), sw = int64_t(s.sw);
+  for (uint64_t ci = 0; ci < s.c; ++ci)
+    for (uint64_t i = 0; i < s.kh; ++i)
+      for (uint64_t j = 0; j < s.kw; ++j) {
+        // Output column ox reads input column ox * sw + off; [lo, hi) are inside the input.
+        const int64_t off = int64_t(j * s.dw) - int64_t(s.pw);
+        const int64_t lo = std::min(wo, off >= 0 ? 0 : (-off + sw - 1) / sw);
+        const int64_t hi = std::max(lo, std::min(wo, w - off <= 0 ? 0 : (w - off + sw - 1) / sw));
+        for (uint64_t oy = 0; oy < s.ho; ++oy, cols += wo) {
+          const int64_t iy = int64_t(oy * s.sh + i * s.dh) - int64_t(s.ph);
+          if (iy < 0 || iy >= h) {
+            std::fill(cols, cols + wo, 0.0f);
+            continue;
+          }
+          const float* src = image + (int64_t(ci) * h + iy) * w + off;
+          std::fill(cols, cols + lo, 0.0f);
+          if (sw == 1)
+            std::memcpy(cols + lo, src + lo, size_t(hi - lo) * sizeof(float));
+          else
+            for (int64_t ox = lo; ox < hi; ++ox) cols[ox] = src[ox * sw];
+          std::fill(cols + hi, cols + wo, 0.0f);
+        }
+      }
+}
+
+namespace {
+bool is_pointwise(const ConvShape& s) {  // a 1x1 kernel, stride 1, no padding: x is its patches
+  return s.kh == 1 && s.kw == 1 && s.sh == 1 && s.sw == 1 && s.ph == 0 && s.pw == 0;
+}
+
+void add_bias(const float* bias, uint64_t rows, uint64_t pixels, float* y) {
+  if (!bias) return;
+  for (uint64_t r = 0; r < rows; ++r, y += pixels)
+    for (uint64_t p = 0; p < pixels; ++p) y[p] += bias[r];
+}
+}  // namespace
+
+void conv2d(const Format& f, const float* x, const ConvShape& s, const float* bias, float* y,
+            unsigned threads) {
+  const uint64_t in_size = s.c * s.h * s.w, out_size = f.rows() * s.pixels();
+  const uint64_t K = s.patch(), L = s.pixels();
+  if (s.n == 0 || out_size == 0) return;
+  std::vector<float> cols;
+  if (s.n == 1) {  // one image: its patches once, rows split between threads
+    const float* patches = x;
+    if (!is_pointwise(s)) {
+      cols.resize(K * L);
+      im2col(x, s, cols.data());
+      patches = cols.data();
+    }
+    f.matmat(patches, L, y, threads);
+    add_bias(bias, f.rows(), L, y);
+    return;
+  }
+  parallel_rows(
+      s.n, threads, double(f.rows()) * K * L,
+      [&](uint64_t i0, uint64_t i1) {
+        std::vector<float> patches(is_pointwise(s) ? 0 : K * L);
+        for (uint64_t i = i0; i < i1; ++i) {
+          const float* p = x + i * in_size;
+          if (!patches.empty()) {
+            im2col(p, s, patches.data());
+            p = patches.data();
+          }
+          f.matmat(p, L, y + i * out_size, 1);
+          add_bias(bias, f.rows(), L, y + i * out_size);
+        }
+      },
+      1);
+}
+
+}  // namespace cnn

@@ -1,0 +1,31 @@
+// 2-D convolution (groups = 1) as a compressed matrix times im2col patches.
+#pragma once
+#include <cstdint>
+
+#include "format.hpp"
+
+namespace cnn {
+
+struct ConvShape {
+  uint64_t n, c, h, w;  // input (n, c, h, w), row-major
+  uint64_t kh, kw, sh, sw, ph, pw, dh, dw;  // kernel, stride, zero padding, dilation
+  uint64_t ho, wo;                         // output size, set by check_conv
+
+  uint64_t patch() const { return c * kh * kw; }  // the matrix's columns
+  uint64_t pixels() const { return ho * wo; }
+};
+
+// Checks the parameters (positive kernel, stride and dilation; a kernel that fits the padded
+// input; sizes inside 2^31) and fills in ho, wo.  Throws InvalidInput.
+void check_conv(ConvShape& s);
+
+// Patches of one image: row (ci * kh + i) * kw + j holds, for each output pixel, the input
+// value under kernel tap (i, j) of channel ci, or 0 in the padding.
+void im2col(const float* image, const ConvShape& s, float* cols);
+
+// y (n, rows, ho, wo) = W * patches of each image, plus bias[row] when bias is not null.
+// Images are split between threads; a single image splits its rows.
+void conv2d(const Format& f, const float* x, const ConvShape& s, const float* bias, float* y,
+            unsigned threads);
+
+}  // namespace cnn

@@ -1,0 +1,51 @@
+"""Per-layer tables of compressed models, shared by the framework adapters and the CLI."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .formats import CompressedMatrix
+
+
+@dataclass
+class LayerRow:
+    name: str
+    kind: str
+    shape: tuple  # the weight's shape as the framework holds it
+    format: str  # a format's name, or "dense"
+    k: int | None
+    density: float  # nonzero weights over all weights
+    nbytes: int  # the weight's bytes as stored (biases not included)
+
+    @property
+    def psi(self) -> float:
+        size = int(np.prod(self.shape))
+        return self.nbytes / (4 * size) if size else float("nan")
+
+
+def compressed_row(name: str, kind: str, shape, m: CompressedMatrix) -> LayerRow:
+    return LayerRow(name, kind, tuple(shape), type(m).__name__, m.k,
+                    m.nnz / m.size if m.size else 0.0, m.nbytes)
+
+
+def dense_row(name: str, kind: str, shape, nonzeros: int, nbytes: int) -> LayerRow:
+    size = int(np.prod(shape))
+    return LayerRow(name, kind, tuple(shape), "dense", None,
+                    nonzeros / size if size else 0.0, int(nbytes))
+
+
+def format_table(rows: list[LayerRow], model_bytes: int, dense_bytes: int) -> str:
+    """A markdown table, one line per layer and one for the whole model: `model_bytes`
+    (every parameter, buffer and compressed matrix) against `dense_bytes` (the same model
+    with float32 weights)."""
+    lines = ["| layer | kind | weight shape | format | k | density | bytes | psi |",
+             "|---|---|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        shape = "x".join(str(s) for s in r.shape)
+        k = "" if r.k is None else str(r.k)
+        lines.append(f"| {r.name} | {r.kind} | {shape} | {r.format} | {k} | {r.density:.4f} "
+                     f"| {r.nbytes:,} | {r.psi:.4f} |")
+    psi = model_bytes / dense_bytes if dense_bytes else float("nan")
+    lines.append(f"| whole model | | | | | | {model_bytes:,} | {psi:.4f} |")
+    return "\n".join(lines)

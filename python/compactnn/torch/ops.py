@@ -1,0 +1,106 @@
+"""The compressed products as PyTorch operators: `torch.ops.compactnn.linear` and
+`torch.ops.compactnn.conv2d`.
+
+An operator's arguments must be tensors or plain values, so a compressed matrix is passed
+by a handle: an integer that the module holding the matrix got from `register` and that
+maps to the matrix for as long as the matrix lives.  `torch.compile` and `torch.export`
+see each product as one node (the fake kernels give the output shapes without running it).
+The operators are defined with `torch.library.Library` rather than `custom_op`, whose
+Python wrapper costs about 15 us a call here, as much as a small layer's product.
+"""
+from __future__ import annotations
+
+import itertools
+import weakref
+
+import numpy as np
+import torch
+
+from ..formats import CompressedMatrix
+
+_matrices: "weakref.WeakValueDictionary[int, CompressedMatrix]" = weakref.WeakValueDictionary()
+_handles = itertools.count(1)
+
+
+def register(m: CompressedMatrix) -> int:
+    """A new handle for `m`, valid while `m` is alive."""
+    if not isinstance(m, CompressedMatrix):
+        raise TypeError(f"expected a compressed matrix (compactnn.IndexMap, HAM or HCSR), "
+                        f"got {type(m).__name__}")
+    handle = next(_handles)
+    _matrices[handle] = m
+    return handle
+
+
+def lookup(handle: int) -> CompressedMatrix:
+    try:
+        return _matrices[handle]
+    except KeyError:
+        raise RuntimeError(f"compressed matrix {handle} no longer exists: the module that "
+                           "held it was deleted") from None
+
+
+_lib = torch.library.Library("compactnn", "DEF")
+_lib.define("linear(Tensor x, int matrix, int out_features, Tensor? bias) -> Tensor")
+_lib.define("conv2d(Tensor x, int matrix, int out_channels, int[2] kernel_size, int[2] stride, "
+            "int[2] padding, int[2] dilation, Tensor? bias) -> Tensor")
+
+
+def _array(t: torch.Tensor) -> np.ndarray:
+    """A C-contiguous float32 numpy view of `t` (a copy only where it must)."""
+    if t.dtype != torch.float32:
+        t = t.to(torch.float32)
+    a = (t.detach() if t.requires_grad else t).numpy()
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def _linear(x, matrix, out_features, bias):
+    m = lookup(matrix)
+    X = _array(x).reshape(-1, x.shape[-1])
+    Y = np.empty((X.shape[0], out_features), np.float32)
+    if X.shape[0] == 1:
+        m._c.matvec(X[0], Y[0], 0)
+    elif X.shape[0]:
+        m._c.linear(X, Y, 0)
+    if bias is not None:
+        Y += _array(bias)
+    return torch.from_numpy(Y.reshape(*x.shape[:-1], out_features))
+
+
+def _conv_out(size: int, k: int, s: int, p: int, d: int) -> int:
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def _conv2d(x, matrix, out_channels, kernel_size, stride, padding, dilation, bias):
+    m = lookup(matrix)
+    ho, wo = (_conv_out(x.shape[2 + i], kernel_size[i], stride[i], padding[i], dilation[i])
+              for i in range(2))
+    Y = np.empty((x.shape[0], out_channels, max(ho, 0), max(wo, 0)), np.float32)
+    m._c.conv2d(_array(x), Y, kernel_size, stride, padding, dilation,
+                None if bias is None else _array(bias), 0)
+    return torch.from_numpy(Y)
+
+
+_lib.impl("linear", _linear, "CPU")
+_lib.impl("conv2d", _conv2d, "CPU")
+
+
+@torch.library.register_fake("compactnn::linear")
+def _linear_fake(x, matrix, out_features, bias):
+    return x.new_empty((*x.shape[:-1], out_features), dtype=torch.float32)
+
+
+@torch.library.register_fake("compactnn::conv2d")
+def _conv2d_fake(x, matrix, out_channels, kernel_size, stride, padding, dilation, bias):
+    ho, wo = (_conv_out(x.shape[2 + i], kernel_size[i], stride[i], padding[i], dilation[i])
+              for i in range(2))
+    return x.new_empty((x.shape[0], out_channels, ho, wo), dtype=torch.float32)
+
+
+def _no_backward(ctx, grad):
+    raise RuntimeError("compressed layers compute inference only and do not propagate "
+                       "gradients; train a compressed model with compactnn.torch.finetune")
+
+
+for _name in ("linear", "conv2d"):
+    torch.library.register_autograd(f"compactnn::{_name}", _no_backward)
