@@ -1,7 +1,11 @@
-import numpy as np
-import pytest
+import os
 
-import compactnn as cn
+os.environ.setdefault("KERAS_BACKEND", "torch")  # keras 3 on the installed backend
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import compactnn as cn  # noqa: E402
 
 FORMATS = [cn.IndexMap, cn.HAM, cn.HCSR]
 

@@ -148,24 +148,24 @@ def compress_layers(layers: list[Layer], plans: dict[str, Plan | None],
 
 
 # -- convolution kernels as matrices ------------------------------------------------------
-# A kernel becomes the matrix that multiplies im2col patches: one row per output channel,
-# one column per (input channel, kernel position) in the order the patches are laid out.
+# A kernel becomes the matrix that multiplies im2col patches (the native conv2d's layout):
+# one row per output channel, one column per (input channel, kernel position), channel
+# slowest.  "oi..." is PyTorch's (out, in, *spatial), "...io" Keras's (*spatial, in, out).
 
 def kernel_to_matrix(kernel: np.ndarray, layout: str) -> np.ndarray:
-    """layout "oi..." (PyTorch: out, in, *spatial; patches ordered in, *spatial) or
-    "...io" (Keras channels-last: *spatial, in, out; patches ordered *spatial, in)."""
     kernel = np.asarray(kernel)
-    if layout == "oi...":
-        return kernel.reshape(kernel.shape[0], -1)
     if layout == "...io":
-        return kernel.reshape(-1, kernel.shape[-1]).T
-    raise ValueError(f"unknown kernel layout {layout!r}")
+        kernel = np.moveaxis(kernel, (-1, -2), (0, 1))
+    elif layout != "oi...":
+        raise ValueError(f"unknown kernel layout {layout!r}")
+    return kernel.reshape(kernel.shape[0], -1)
 
 
 def matrix_to_kernel(matrix: np.ndarray, shape: tuple, layout: str) -> np.ndarray:
-    """The inverse of kernel_to_matrix for a kernel of `shape`."""
+    """The inverse of kernel_to_matrix for a kernel of `shape` in `layout`."""
     if layout == "oi...":
         return matrix.reshape(shape)
     if layout == "...io":
-        return matrix.T.reshape(shape)
+        out_first = (shape[-1], shape[-2], *shape[:-2])
+        return np.moveaxis(matrix.reshape(out_first), (0, 1), (-1, -2))
     raise ValueError(f"unknown kernel layout {layout!r}")

@@ -1,0 +1,24 @@
+"""Compressed Keras 3 models: Dense, Conv1D and Conv2D layers on compact matrices.
+
+    import compactnn.keras as cnk
+    small = cnk.compress_model(model, prune=0.9, quantize="cws", k=32)
+    cnk.summary(small); small.save("model.keras"); cnk.load("model.keras")
+
+Importing this module registers the compressed layers with Keras, so `.keras` files that
+hold them load with `keras.saving.load_model` as well.  Requires keras (and a backend:
+PyTorch, JAX or TensorFlow; set KERAS_BACKEND before importing keras).
+"""
+from .convert import compress_model, compressible_layers, model_nbytes, summary
+from .io import load
+from .layers import CompressedConv1D, CompressedConv2D, CompressedDense
+
+__all__ = [
+    "CompressedConv1D",
+    "CompressedConv2D",
+    "CompressedDense",
+    "compress_model",
+    "compressible_layers",
+    "load",
+    "model_nbytes",
+    "summary",
+]

@@ -1,0 +1,121 @@
+"""compactnn.torch.finetune on a small real task: scikit-learn's 8x8 digits."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import compactnn as cn
+import compactnn.torch as cnt
+from compactnn.datasets import digits_8x8, split
+
+
+@pytest.fixture(scope="module")
+def task():
+    X, y = digits_8x8()
+    Xtr, ytr, Xte, yte = map(torch.from_numpy, split(X[:, None], y, 1200, seed=0))
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(16 * 64, 64), nn.ReLU(), nn.Linear(64, 10))
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(15):
+        perm = torch.randperm(len(Xtr), generator=g)
+        for i in range(0, len(Xtr), 64):
+            idx = perm[i:i + 64]
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(Xtr[idx]), ytr[idx]).backward()
+            opt.step()
+    return model.eval(), (Xtr, ytr), (Xte, yte)
+
+
+def accuracy(model, data):
+    X, y = data
+    with torch.inference_mode():
+        return float((model(X).argmax(1) == y).float().mean())
+
+
+def layers(model):
+    return {name: mod for name, mod in model.named_modules()
+            if isinstance(mod, cnt.CompressedModule)}
+
+
+def test_codebook_retraining_recovers_accuracy_and_keeps_the_index_maps(task):
+    model, train, test = task
+    assert accuracy(model, test) > 0.95
+    small = cnt.compress_model(model, prune=0.9, k=4, prune_scope="global", progress=False)
+    before = {name: (type(m.matrix), *m.matrix.to_codebook()) for name, m in layers(small).items()}
+    acc_before = accuracy(small, test)
+    out = cnt.finetune(small, train, epochs=3, lr=1e-3, progress=False)
+    assert out is small
+    assert accuracy(small, test) > acc_before + 0.08
+    for name, m in layers(small).items():
+        fmt, codebook, indices = before[name]
+        new_codebook, new_indices = m.matrix.to_codebook()
+        assert type(m.matrix) is fmt
+        np.testing.assert_array_equal(new_indices, indices)  # the index map stays fixed
+        zero = codebook == 0
+        assert (new_codebook[zero] == 0).all()  # pruned weights stay exactly zero
+        assert not np.array_equal(new_codebook[~zero], codebook[~zero])  # the rest learned
+        assert m.bias is not None and not m.bias.requires_grad
+    # the model still holds no dense weight
+    for m in layers(small).values():
+        assert all(t.numel() < np.prod(m.weight_shape()) for t in m.state_dict().values()
+                   if isinstance(t, torch.Tensor) and t.dtype != torch.uint8)
+
+
+def test_weight_retraining_then_quantizing(task):
+    model, train, test = task
+    small = cnt.compress_model(model, prune=0.9, k=8, prune_scope="global", progress=False)
+    zeros = {name: m.matrix.to_dense() == 0 for name, m in layers(small).items()}
+    acc_before = accuracy(small, test)
+    cnt.finetune(small, train, epochs=4, lr=3e-3, retrain="weights", progress=False)
+    assert accuracy(small, test) > acc_before + 0.03
+    for name, m in layers(small).items():
+        dense = m.matrix.to_dense()
+        assert (dense[zeros[name]] == 0).all()  # the mask holds
+        assert len(np.unique(dense)) <= 8  # quantized again by the layer's plan (k = 8)
+
+
+def test_a_data_loader_works_and_interruptions_leave_the_model(task):
+    model, train, test = task
+    small = cnt.compress_model(model, prune=0.5, k=8, progress=False)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*train), batch_size=100)
+    cnt.finetune(small, loader, epochs=1, lr=1e-4, progress=False)
+    bytes_before = {n: m.matrix.tobytes() for n, m in layers(small).items()}
+
+    def bad_loss(out, y):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cnt.finetune(small, train, bad_loss, progress=False)
+    assert {n: m.matrix.tobytes() for n, m in layers(small).items()} == bytes_before
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(retrain="all"), "retrain must be"), (dict(epochs=0), "epochs"),
+    (dict(lr=-1.0), "lr must be"), (dict(optimizer="lbfgs"), "optimizer"),
+    (dict(schedule="step"), "schedule"), (dict(batch_size=0), "batch_size"),
+])
+def test_bad_arguments(task, kw, message):
+    model, train, _ = task
+    small = cnt.compress_model(model, prune=0.5, k=8, progress=False)
+    with pytest.raises(ValueError, match=message):
+        cnt.finetune(small, train, progress=False, **kw)
+
+
+def test_needs_a_compressed_model(task):
+    model, train, _ = task
+    with pytest.raises(ValueError, match="no compressed layers"):
+        cnt.finetune(model, train, progress=False)
+    with pytest.raises(ValueError, match="inputs but"):
+        cnt.finetune(cnt.compress_model(model, k=8, progress=False),
+                     (train[0], train[1][:10]), progress=False)
+
+
+def test_uncompressed_layers_train_too(task):
+    model, train, _ = task
+    small = cnt.compress_model(model, prune=0.5, k=8, progress=False, layers={"3": "dense"})
+    before = small[3].weight.detach().clone()
+    cnt.finetune(small, train, epochs=1, lr=1e-3, progress=False)
+    assert not torch.equal(small[3].weight, before)
+    assert isinstance(small[0].matrix, (cn.IndexMap, cn.HAM, cn.HCSR))
