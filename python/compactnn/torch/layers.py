@@ -1,7 +1,7 @@
 """PyTorch modules whose weight is a compressed matrix: Linear, Conv1d and Conv2d.
 
 They hold no dense weight: the forward pass runs the native product on the compact form
-(`torch.ops.compactnn.*`).  The bias stays a float32 parameter.  `state_dict()` carries the
+(`torch.ops.compactnn.*`, see ops.py).  The bias stays a float32 parameter.  `state_dict()` carries the
 matrix as `_extra_state` (its bytes as a uint8 tensor), so `load_state_dict` and
 `torch.save(model.state_dict())` keep it.  Inputs of other dtypes are converted to float32;
 outputs are float32.
@@ -84,7 +84,7 @@ class CompressedLinear(CompressedModule):
         if x.dim() == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"{type(self).__name__} expects inputs with {self.in_features} "
                              f"features in the last dimension, got shape {tuple(x.shape)}")
-        return torch.ops.compactnn.linear(_float32(x), self._handle, self.out_features,
+        return ops.linear(_float32(x), self._handle, self.out_features,
                                           self.bias)
 
     def dense_forward(self, x, weight, bias):
@@ -210,9 +210,8 @@ class CompressedConv2d(_CompressedConv):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, unbatched = self._batched(_float32(x))
-        y = torch.ops.compactnn.conv2d(self._pad(x), self._handle, self.out_channels,
-                                       self.kernel_size, self.stride, self._pads[1],
-                                       self.dilation, self.bias)
+        y = ops.conv2d(self._pad(x), self._handle, self.out_channels, self.kernel_size,
+                       self.stride, self._pads[1], self.dilation, self.bias)
         return y.squeeze(0) if unbatched else y
 
 
@@ -225,10 +224,9 @@ class CompressedConv1d(_CompressedConv):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, unbatched = self._batched(_float32(x))
-        y = torch.ops.compactnn.conv2d(self._pad(x).unsqueeze(2), self._handle,
-                                       self.out_channels, [1, *self.kernel_size],
-                                       [1, *self.stride], [0, *self._pads[1]],
-                                       [1, *self.dilation], self.bias).squeeze(2)
+        y = ops.conv2d(self._pad(x).unsqueeze(2), self._handle, self.out_channels,
+                       [1, *self.kernel_size], [1, *self.stride], [0, *self._pads[1]],
+                       [1, *self.dilation], self.bias).squeeze(2)
         return y.squeeze(0) if unbatched else y
 
 
