@@ -48,13 +48,26 @@ size_t section_count(FormatId id) {
   return 0;
 }
 
+// A section as the file states it: where its payload lies and the checksum it claims.
+struct Raw {
+  const uint8_t* data;
+  uint64_t size;
+  uint32_t crc;
+  size_t index;
+};
+
+// The section's payload copied into its typed array, then checked: the checksum is
+// computed on the copy, so a buffer that changes while it is read (another thread, a file
+// mapped while it is rewritten) cannot pass the check with other bytes than it keeps.
 template <class T>
-std::vector<T> typed(const std::vector<uint8_t>& bytes, const char* what) {
-  if (bytes.size() % sizeof(T))
-    throw FormatError(std::string(what) + " section length " + std::to_string(bytes.size()) +
+std::vector<T> take(const Raw& raw, const char* what) {
+  if (raw.size % sizeof(T))
+    throw FormatError(std::string(what) + " section length " + std::to_string(raw.size) +
                       " is not a multiple of " + std::to_string(sizeof(T)));
-  std::vector<T> v(bytes.size() / sizeof(T));
-  if (!v.empty()) std::memcpy(v.data(), bytes.data(), bytes.size());
+  std::vector<T> v(raw.size / sizeof(T));
+  if (!v.empty()) std::memcpy(v.data(), raw.data, raw.size);
+  if (crc32(reinterpret_cast<const uint8_t*>(v.data()), raw.size) != raw.crc)
+    throw FormatError("checksum mismatch in section " + std::to_string(raw.index));
   return v;
 }
 
@@ -88,16 +101,18 @@ std::unique_ptr<Format> deserialize(const uint8_t* data, size_t size) {
   if (size < kHeaderSize)
     throw FormatError("file is " + std::to_string(size) + " bytes, shorter than the " +
                       std::to_string(kHeaderSize) + "-byte header");
-  if (std::memcmp(data, kMagic, 8) != 0) throw FormatError("not a compactnn file (bad magic)");
-  if (get<uint32_t>(data + 36) != crc32(data, 36)) throw FormatError("header checksum mismatch");
-  uint32_t version = get<uint32_t>(data + 8);
+  uint8_t header[kHeaderSize];  // checked and read from one copy
+  std::memcpy(header, data, kHeaderSize);
+  if (std::memcmp(header, kMagic, 8) != 0) throw FormatError("not a compactnn file (bad magic)");
+  if (get<uint32_t>(header + 36) != crc32(header, 36)) throw FormatError("header checksum mismatch");
+  uint32_t version = get<uint32_t>(header + 8);
   if (version != kVersion) throw FormatError("unsupported file version " + std::to_string(version));
-  auto id = FormatId(get<uint32_t>(data + 12));
+  auto id = FormatId(get<uint32_t>(header + 12));
   size_t expected = section_count(id);
   if (!expected) throw FormatError("unknown format id " + std::to_string(uint32_t(id)));
-  uint64_t rows = get<uint64_t>(data + 16), cols = get<uint64_t>(data + 24);
-  if (get<uint32_t>(data + 32) != expected)
-    throw FormatError("section count " + std::to_string(get<uint32_t>(data + 32)) +
+  uint64_t rows = get<uint64_t>(header + 16), cols = get<uint64_t>(header + 24);
+  if (get<uint32_t>(header + 32) != expected)
+    throw FormatError("section count " + std::to_string(get<uint32_t>(header + 32)) +
                       " does not match the format");
   try {
     check_shape(rows, cols);
@@ -105,25 +120,24 @@ std::unique_ptr<Format> deserialize(const uint8_t* data, size_t size) {
     throw FormatError(e.what());
   }
 
-  std::vector<std::vector<uint8_t>> s;
+  std::vector<Raw> s;
   size_t pos = kHeaderSize;
   for (size_t i = 0; i < expected; ++i) {
     if (size - pos < kSectionHeaderSize)
       throw FormatError("file ends inside the header of section " + std::to_string(i));
-    uint64_t len = get<uint64_t>(data + pos);
-    uint32_t crc = get<uint32_t>(data + pos + 8);
+    uint8_t head[kSectionHeaderSize];
+    std::memcpy(head, data + pos, kSectionHeaderSize);
+    uint64_t len = get<uint64_t>(head);
     pos += kSectionHeaderSize;
     if (len > size - pos)
       throw FormatError("section " + std::to_string(i) + " claims " + std::to_string(len) +
                         " bytes but only " + std::to_string(size - pos) + " remain");
-    if (crc32(data + pos, len) != crc)
-      throw FormatError("checksum mismatch in section " + std::to_string(i));
-    s.emplace_back(data + pos, data + pos + len);
+    s.push_back({data + pos, len, get<uint32_t>(head + 8), i});
     pos += len;
   }
   if (pos != size) throw FormatError(std::to_string(size - pos) + " trailing bytes after the last section");
 
-  std::vector<float> codebook = typed<float>(s[0], "codebook");
+  std::vector<float> codebook = take<float>(s[0], "codebook");
   try {
     check_codebook(codebook);
   } catch (const InvalidInput& e) {
@@ -131,15 +145,18 @@ std::unique_ptr<Format> deserialize(const uint8_t* data, size_t size) {
   }
   switch (id) {
     case FormatId::IndexMap:
-      return std::make_unique<IndexMap>(rows, cols, std::move(codebook), std::move(s[1]));
+      return std::make_unique<IndexMap>(rows, cols, std::move(codebook),
+                                        take<uint8_t>(s[1], "indices"));
     case FormatId::HAM:
-      return std::make_unique<HAM>(rows, cols, std::move(codebook), std::move(s[1]),
-                                   typed<uint64_t>(s[2], "row offsets"),
-                                   typed<uint64_t>(s[3], "stream"));
+      return std::make_unique<HAM>(rows, cols, std::move(codebook),
+                                   take<uint8_t>(s[1], "code lengths"),
+                                   take<uint64_t>(s[2], "row offsets"),
+                                   take<uint64_t>(s[3], "stream"));
     case FormatId::HCSR:
-      return std::make_unique<HCSR>(rows, cols, std::move(codebook), typed<uint64_t>(s[1], "params"),
-                                    std::move(s[2]), typed<uint64_t>(s[3], "row offsets"),
-                                    typed<uint64_t>(s[4], "stream"));
+      return std::make_unique<HCSR>(rows, cols, std::move(codebook), take<uint64_t>(s[1], "params"),
+                                    take<uint8_t>(s[2], "code lengths"),
+                                    take<uint64_t>(s[3], "row offsets"),
+                                    take<uint64_t>(s[4], "stream"));
   }
   throw FormatError("unknown format");
 }

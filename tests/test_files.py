@@ -1257,3 +1257,34 @@ def test_save_keeps_old_file_when_write_fails(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", real_replace)
     assert path.read_bytes() == before
     assert _leftovers(tmp_path, {"w.cnn"}) == []
+
+
+def test_checksum_is_checked_on_the_bytes_kept():
+    """A buffer rewritten while it loads (another thread, a file mapped while rewritten):
+    what loads is always what passed the checksum.  The codebook section of a 256x256 HCSR
+    with codebook 1..65536 has one byte flipped back and forth; every load must either fail
+    its checksum or give the exact original codebook."""
+    import threading
+
+    rng = np.random.default_rng(0)
+    codebook = np.arange(1, 65537, dtype=np.float32)
+    m = cn.HCSR.from_codebook(codebook, rng.integers(0, 65536, (256, 256)))
+    data = bytearray(m.tobytes())
+    stop = threading.Event()
+
+    def flip():
+        while not stop.is_set():
+            data[52] ^= 1
+
+    t = threading.Thread(target=flip)
+    t.start()
+    try:
+        for _ in range(300):
+            try:
+                back = cn.frombytes(data)
+            except cn.FormatError:
+                continue
+            np.testing.assert_array_equal(back.codebook, codebook)
+    finally:
+        stop.set()
+        t.join()
