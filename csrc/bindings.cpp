@@ -235,6 +235,8 @@ PYBIND11_MODULE(_core, m) {
         return s;
       },
       py::arg("a").noconvert(), py::arg("threads") = 0);
+  m.def("use_openmp", &use_openmp, py::arg("library"));
+  m.def("using_openmp", &using_openmp);
   m.def("num_threads", [] { return default_threads(); });
   m.def("set_num_threads", [](unsigned n) { set_default_threads(n); }, py::arg("n"));
   m.def(

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/dispatch.hpp"
 #include "parallel.hpp"
 
 namespace cnn {
@@ -38,16 +39,17 @@ void im2col(const float* image, const ConvShape& s, float* cols) {
         for (uint64_t oy = 0; oy < s.ho; ++oy, cols += wo) {
           const int64_t iy = int64_t(oy * s.sh + i * s.dh) - int64_t(s.ph);
           if (iy < 0 || iy >= h) {
-            std::fill(cols, cols + wo, 0.0f);
+            for (int64_t ox = 0; ox < wo; ++ox) cols[ox] = 0.0f;
             continue;
           }
+          // Rows are short (tens of floats): plain loops, not library calls.
           const float* src = image + (int64_t(ci) * h + iy) * w + off;
-          std::fill(cols, cols + lo, 0.0f);
+          for (int64_t ox = 0; ox < lo; ++ox) cols[ox] = 0.0f;
           if (sw == 1)
-            std::memcpy(cols + lo, src + lo, size_t(hi - lo) * sizeof(float));
+            for (int64_t ox = lo; ox < hi; ++ox) cols[ox] = src[ox];
           else
             for (int64_t ox = lo; ox < hi; ++ox) cols[ox] = src[ox * sw];
-          std::fill(cols + hi, cols + wo, 0.0f);
+          for (int64_t ox = hi; ox < wo; ++ox) cols[ox] = 0.0f;
         }
       }
 }
@@ -66,23 +68,33 @@ void add_bias(const float* bias, uint64_t rows, uint64_t pixels, float* y) {
 
 void conv2d(const Format& f, const float* x, const ConvShape& s, const float* bias, float* y,
             unsigned threads) {
-  const uint64_t in_size = s.c * s.h * s.w, out_size = f.rows() * s.pixels();
+  const uint64_t in_size = s.c * s.h * s.w, rows = f.rows(), out_size = rows * s.pixels();
   const uint64_t K = s.patch(), L = s.pixels();
   if (s.n == 0 || out_size == 0) return;
-  std::vector<float> cols;
   if (s.n == 1) {  // one image: its patches once, rows split between threads
     const float* patches = x;
+    std::vector<float> cols;
     if (!is_pointwise(s)) {
       cols.resize(K * L);
       im2col(x, s, cols.data());
       patches = cols.data();
     }
     f.matmat(patches, L, y, threads);
-    add_bias(bias, f.rows(), L, y);
+    add_bias(bias, rows, L, y);
     return;
   }
+  // Several images: weights small enough (as convolution kernels are) are decoded once, and
+  // every image multiplies the float block, so decoding is paid once, not once per image.
+  // A sparse HCSR matrix keeps its sparse product, which skips the zeros.
+  constexpr uint64_t kDecodeOnce = uint64_t(1) << 20;  // weights (4 MiB as floats)
+  std::vector<float> dense;
+  if (rows * K <= kDecodeOnce && !(f.id() == FormatId::HCSR && 4 * f.nnz() < rows * K)) {
+    dense.resize(rows * K);
+    f.to_dense(dense.data());
+  }
+  const auto& kernels = kernels::active();
   parallel_rows(
-      s.n, threads, double(f.rows()) * K * L,
+      s.n, threads, double(rows) * K * L / 4 + double(K) * L,
       [&](uint64_t i0, uint64_t i1) {
         std::vector<float> patches(is_pointwise(s) ? 0 : K * L);
         for (uint64_t i = i0; i < i1; ++i) {
@@ -91,8 +103,12 @@ void conv2d(const Format& f, const float* x, const ConvShape& s, const float* bi
             im2col(p, s, patches.data());
             p = patches.data();
           }
-          f.matmat(p, L, y + i * out_size, 1);
-          add_bias(bias, f.rows(), L, y + i * out_size);
+          float* out = y + i * out_size;
+          if (dense.empty())
+            f.matmat(p, L, out, 1);
+          else
+            kernels.dense_matmat(dense.data(), K, p, L, out, 0, rows);
+          add_bias(bias, rows, L, out);
         }
       },
       1);

@@ -112,14 +112,14 @@ kernels::HAMView HAM::view() const {
 
 void HAM::matvec(const float* x, float* y, unsigned threads) const {
   const auto& k = kernels::active();
-  parallel_rows(rows_, threads, double(cols_), [&](uint64_t r0, uint64_t r1) {
+  parallel_rows(rows_, threads, double(cols_) * 8, [&](uint64_t r0, uint64_t r1) {
     k.ham_matvec(view(), x, y, r0, r1);
   });
 }
 
 void HAM::matmat(const float* X, uint64_t B, float* Y, unsigned threads) const {
   const auto& k = kernels::active();
-  parallel_rows(rows_, threads, double(cols_) * (B + 4), [&](uint64_t r0, uint64_t r1) {
+  parallel_rows(rows_, threads, double(cols_) * (B / 4 + 8), [&](uint64_t r0, uint64_t r1) {
     k.ham_matmat(view(), X, B, Y, r0, r1);
   });
 }

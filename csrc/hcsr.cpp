@@ -246,13 +246,13 @@ kernels::HCSRView HCSR::view() const {
 
 void HCSR::matvec(const float* x, float* y, unsigned threads) const {
   const auto& k = kernels::active();
-  parallel_rows(rows_, threads, double(nnz_) / std::max<uint64_t>(rows_, 1) * 4 + 16,
+  parallel_rows(rows_, threads, double(nnz_) / std::max<uint64_t>(rows_, 1) * 20 + 16,
                 [&](uint64_t r0, uint64_t r1) { k.hcsr_matvec(view(), x, y, r0, r1); });
 }
 
 void HCSR::matmat(const float* X, uint64_t B, float* Y, unsigned threads) const {
   const auto& k = kernels::active();
-  parallel_rows(rows_, threads, (double(nnz_) / std::max<uint64_t>(rows_, 1) + 1) * (B + 4),
+  parallel_rows(rows_, threads, double(nnz_) / std::max<uint64_t>(rows_, 1) * (B / 2 + 20) + 16,
                 [&](uint64_t r0, uint64_t r1) { k.hcsr_matmat(view(), X, B, Y, r0, r1); });
 }
 

@@ -73,14 +73,15 @@ kernels::IMView IndexMap::view() const {
 
 void IndexMap::matvec(const float* x, float* y, unsigned threads) const {
   const auto& k = kernels::active();
-  parallel_rows(rows_, threads, double(cols_), [&](uint64_t r0, uint64_t r1) {
+  const double work = double(cols_) * (bits_ <= 4 ? 1 : 4);  // wider codebooks decode slower
+  parallel_rows(rows_, threads, work, [&](uint64_t r0, uint64_t r1) {
     k.im_matvec(view(), x, y, r0, r1);
   });
 }
 
 void IndexMap::matmat(const float* X, uint64_t B, float* Y, unsigned threads) const {
   const auto& k = kernels::active();
-  parallel_rows(rows_, threads, double(cols_) * B, [&](uint64_t r0, uint64_t r1) {
+  parallel_rows(rows_, threads, double(cols_) * (B / 4 + 1), [&](uint64_t r0, uint64_t r1) {
     k.im_matmat(view(), X, B, Y, r0, r1);
   });
 }

@@ -1,5 +1,6 @@
 #include "parallel.hpp"
 
+#include <dlfcn.h>
 #include <pthread.h>
 
 #include <atomic>
@@ -107,7 +108,38 @@ struct Pool {
 
 Pool* pool = new Pool;
 
-void fresh_pool_in_child() { pool = new Pool; }  // the parent's pool is abandoned, not freed
+// An OpenMP runtime already loaded in the process (PyTorch's libgomp), whose threads run our
+// tasks instead of the pool's: one set of threads per core, not two competing sets.
+struct OpenMP {
+  void (*parallel)(void (*)(void*), void*, unsigned, unsigned);  // GOMP_parallel
+  int (*thread_num)();
+  int (*num_threads)();
+};
+std::atomic<const OpenMP*> openmp{nullptr};
+
+void fresh_pool_in_child() {  // the parent's pool is abandoned, not freed
+  pool = new Pool;
+  openmp.store(nullptr);  // libgomp's threads do not survive fork either
+}
+
+struct OpenMPJob {
+  const OpenMP* omp;
+  const std::function<void(unsigned)>* task;
+  unsigned n;
+  std::vector<std::exception_ptr> errors;
+};
+
+void openmp_body(void* p) {
+  auto& job = *static_cast<OpenMPJob*>(p);
+  const unsigned team = unsigned(std::max(1, job.omp->num_threads()));
+  for (unsigned t = unsigned(job.omp->thread_num()); t < job.n; t += team) {
+    try {
+      (*job.task)(t);
+    } catch (...) {
+      job.errors[t] = std::current_exception();
+    }
+  }
+}
 
 const bool at_fork_registered = pthread_atfork(nullptr, nullptr, fresh_pool_in_child) == 0;
 
@@ -126,8 +158,36 @@ unsigned default_threads() {
 
 void set_default_threads(unsigned n) { configured.store(n); }
 
+bool use_openmp(const std::string& library) {
+  if (library.empty()) {
+    openmp.store(nullptr);
+    return true;
+  }
+  void* lib = dlopen(library.c_str(), RTLD_NOW | RTLD_NOLOAD);  // only if already loaded
+  if (!lib) return false;
+  auto* omp = new OpenMP{
+      reinterpret_cast<decltype(OpenMP::parallel)>(dlsym(lib, "GOMP_parallel")),
+      reinterpret_cast<decltype(OpenMP::thread_num)>(dlsym(lib, "omp_get_thread_num")),
+      reinterpret_cast<decltype(OpenMP::num_threads)>(dlsym(lib, "omp_get_num_threads"))};
+  if (!omp->parallel || !omp->thread_num || !omp->num_threads) {
+    delete omp;
+    return false;
+  }
+  openmp.store(omp);  // kept for the life of the process, like the library
+  return true;
+}
+
+bool using_openmp() { return openmp.load() != nullptr; }
+
 void run_tasks(unsigned n, const std::function<void(unsigned)>& task) {
   (void)at_fork_registered;
+  if (const OpenMP* omp = openmp.load(); omp && n > 1) {
+    OpenMPJob job{omp, &task, n, std::vector<std::exception_ptr>(n)};
+    omp->parallel(openmp_body, &job, n, 0);
+    for (auto& e : job.errors)
+      if (e) std::rethrow_exception(e);
+    return;
+  }
   Pool& p = *pool;
   std::unique_lock<std::mutex> user(p.user, std::try_to_lock);
   if (n > 1 && user.owns_lock() && p.grow(n) == n)

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <string>
 
 namespace cnn {
 
@@ -20,17 +21,25 @@ void set_default_threads(unsigned n);
 // way each task does the same work, so results do not depend on where it ran.
 void run_tasks(unsigned n, const std::function<void(unsigned)>& task);
 
+// Run tasks on the threads of the GNU OpenMP runtime `library` (a path), which must already
+// be loaded (PyTorch's, so that products and PyTorch's operators share one set of threads);
+// "" goes back to the pool.  False if the library is not loaded or is not libgomp.
+bool use_openmp(const std::string& library);
+bool using_openmp();
+
 // Runs f(r0, r1) over [0, rows) on up to `threads` threads (0 = default), no thread
-// getting less than `kMinWork` units of `work_per_row`, so small products stay on the
-// calling thread.  The rows are cut into chunks (multiples of `align` rows, about 8 per
+// getting less than `kMinWork` units of `work_per_row` (a unit: about 0.25 ns of one core's
+// time, as each format estimates it), so small products stay on the calling thread.  The rows are cut into chunks (multiples of `align` rows, about 8 per
 // thread) that threads take in turn as they become free: a thread slowed by other work on
 // its core (another pool's spinning threads, a noisy neighbour) simply takes fewer.
 template <class F>
 void parallel_rows(uint64_t rows, unsigned threads, double work_per_row, F&& f,
                    uint64_t align = 4) {
-  // Waking a pool worker costs a few microseconds when it is spinning and far more when it
-  // sleeps; below 2^16 units (about 15 us of kernel time) a second thread is not worth it.
-  constexpr double kMinWork = 1 << 16;
+  // A second thread pays off from a few tens of microseconds of work on a quiet machine.
+  // But where another pool's threads spin on the same cores (PyTorch's OpenMP, OpenBLAS),
+  // a worker preempted in mid-chunk holds the product up for a scheduler time slice, so a
+  // thread gets at least 2^19 units (about 130 us).
+  constexpr double kMinWork = 1 << 19;
   constexpr uint64_t kChunksPerThread = 8;
   if (rows == 0) return;  // kernels allocate row scratch; an empty product needs none
   uint64_t n = threads ? threads : default_threads();

@@ -45,3 +45,35 @@ def test_many_threads_and_repeated_calls_agree():
         for _ in range(20):
             for t in (2, 5, 64):
                 np.testing.assert_array_equal(m.dot(X, threads=t), ref)
+
+
+def test_products_on_pytorchs_openmp_threads_match_the_pool():
+    """Once compactnn.torch is imported, products run on PyTorch's OpenMP threads (where
+    PyTorch uses OpenMP); results are the same as on compactnn's own pool."""
+    import torch  # noqa: F401
+
+    import compactnn.torch  # noqa: F401
+    from compactnn import _core
+
+    if "OpenMP" not in torch.__config__.parallel_info():
+        pytest.skip("this PyTorch build does not use OpenMP")
+    assert cn.cpu_info()["thread_runtime"] == "openmp"
+    rng = np.random.default_rng(4)
+    W = random_quantized(rng, 3000, 700, 16, density=0.4)
+    X = rng.standard_normal((700, 9)).astype(np.float32)
+    with open("/proc/self/maps") as f:
+        libs = [line.split()[-1] for line in f if "libgomp" in line]
+    try:
+        for fmt in (cn.IndexMap, cn.HAM, cn.HCSR):
+            m = fmt.from_dense(W)
+            on_openmp = [m.dot(X[:, 0], threads=2), m.dot(X, threads=3)]
+            assert _core.use_openmp("")
+            assert cn.cpu_info()["thread_runtime"] == "pool"
+            on_pool = [m.dot(X[:, 0], threads=2), m.dot(X, threads=3)]
+            assert _core.use_openmp(libs[0])
+            for a, b in zip(on_openmp, on_pool):
+                np.testing.assert_array_equal(a, b)
+    finally:
+        _core.use_openmp(libs[0])
+    assert not _core.use_openmp("/nonexistent/libgomp.so.1")
+    assert not _core.use_openmp("libc.so.6")  # loaded, but not an OpenMP runtime

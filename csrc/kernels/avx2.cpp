@@ -19,6 +19,7 @@ namespace {
 struct V256 {
   using reg = __m256;
   static constexpr unsigned width = 8;
+  static constexpr int tile_rows = 6;
   static constexpr int tile_vectors = 2;
   static reg zero() { return _mm256_setzero_ps(); }
   static reg set1(float v) { return _mm256_set1_ps(v); }
@@ -188,6 +189,7 @@ using Vec = V256;
 namespace cnn::kernels {
 
 const KernelSet avx2_kernels = {"avx2",    im_matvec,  ham_matvec, hcsr_matvec_rows,
-                                im_matmat, ham_matmat_rows<Vec>, hcsr_matmat_rows<Vec>};
+                                im_matmat, ham_matmat_rows<Vec>, hcsr_matmat_rows<Vec>,
+                                dense_matmat_rows<Vec>};
 
 }  // namespace cnn::kernels

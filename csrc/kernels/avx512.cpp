@@ -31,6 +31,7 @@ namespace {
 struct V512 {
   using reg = __m512;
   static constexpr unsigned width = 16;
+  static constexpr int tile_rows = 6;
   static constexpr int tile_vectors = 4;
   static reg zero() { return _mm512_setzero_ps(); }
   static reg set1(float v) { return _mm512_set1_ps(v); }
@@ -202,6 +203,7 @@ using Vec = V512;
 namespace cnn::kernels {
 
 const KernelSet avx512_kernels = {"avx512",  im_matvec,  ham_matvec, hcsr_matvec_rows,
-                                  im_matmat, ham_matmat_rows<Vec>, hcsr_matmat_rows<Vec>};
+                                  im_matmat, ham_matmat_rows<Vec>, hcsr_matmat_rows<Vec>,
+                                  dense_matmat_rows<Vec>};
 
 }  // namespace cnn::kernels

@@ -20,6 +20,10 @@ struct KernelSet {
   void (*ham_matmat)(const HAMView&, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1);
   void (*hcsr_matmat)(const HCSRView&, const float* X, uint64_t B, float* Y, uint64_t r0,
                       uint64_t r1);
+  // Y[r, :] = W[r] X for a dense row-major W (rows x cols): weights decoded once and used
+  // for many products (convolution over a batch of images).
+  void (*dense_matmat)(const float* W, uint64_t cols, const float* X, uint64_t B, float* Y,
+                       uint64_t r0, uint64_t r1);
 };
 
 extern const KernelSet scalar_kernels;

@@ -11,7 +11,7 @@ template <int B>
 void im_matmat_b(const IMView& v, const float* X, uint64_t B_, float* Y, uint64_t r0, uint64_t r1) {
   const Lut<B> lut(v.codebook, v.k);
   blocked_matmat<Vec>(
-      v.cols, X, B_, Y, r0, r1, 4, [](uint64_t, uint64_t) {},
+      v.cols, X, B_, Y, r0, r1, 4 * Vec::tile_rows, [](uint64_t, uint64_t) {},
       [&](uint64_t i, uint64_t j0, uint64_t kc, float* out) {
         im_expand<B>(v, lut, i * v.cols + j0, kc, out);
       });

@@ -3,9 +3,10 @@
 // vector), set1, fmadd.
 //
 // Rows come in blocks whose indices the caller has at hand; weights are expanded to
-// floats for 4 rows x kKC columns at a time (L1), and a register tile of 4 rows x up to 4
-// vectors of Y accumulates over that block of X (kKC x B, kept in L2).  Each Y entry sums
-// its terms in column order whatever the row grouping, so threads do not change results.
+// floats for V::tile_rows rows x kKC columns at a time (L1), and a register tile of
+// tile_rows rows x tile_vectors vectors of Y accumulates over that block of X (kKC x B,
+// kept in L2).  Each Y entry sums its terms in column order whatever the row grouping, so
+// threads do not change results.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -41,8 +42,8 @@ inline void mm_tile(const float* const* w, uint64_t kc, const float* X, uint64_t
       V::store(y[r] + b0 + v * V::width, acc[r][v], v == NV - 1 ? last : V::width);
 }
 
-// The tile is 4 rows x V::tile_vectors vectors of accumulators: 4 x 4 with AVX-512's 32
-// registers, 4 x 2 with AVX2's 16 (more would spill).
+// The tile is R rows x V::tile_vectors vectors of accumulators: 6 x 4 with AVX-512's 32
+// registers, 6 x 2 with AVX2's 16 (12 accumulators hide the FMA latency; more would spill).
 template <class V, int R>
 inline void mm_rows(const float* const* w, uint64_t kc, const float* X, uint64_t B,
                     bool accumulate, float* const* y) {
@@ -66,11 +67,31 @@ inline void mm_rows(const float* const* w, uint64_t kc, const float* X, uint64_t
 
 // Y[r0:r1] = W[r0:r1] X.  weights(i, j0, kc, out) writes W[i, j0:j0+kc] as floats;
 // prepare(i0, i1) runs before the rows [i0, i1) are asked for (HAM decodes them there).
+template <class V, int R, class Weights>
+inline void rows_tile(uint64_t i, int rows, uint64_t j0, uint64_t kc, const float* X,
+                      uint64_t B, float* Y, float* wbuf, Weights& weights) {
+  if (rows < R) {  // the last rows of a block: a smaller tile
+    if constexpr (R > 1) rows_tile<V, R - 1>(i, rows, j0, kc, X, B, Y, wbuf, weights);
+    return;
+  }
+  const float* w[R];
+  float* y[R];
+  for (int r = 0; r < R; ++r) {
+    weights(i + r, j0, kc, wbuf + r * kKC);
+    w[r] = wbuf + r * kKC;
+    y[r] = Y + (i + r) * B;
+  }
+  mm_rows<V, R>(w, kc, X + j0 * B, B, j0 > 0, y);
+}
+
+// Y[r0:r1] = W[r0:r1] X.  weights(i, j0, kc, out) writes W[i, j0:j0+kc] as floats;
+// prepare(i0, i1) runs before the rows [i0, i1) are asked for (HAM decodes them there).
 template <class V, class Prepare, class Weights>
 inline void blocked_matmat(uint64_t cols, const float* X, uint64_t B, float* Y, uint64_t r0,
                            uint64_t r1, uint64_t row_block, Prepare&& prepare,
                            Weights&& weights) {
-  std::vector<float> wbuf(4 * kKC);
+  constexpr int kR = V::tile_rows;
+  std::vector<float> wbuf(kR * kKC);
   for (uint64_t i0 = r0; i0 < r1; i0 += row_block) {
     uint64_t i1 = std::min(r1, i0 + row_block);
     prepare(i0, i1);
@@ -78,26 +99,21 @@ inline void blocked_matmat(uint64_t cols, const float* X, uint64_t B, float* Y, 
       std::fill(Y + i0 * B, Y + i1 * B, 0.0f);
     for (uint64_t j0 = 0; j0 < cols; j0 += kKC) {
       uint64_t kc = std::min(kKC, cols - j0);
-      for (uint64_t i = i0; i < i1; i += 4) {
-        int R = int(std::min<uint64_t>(4, i1 - i));
-        const float* w[4];
-        float* y[4];
-        for (int r = 0; r < R; ++r) {
-          weights(i + r, j0, kc, wbuf.data() + r * kKC);
-          w[r] = wbuf.data() + r * kKC;
-          y[r] = Y + (i + r) * B;
-        }
-        const float* Xb = X + j0 * B;
-        bool acc = j0 > 0;
-        switch (R) {
-          case 1: mm_rows<V, 1>(w, kc, Xb, B, acc, y); break;
-          case 2: mm_rows<V, 2>(w, kc, Xb, B, acc, y); break;
-          case 3: mm_rows<V, 3>(w, kc, Xb, B, acc, y); break;
-          default: mm_rows<V, 4>(w, kc, Xb, B, acc, y); break;
-        }
-      }
+      for (uint64_t i = i0; i < i1; i += kR)
+        rows_tile<V, kR>(i, int(std::min<uint64_t>(kR, i1 - i)), j0, kc, X, B, Y,
+                         wbuf.data(), weights);
     }
   }
+}
+
+template <class V>
+void dense_matmat_rows(const float* W, uint64_t cols, const float* X, uint64_t B, float* Y,
+                       uint64_t r0, uint64_t r1) {
+  blocked_matmat<V>(
+      cols, X, B, Y, r0, r1, 4 * V::tile_rows, [](uint64_t, uint64_t) {},
+      [&](uint64_t i, uint64_t j0, uint64_t kc, float* out) {
+        std::copy(W + i * cols + j0, W + i * cols + j0 + kc, out);
+      });
 }
 
 // Y[i, :] = sum over row i's entries of value * X[col, :], with the row's accumulators in
@@ -160,7 +176,7 @@ bool for_bits(unsigned bits, F&& f) {
 template <class V>
 void ham_matmat_rows(const HAMView& v, const float* X, uint64_t B, float* Y, uint64_t r0,
                      uint64_t r1) {
-  constexpr uint64_t kRows = 16;
+  constexpr uint64_t kRows = 4 * V::tile_rows;
   const uint64_t stride = v.cols + 4;
   std::vector<uint16_t> idx(kRows * stride);
   uint64_t first = 0;
@@ -189,7 +205,7 @@ void im_matmat_wide(const IMView& v, const float* X, uint64_t B, float* Y, uint6
                     uint64_t r1) {
   std::vector<uint32_t> idx(kKC);
   blocked_matmat<V>(
-      v.cols, X, B, Y, r0, r1, 4, [](uint64_t, uint64_t) {},
+      v.cols, X, B, Y, r0, r1, 4 * V::tile_rows, [](uint64_t, uint64_t) {},
       [&](uint64_t i, uint64_t j0, uint64_t kc, float* out) {
         im_decode_range(v, i * v.cols + j0, kc, idx.data());
         for (uint64_t j = 0; j < kc; ++j) out[j] = v.codebook[idx[j]];

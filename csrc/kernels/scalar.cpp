@@ -75,9 +75,21 @@ void hcsr_matmat(const HCSRView& v, const float* X, uint64_t B, float* Y, uint64
   }
 }
 
+void dense_matmat(const float* W, uint64_t cols, const float* X, uint64_t B, float* Y,
+                  uint64_t r0, uint64_t r1) {
+  for (uint64_t i = r0; i < r1; ++i) {
+    float* y = Y + i * B;
+    std::memset(y, 0, B * sizeof(float));
+    for (uint64_t j = 0; j < cols; ++j) {
+      const float w = W[i * cols + j], *xj = X + j * B;
+      for (uint64_t b = 0; b < B; ++b) y[b] += w * xj[b];
+    }
+  }
+}
+
 }  // namespace
 
-const KernelSet scalar_kernels = {"scalar",  im_matvec, ham_matvec, hcsr_matvec_rows,
-                                  im_matmat, ham_matmat, hcsr_matmat};
+const KernelSet scalar_kernels = {"scalar",   im_matvec,  ham_matvec,  hcsr_matvec_rows,
+                                  im_matmat,  ham_matmat, hcsr_matmat, dense_matmat};
 
 }  // namespace cnn::kernels

@@ -8,6 +8,11 @@ Importing this module registers the compressed layers with Keras, so `.keras` fi
 hold them load with `keras.saving.load_model` as well.  Requires keras (and a backend:
 PyTorch, JAX or TensorFlow; set KERAS_BACKEND before importing keras).
 """
+import keras as _keras
+
+if _keras.backend.backend() == "torch":  # share PyTorch's OpenMP threads (compactnn.torch.ops)
+    from ..torch import ops as _torch_ops  # noqa: F401
+
 from .convert import compress_model, compressible_layers, model_nbytes, summary
 from .io import load
 from .layers import CompressedConv1D, CompressedConv2D, CompressedDense
