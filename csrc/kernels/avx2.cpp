@@ -26,6 +26,7 @@ struct V256 {
   static __m256i mask(unsigned n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
+  static reg loadu(const float* p) { return _mm256_loadu_ps(p); }
   static reg load(const float* p, unsigned n) {
     return n == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mask(n));
   }

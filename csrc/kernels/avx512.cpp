@@ -36,6 +36,7 @@ struct V512 {
   static reg zero() { return _mm512_setzero_ps(); }
   static reg set1(float v) { return _mm512_set1_ps(v); }
   static __mmask16 mask(unsigned n) { return __mmask16((1u << n) - 1); }
+  static reg loadu(const float* p) { return _mm512_loadu_ps(p); }
   static reg load(const float* p, unsigned n) {
     return n == 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(mask(n), p);
   }

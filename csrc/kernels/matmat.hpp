@@ -19,59 +19,66 @@ namespace cnn::kernels {
 namespace {
 
 constexpr uint64_t kKC = 256;  // columns of W (rows of X) per block
+constexpr uint64_t kNC = 256;  // columns of X per panel: a kKC x kNC block (256 KiB) stays in L2
 
-template <class V, int R, int NV>
+// One register tile: y[r][b0 .. b0 + NV vectors) (+)= sum over j < kc of w[r][j] X[j][...].
+// Full: every vector whole (plain loads), else the last holds `last` lanes (masked).  The
+// two are separate loops so the loop body has no branch: with one, GCC kept the
+// accumulators on the stack and the tile ran at half speed.
+template <class V, int R, int NV, bool Full>
 inline void mm_tile(const float* const* w, uint64_t kc, const float* X, uint64_t B, uint64_t b0,
                     unsigned last, bool accumulate, float* const* y) {
+  auto width = [&](int v) { return Full || v < NV - 1 ? V::width : last; };
   typename V::reg acc[R][NV];
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < NV; ++v)
-      acc[r][v] = accumulate ? V::load(y[r] + b0 + v * V::width, v == NV - 1 ? last : V::width)
-                             : V::zero();
-  for (uint64_t j = 0; j < kc; ++j) {
-    const float* xr = X + j * B + b0;
+      acc[r][v] = accumulate ? V::load(y[r] + b0 + v * V::width, width(v)) : V::zero();
+  const float* wr[R];
+  for (int r = 0; r < R; ++r) wr[r] = w[r];
+  const float* xr = X + b0;
+  for (uint64_t j = 0; j < kc; ++j, xr += B) {
     typename V::reg xv[NV];
-    for (int v = 0; v < NV; ++v) xv[v] = V::load(xr + v * V::width, v == NV - 1 ? last : V::width);
+    for (int v = 0; v < NV; ++v)
+      xv[v] = Full ? V::loadu(xr + v * V::width) : V::load(xr + v * V::width, width(v));
     for (int r = 0; r < R; ++r) {
-      typename V::reg wr = V::set1(w[r][j]);
-      for (int v = 0; v < NV; ++v) acc[r][v] = V::fmadd(wr, xv[v], acc[r][v]);
+      typename V::reg wv = V::set1(wr[r][j]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::fmadd(wv, xv[v], acc[r][v]);
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v)
-      V::store(y[r] + b0 + v * V::width, acc[r][v], v == NV - 1 ? last : V::width);
+    for (int v = 0; v < NV; ++v) V::store(y[r] + b0 + v * V::width, acc[r][v], width(v));
 }
 
 // The tile is R rows x V::tile_vectors vectors of accumulators: 6 x 4 with AVX-512's 32
 // registers, 6 x 2 with AVX2's 16 (12 accumulators hide the FMA latency; more would spill).
+// Columns [b, b_end) of the rows' tiles.
 template <class V, int R>
 inline void mm_rows(const float* const* w, uint64_t kc, const float* X, uint64_t B,
-                    bool accumulate, float* const* y) {
+                    uint64_t b, uint64_t b_end, bool accumulate, float* const* y) {
   constexpr int kNV = V::tile_vectors;
   constexpr uint64_t kTile = kNV * V::width;
-  uint64_t b0 = 0;
-  for (; b0 + kTile <= B; b0 += kTile)
-    mm_tile<V, R, kNV>(w, kc, X, B, b0, V::width, accumulate, y);
-  uint64_t rest = B - b0;
+  uint64_t b0 = b;
+  for (; b0 + kTile <= b_end; b0 += kTile)
+    mm_tile<V, R, kNV, true>(w, kc, X, B, b0, V::width, accumulate, y);
+  uint64_t rest = b_end - b0;
   if (!rest) return;
   unsigned nv = unsigned((rest + V::width - 1) / V::width);
   unsigned last = unsigned(rest - (nv - 1) * V::width);
   static_assert(kNV <= 4, "the switch below covers partial tiles of up to 4 vectors");
   switch (nv) {  // 1 <= nv <= kNV
-    case 1: return mm_tile<V, R, 1>(w, kc, X, B, b0, last, accumulate, y);
-    case 2: return mm_tile<V, R, std::min(2, kNV)>(w, kc, X, B, b0, last, accumulate, y);
-    case 3: return mm_tile<V, R, std::min(3, kNV)>(w, kc, X, B, b0, last, accumulate, y);
-    default: return mm_tile<V, R, kNV>(w, kc, X, B, b0, last, accumulate, y);
+    case 1: return mm_tile<V, R, 1, false>(w, kc, X, B, b0, last, accumulate, y);
+    case 2: return mm_tile<V, R, std::min(2, kNV), false>(w, kc, X, B, b0, last, accumulate, y);
+    case 3: return mm_tile<V, R, std::min(3, kNV), false>(w, kc, X, B, b0, last, accumulate, y);
+    default: return mm_tile<V, R, kNV, false>(w, kc, X, B, b0, last, accumulate, y);
   }
 }
 
-// Y[r0:r1] = W[r0:r1] X.  weights(i, j0, kc, out) writes W[i, j0:j0+kc] as floats;
-// prepare(i0, i1) runs before the rows [i0, i1) are asked for (HAM decodes them there).
 template <class V, int R, class Weights>
 inline void rows_tile(uint64_t i, int rows, uint64_t j0, uint64_t kc, const float* X,
-                      uint64_t B, float* Y, float* wbuf, Weights& weights) {
+                      uint64_t B, uint64_t b, uint64_t b_end, float* Y, float* wbuf,
+                      Weights& weights) {
   if (rows < R) {  // the last rows of a block: a smaller tile
-    if constexpr (R > 1) rows_tile<V, R - 1>(i, rows, j0, kc, X, B, Y, wbuf, weights);
+    if constexpr (R > 1) rows_tile<V, R - 1>(i, rows, j0, kc, X, B, b, b_end, Y, wbuf, weights);
     return;
   }
   const float* w[R];
@@ -81,7 +88,7 @@ inline void rows_tile(uint64_t i, int rows, uint64_t j0, uint64_t kc, const floa
     w[r] = wbuf + r * kKC;
     y[r] = Y + (i + r) * B;
   }
-  mm_rows<V, R>(w, kc, X + j0 * B, B, j0 > 0, y);
+  mm_rows<V, R>(w, kc, X + j0 * B, B, b, b_end, j0 > 0, y);
 }
 
 // Y[r0:r1] = W[r0:r1] X.  weights(i, j0, kc, out) writes W[i, j0:j0+kc] as floats;
@@ -97,12 +104,13 @@ inline void blocked_matmat(uint64_t cols, const float* X, uint64_t B, float* Y, 
     prepare(i0, i1);
     if (cols == 0)
       std::fill(Y + i0 * B, Y + i1 * B, 0.0f);
-    for (uint64_t j0 = 0; j0 < cols; j0 += kKC) {
-      uint64_t kc = std::min(kKC, cols - j0);
-      for (uint64_t i = i0; i < i1; i += kR)
-        rows_tile<V, kR>(i, int(std::min<uint64_t>(kR, i1 - i)), j0, kc, X, B, Y,
-                         wbuf.data(), weights);
-    }
+    for (uint64_t b = 0; b < B; b += kNC)
+      for (uint64_t j0 = 0; j0 < cols; j0 += kKC) {
+        uint64_t kc = std::min(kKC, cols - j0), b_end = std::min(B, b + kNC);
+        for (uint64_t i = i0; i < i1; i += kR)
+          rows_tile<V, kR>(i, int(std::min<uint64_t>(kR, i1 - i)), j0, kc, X, B, b, b_end, Y,
+                           wbuf.data(), weights);
+      }
   }
 }
 
