@@ -7,6 +7,7 @@ from torch import nn
 import compactnn as cn
 import compactnn.torch as cnt
 from compactnn.datasets import digits_8x8, split
+from compactnn.zoo import train
 
 
 @pytest.fixture(scope="module")
@@ -16,16 +17,7 @@ def task():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Flatten(),
                           nn.Linear(16 * 64, 64), nn.ReLU(), nn.Linear(64, 10))
-    opt = torch.optim.Adam(model.parameters(), 3e-3)
-    g = torch.Generator().manual_seed(0)
-    for _ in range(15):
-        perm = torch.randperm(len(Xtr), generator=g)
-        for i in range(0, len(Xtr), 64):
-            idx = perm[i:i + 64]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(Xtr[idx]), ytr[idx]).backward()
-            opt.step()
-    return model.eval(), (Xtr, ytr), (Xte, yte)
+    return train(model, Xtr, ytr, epochs=15), (Xtr, ytr), (Xte, yte)
 
 
 def accuracy(model, data):

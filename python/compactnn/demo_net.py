@@ -10,6 +10,7 @@ import numpy as np
 
 from .bench import median_time
 from .datasets import digits_8x8, split
+from .zoo import train
 
 PRUNE, K, TRAIN = 0.9, 16, 1397
 
@@ -38,16 +39,7 @@ def _torch_part(data, seed: int) -> None:
         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 4 * 4, 128), nn.ReLU(),
         nn.Linear(128, 10))
     t = time.perf_counter()
-    opt = torch.optim.Adam(model.parameters(), 3e-3)
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(15):
-        perm = torch.randperm(len(Xtr), generator=g)
-        for i in range(0, len(Xtr), 64):
-            idx = perm[i:i + 64]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(Xtr[idx]), ytr[idx]).backward()
-            opt.step()
-    model.eval()
+    train(model, Xtr, ytr, epochs=15, seed=seed)
     print(f"PyTorch: trained {sum(p.numel() for p in model.parameters()):,} weights in "
           f"{time.perf_counter() - t:.1f} s\n")
 
