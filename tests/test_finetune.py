@@ -111,3 +111,13 @@ def test_uncompressed_layers_train_too(task):
     cnt.finetune(small, train, epochs=1, lr=1e-3, progress=False)
     assert not torch.equal(small[3].weight, before)
     assert isinstance(small[0].matrix, (cn.IndexMap, cn.HAM, cn.HCSR))
+
+
+def test_weight_retraining_of_an_unquantized_model(task):
+    """A model compressed without weight sharing (its weights already had few values) is
+    shared again with k-means after its weights were trained."""
+    model, train_data, _ = task
+    small = cnt.compress_model(model, prune=0.5, k=8, progress=False)
+    again = cnt.compress_model(cnt.decompress(small), quantize=None, progress=False)
+    cnt.finetune(again, train_data, epochs=1, lr=1e-3, retrain="weights", progress=False)
+    assert all(len(np.unique(m.matrix.to_dense())) <= 8 for m in layers(again).values())

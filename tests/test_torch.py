@@ -301,3 +301,11 @@ def test_deleted_module_handle_is_a_clear_error():
     h = ops.register(cn.IndexMap.from_dense(np.ones((2, 2), np.float32)))
     with pytest.raises(RuntimeError, match="no longer exists"):
         torch.ops.compactnn.linear(torch.ones(1, 2), h, 2, None)
+
+
+def test_bad_state_dict_matrix_is_refused():
+    small = compressed(nn.Linear(8, 4))
+    state = small.state_dict()
+    for bad in (torch.zeros(3), "matrix", torch.zeros(5, dtype=torch.uint8)):
+        with pytest.raises(ValueError):
+            small.load_state_dict({**state, "_extra_state": bad})

@@ -41,7 +41,8 @@ def keras_module():
 
         import compactnn.keras as cnk
     except ImportError as e:
-        raise UserError(f"this is a Keras model; Keras is needed: pip install keras ({e})") from None
+        raise UserError(f"this is a Keras model; Keras is needed: pip install keras "
+                        f"({e})") from None
     return cnk
 
 

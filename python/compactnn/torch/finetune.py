@@ -66,6 +66,8 @@ class _Trainable(nn.Module):
                 return type(old).from_codebook(codebook, self.indices.numpy())
             W = self.dense_matrix().numpy()
         plan = self.layer.plan or Plan(k=old.k, format=type(old))
+        if plan.quantize is None:  # trained weights are all distinct: share them again
+            plan = Plan(quantize="cws", k=old.k, format=plan.format)
         return compress(W, prune=0.0, quantize=plan.quantize, k=plan.k, format=plan.format,
                         **plan.options)
 

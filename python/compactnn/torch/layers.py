@@ -1,8 +1,8 @@
 """PyTorch modules whose weight is a compressed matrix: Linear, Conv1d and Conv2d.
 
 They hold no dense weight: the forward pass runs the native product on the compact form
-(`torch.ops.compactnn.*`, see ops.py).  The bias stays a float32 parameter.  `state_dict()` carries the
-matrix as `_extra_state` (its bytes as a uint8 tensor), so `load_state_dict` and
+(`torch.ops.compactnn.*`, ops.py).  The bias stays a float32 parameter.  `state_dict()`
+carries the matrix as `_extra_state` (its bytes as a uint8 tensor), so `load_state_dict` and
 `torch.save(model.state_dict())` keep it.  Inputs of other dtypes are converted to float32;
 outputs are float32.
 """
@@ -53,6 +53,10 @@ class CompressedModule(nn.Module):
         return torch.frombuffer(bytearray(self._matrix.tobytes()), dtype=torch.uint8)
 
     def set_extra_state(self, state) -> None:
+        if not (isinstance(state, torch.Tensor) and state.dtype == torch.uint8
+                and state.dim() == 1):
+            raise ValueError(f"{type(self).__name__}: the state dict's matrix must be the uint8 "
+                             f"tensor that state_dict() wrote, got {type(state).__name__}")
         self.matrix = frombytes(state.numpy().tobytes())
 
     def config(self) -> dict:
