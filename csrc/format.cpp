@@ -43,13 +43,17 @@ void Format::to_dense(float* out) const {
 void Format::linear(const float* X, uint64_t B, float* Y, unsigned threads) const {
   if (rows_ == 0 || B == 0) return;
   if (B == 1) return matvec(X, Y, threads);
-  // Y^T = W X^T: the batch becomes the columns of one matmat.
-  std::vector<float> Xt(cols_ * B), Yt(rows_ * B);
-  for (uint64_t b = 0; b < B; ++b)
-    for (uint64_t j = 0; j < cols_; ++j) Xt[j * B + b] = X[b * cols_ + j];
-  matmat(Xt.data(), B, Yt.data(), threads);
-  for (uint64_t i = 0; i < rows_; ++i)
-    for (uint64_t b = 0; b < B; ++b) Y[b * rows_ + i] = Yt[i * B + b];
+  // Y^T = W X^T: each panel of the batch becomes the columns of one matmat.
+  constexpr uint64_t kPanel = 64;
+  std::vector<float> Xt(cols_ * std::min(B, kPanel)), Yt(rows_ * std::min(B, kPanel));
+  for (uint64_t b0 = 0; b0 < B; b0 += kPanel) {
+    const uint64_t n = std::min(kPanel, B - b0);
+    for (uint64_t b = 0; b < n; ++b)
+      for (uint64_t j = 0; j < cols_; ++j) Xt[j * n + b] = X[(b0 + b) * cols_ + j];
+    matmat(Xt.data(), n, Yt.data(), threads);
+    for (uint64_t i = 0; i < rows_; ++i)
+      for (uint64_t b = 0; b < n; ++b) Y[(b0 + b) * rows_ + i] = Yt[i * n + b];
+  }
 }
 
 }  // namespace cnn

@@ -38,8 +38,10 @@ class Format {
   virtual void matvec(const float* x, float* y, unsigned threads) const = 0;
   // Y = W X  (X: cols x B row-major, Y: rows x B)
   virtual void matmat(const float* X, uint64_t B, float* Y, unsigned threads) const = 0;
-  // Y = X W^T  (X: B x cols row-major, Y: B x rows), torch.nn.functional.linear
-  void linear(const float* X, uint64_t B, float* Y, unsigned threads) const;
+  // Y = X W^T  (X: B x cols row-major, Y: B x rows), torch.nn.functional.linear.  B = 1 is
+  // matvec; otherwise it equals matmat(X^T)^T bit for bit.  This one transposes X and Y in
+  // panels of 64 batch rows and calls matmat; formats with a kernel of their own override.
+  virtual void linear(const float* X, uint64_t B, float* Y, unsigned threads) const;
 
   // Codebook indices of row i (cols entries); implicit zeros (HCSR) get `zero_index`.
   virtual void decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const = 0;

@@ -124,6 +124,16 @@ void HAM::matmat(const float* X, uint64_t B, float* Y, unsigned threads) const {
   });
 }
 
+void HAM::linear(const float* X, uint64_t B, float* Y, unsigned threads) const {
+  if (rows_ == 0 || B == 0) return;
+  if (B == 1) return matvec(X, Y, threads);
+  const auto& k = kernels::active();
+  // Threads own disjoint columns of Y: whole cache lines of them (16 floats).
+  parallel_rows(
+      rows_, threads, double(cols_) * (B / 4 + 8),
+      [&](uint64_t r0, uint64_t r1) { k.ham_linear(view(), X, B, Y, r0, r1); }, 16);
+}
+
 size_t HAM::nbytes() const {
   return codebook_.size() * 4 + lengths_.size() + decoder_.nbytes() + multi_.size() * 4 +
          offsets_.size() * 8 + stream_.size() * 8;

@@ -20,6 +20,7 @@ class HAM final : public Format {
   size_t nbytes() const override;
   void matvec(const float* x, float* y, unsigned threads) const override;
   void matmat(const float* X, uint64_t B, float* Y, unsigned threads) const override;
+  void linear(const float* X, uint64_t B, float* Y, unsigned threads) const override;
   void decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const override;
   std::vector<Section> sections() const override;
   uint64_t stream_bits() const { return offsets_.back(); }

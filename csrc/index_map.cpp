@@ -86,6 +86,16 @@ void IndexMap::matmat(const float* X, uint64_t B, float* Y, unsigned threads) co
   });
 }
 
+void IndexMap::linear(const float* X, uint64_t B, float* Y, unsigned threads) const {
+  if (rows_ == 0 || B == 0) return;
+  if (B == 1) return matvec(X, Y, threads);
+  const auto& k = kernels::active();
+  // Threads own disjoint columns of Y: whole cache lines of them (16 floats).
+  parallel_rows(
+      rows_, threads, double(cols_) * (B / 4 + 1),
+      [&](uint64_t r0, uint64_t r1) { k.im_linear(view(), X, B, Y, r0, r1); }, 16);
+}
+
 void IndexMap::decode_row(uint64_t i, uint32_t* idx, uint32_t) const {
   kernels::im_decode_range(view(), i * cols_, cols_, idx);
 }

@@ -25,6 +25,7 @@ class IndexMap final : public Format {
   size_t nbytes() const override { return codebook_.size() * 4 + packed_.size(); }
   void matvec(const float* x, float* y, unsigned threads) const override;
   void matmat(const float* X, uint64_t B, float* Y, unsigned threads) const override;
+  void linear(const float* X, uint64_t B, float* Y, unsigned threads) const override;
   void decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const override;
   std::vector<Section> sections() const override;
   unsigned bits() const { return bits_; }

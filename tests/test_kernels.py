@@ -33,6 +33,8 @@ def compare_isas(m, W, rng, B=5):
         got = products(m, x, X)
         for a, b in zip(got, ref):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * (np.abs(W).sum(1).max() + 1))
+        if B > 1:  # the batch-major product sums as the column-major one does
+            np.testing.assert_array_equal(got[2], got[1].T)
 
 
 # Shapes cover cols % 16 == 0 (the multi-row paths) and not, row counts that leave
@@ -46,11 +48,13 @@ def test_isas_agree(fmt, shape, k):
     compare_isas(fmt.from_dense(W), W, rng)
 
 
-# Column counts of X around the register tiles' widths (16 AVX2, 64 AVX-512, 64 sparse).
-@pytest.mark.parametrize("B", [15, 17, 49, 64, 65, 130])
-def test_isas_agree_wide_x(fmt, B):
+# Column counts of X around the register tiles' widths (16 AVX2, 64 AVX-512, 64 sparse,
+# 256 per panel), rows around the tiles' 6 and linear's panels of 64.
+@pytest.mark.parametrize("B", [2, 3, 15, 17, 49, 64, 65, 130, 1000])
+@pytest.mark.parametrize("rows", [9, 130])
+def test_isas_agree_wide_x(fmt, B, rows):
     rng = np.random.default_rng(B)
-    W = random_quantized(rng, 9, 300, 16, density=0.3 if fmt is cn.HCSR else 1.0)
+    W = random_quantized(rng, rows, 300, 16, density=0.3 if fmt is cn.HCSR else 1.0)
     compare_isas(fmt.from_dense(W), W, rng, B)
 
 

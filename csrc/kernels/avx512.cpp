@@ -205,6 +205,7 @@ namespace cnn::kernels {
 
 const KernelSet avx512_kernels = {"avx512",  im_matvec,  ham_matvec, hcsr_matvec_rows,
                                   im_matmat, ham_matmat_rows<Vec>, hcsr_matmat_rows<Vec>,
-                                  dense_matmat_rows<Vec>};
+                                  dense_matmat_rows<Vec>, im_linear,
+                                  ham_linear_rows<Vec>};
 
 }  // namespace cnn::kernels

@@ -24,6 +24,10 @@ struct KernelSet {
   // for many products (convolution over a batch of images).
   void (*dense_matmat)(const float* W, uint64_t cols, const float* X, uint64_t B, float* Y,
                        uint64_t r0, uint64_t r1);
+  // Y[:, r] = X W[r]^T  with X: B x cols row-major, Y: B x rows (columns r0..r1 written)
+  void (*im_linear)(const IMView&, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1);
+  void (*ham_linear)(const HAMView&, const float* X, uint64_t B, float* Y, uint64_t r0,
+                     uint64_t r1);
 };
 
 extern const KernelSet scalar_kernels;

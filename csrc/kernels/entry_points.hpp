@@ -8,13 +8,26 @@ namespace cnn::kernels {
 namespace {
 
 template <int B>
+struct IndexRows {
+  const IMView& v;
+  const Lut<B> lut;
+  IndexRows(const IMView& view) : v(view), lut(view.codebook, view.k) {}
+  void prepare(uint64_t, uint64_t) {}
+  void weights(uint64_t i, uint64_t j0, uint64_t kc, float* out) const {
+    im_expand<B>(v, lut, i * v.cols + j0, kc, out);
+  }
+};
+
+template <int B>
 void im_matmat_b(const IMView& v, const float* X, uint64_t B_, float* Y, uint64_t r0, uint64_t r1) {
-  const Lut<B> lut(v.codebook, v.k);
-  blocked_matmat<Vec>(
-      v.cols, X, B_, Y, r0, r1, 4 * Vec::tile_rows, [](uint64_t, uint64_t) {},
-      [&](uint64_t i, uint64_t j0, uint64_t kc, float* out) {
-        im_expand<B>(v, lut, i * v.cols + j0, kc, out);
-      });
+  IndexRows<B> src(v);
+  blocked_matmat<Vec>(v.cols, X, B_, Y, r0, r1, 4 * Vec::tile_rows, src);
+}
+
+template <int B>
+void im_linear_b(const IMView& v, const float* X, uint64_t B_, float* Y, uint64_t r0, uint64_t r1) {
+  IndexRows<B> src(v);
+  blocked_linear<Vec>(v.cols, X, B_, Y, v.rows, r0, r1, src);
 }
 
 void im_matvec(const IMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
@@ -25,6 +38,11 @@ void im_matvec(const IMView& v, const float* x, float* y, uint64_t r0, uint64_t 
 void im_matmat(const IMView& v, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1) {
   if (!for_bits(v.bits, [&](auto Bc) { im_matmat_b<decltype(Bc)::value>(v, X, B, Y, r0, r1); }))
     im_matmat_wide<Vec>(v, X, B, Y, r0, r1);
+}
+
+void im_linear(const IMView& v, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1) {
+  if (!for_bits(v.bits, [&](auto Bc) { im_linear_b<decltype(Bc)::value>(v, X, B, Y, r0, r1); }))
+    im_linear_wide<Vec>(v, X, B, Y, r0, r1);
 }
 
 // HAM with k <= 256: rows decoded to byte indices, then looked up a vector at a time.

@@ -2,11 +2,15 @@
 // decode.hpp).  V is a vector type: width, zero, load/store (masked for a partial
 // vector), set1, fmadd.
 //
-// Rows come in blocks whose indices the caller has at hand; weights are expanded to
-// floats for V::tile_rows rows x kKC columns at a time (L1), and a register tile of
-// tile_rows rows x tile_vectors vectors of Y accumulates over that block of X (kKC x B,
-// kept in L2).  Each Y entry sums its terms in column order whatever the row grouping, so
-// threads do not change results.
+// W's rows come from a Source, which expands them to floats kKC columns at a time:
+//   source.prepare(i0, i1)            before rows [i0, i1) are asked for (HAM decodes them);
+//   source.weights(i, j0, kc, out)    W[i, j0 : j0 + kc] as floats.
+// matmat (Y = W X): V::tile_rows rows of W at a time (L1) times a block of X (kKC x kNC,
+// kept in L2), in a register tile of tile_rows rows x tile_vectors vectors of Y.
+// linear (Y = X W^T): the same tiles with the operands exchanged: a panel of W's rows is
+// transposed into kKC x kLinearPanel floats, rows of X are broadcast.
+// Each Y entry sums its terms in column order whatever the grouping, so threads do not
+// change results, and linear(X) is matmat(X^T)^T bit for bit.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -73,35 +77,33 @@ inline void mm_rows(const float* const* w, uint64_t kc, const float* X, uint64_t
   }
 }
 
-template <class V, int R, class Weights>
+template <class V, int R, class Source>
 inline void rows_tile(uint64_t i, int rows, uint64_t j0, uint64_t kc, const float* X,
                       uint64_t B, uint64_t b, uint64_t b_end, float* Y, float* wbuf,
-                      Weights& weights) {
+                      Source& src) {
   if (rows < R) {  // the last rows of a block: a smaller tile
-    if constexpr (R > 1) rows_tile<V, R - 1>(i, rows, j0, kc, X, B, b, b_end, Y, wbuf, weights);
+    if constexpr (R > 1) rows_tile<V, R - 1>(i, rows, j0, kc, X, B, b, b_end, Y, wbuf, src);
     return;
   }
   const float* w[R];
   float* y[R];
   for (int r = 0; r < R; ++r) {
-    weights(i + r, j0, kc, wbuf + r * kKC);
+    src.weights(i + r, j0, kc, wbuf + r * kKC);
     w[r] = wbuf + r * kKC;
     y[r] = Y + (i + r) * B;
   }
   mm_rows<V, R>(w, kc, X + j0 * B, B, b, b_end, j0 > 0, y);
 }
 
-// Y[r0:r1] = W[r0:r1] X.  weights(i, j0, kc, out) writes W[i, j0:j0+kc] as floats;
-// prepare(i0, i1) runs before the rows [i0, i1) are asked for (HAM decodes them there).
-template <class V, class Prepare, class Weights>
+// Y[r0:r1] = W[r0:r1] X  (X: cols x B, Y: rows x B), rows in blocks of `row_block`.
+template <class V, class Source>
 inline void blocked_matmat(uint64_t cols, const float* X, uint64_t B, float* Y, uint64_t r0,
-                           uint64_t r1, uint64_t row_block, Prepare&& prepare,
-                           Weights&& weights) {
+                           uint64_t r1, uint64_t row_block, Source& src) {
   constexpr int kR = V::tile_rows;
   std::vector<float> wbuf(kR * kKC);
   for (uint64_t i0 = r0; i0 < r1; i0 += row_block) {
     uint64_t i1 = std::min(r1, i0 + row_block);
-    prepare(i0, i1);
+    src.prepare(i0, i1);
     if (cols == 0)
       std::fill(Y + i0 * B, Y + i1 * B, 0.0f);
     for (uint64_t b = 0; b < B; b += kNC)
@@ -109,19 +111,108 @@ inline void blocked_matmat(uint64_t cols, const float* X, uint64_t B, float* Y, 
         uint64_t kc = std::min(kKC, cols - j0), b_end = std::min(B, b + kNC);
         for (uint64_t i = i0; i < i1; i += kR)
           rows_tile<V, kR>(i, int(std::min<uint64_t>(kR, i1 - i)), j0, kc, X, B, b, b_end, Y,
-                           wbuf.data(), weights);
+                           wbuf.data(), src);
       }
   }
 }
 
+constexpr uint64_t kLinearPanel = 64;  // rows of W transposed at a time for linear
+
+template <class V, int R>
+inline void linear_tile(uint64_t b, int rows, uint64_t j0, uint64_t kc, const float* X,
+                        uint64_t cols, const float* wt, uint64_t panel, float* Y,
+                        uint64_t ldy) {
+  if (rows < R) {
+    if constexpr (R > 1) linear_tile<V, R - 1>(b, rows, j0, kc, X, cols, wt, panel, Y, ldy);
+    return;
+  }
+  const float* x[R];
+  float* y[R];
+  for (int r = 0; r < R; ++r) {
+    x[r] = X + (b + r) * cols + j0;
+    y[r] = Y + (b + r) * ldy;
+  }
+  mm_rows<V, R>(x, kc, wt, kLinearPanel, 0, panel, j0 > 0, y);
+}
+
+// Columns [r0, r1) of Y = X W^T  (X: B x cols, Y: B x ldy), W's rows in panels of
+// kLinearPanel, each transposed kKC columns at a time: no copy of X is made.
+template <class V, class Source>
+inline void blocked_linear(uint64_t cols, const float* X, uint64_t B, float* Y, uint64_t ldy,
+                           uint64_t r0, uint64_t r1, Source& src) {
+  constexpr int kR = V::tile_rows;
+  std::vector<float> wt(kKC * kLinearPanel), row(kKC);
+  for (uint64_t p0 = r0; p0 < r1; p0 += kLinearPanel) {
+    const uint64_t panel = std::min(r1, p0 + kLinearPanel) - p0;
+    src.prepare(p0, p0 + panel);
+    if (cols == 0)
+      for (uint64_t b = 0; b < B; ++b) std::fill(Y + b * ldy + p0, Y + b * ldy + p0 + panel, 0.0f);
+    for (uint64_t j0 = 0; j0 < cols; j0 += kKC) {
+      const uint64_t kc = std::min(kKC, cols - j0);
+      for (uint64_t i = 0; i < panel; ++i) {
+        src.weights(p0 + i, j0, kc, row.data());
+        for (uint64_t j = 0; j < kc; ++j) wt[j * kLinearPanel + i] = row[j];
+      }
+      for (uint64_t b = 0; b < B; b += kR)
+        linear_tile<V, kR>(b, int(std::min<uint64_t>(kR, B - b)), j0, kc, X, cols, wt.data(),
+                           panel, Y + p0, ldy);
+    }
+  }
+}
+
+// Sources of W's rows (see the top of this file).
+struct DenseRows {
+  const float* W;
+  uint64_t cols;
+  void prepare(uint64_t, uint64_t) {}
+  void weights(uint64_t i, uint64_t j0, uint64_t kc, float* out) const {
+    std::copy(W + i * cols + j0, W + i * cols + j0 + kc, out);
+  }
+};
+
+// HAM: rows decode only from their start, so a block of rows is decoded to indices first;
+// byte indices (k <= 256) four rows in lockstep through the multi-symbol table.
+template <class Idx>
+struct HamRows {
+  const HAMView& v;
+  uint64_t stride, first = 0;
+  std::vector<Idx> idx;
+  HamRows(const HAMView& view, uint64_t rows)
+      : v(view), stride(view.cols + 16), idx(rows * (view.cols + 16)) {}
+  Idx* row(uint64_t i) { return idx.data() + (i - first) * stride; }
+  void prepare(uint64_t i0, uint64_t i1) {
+    first = i0;
+    uint64_t i = i0;
+    if constexpr (sizeof(Idx) == 1)
+      if (v.multi && !v.decoder->zero_bit())
+        for (; i + 4 <= i1; i += 4) {
+          uint8_t* const rows[4] = {row(i), row(i + 1), row(i + 2), row(i + 3)};
+          ham_decode_rows4(v, i, rows);
+        }
+    for (; i < i1; ++i) ham_decode_row(v, i, row(i));
+  }
+  void weights(uint64_t i, uint64_t j0, uint64_t kc, float* out) {
+    const Idx* r = row(i) + j0;
+    for (uint64_t j = 0; j < kc; ++j) out[j] = v.codebook[r[j]];
+  }
+};
+
+// IndexMap with wider indices (k > 256): expanded through the scalar decoder.
+struct WideIndexRows {
+  const IMView& v;
+  std::vector<uint32_t> idx = std::vector<uint32_t>(kKC);
+  void prepare(uint64_t, uint64_t) {}
+  void weights(uint64_t i, uint64_t j0, uint64_t kc, float* out) {
+    im_decode_range(v, i * v.cols + j0, kc, idx.data());
+    for (uint64_t j = 0; j < kc; ++j) out[j] = v.codebook[idx[j]];
+  }
+};
+
 template <class V>
 void dense_matmat_rows(const float* W, uint64_t cols, const float* X, uint64_t B, float* Y,
                        uint64_t r0, uint64_t r1) {
-  blocked_matmat<V>(
-      cols, X, B, Y, r0, r1, 4 * V::tile_rows, [](uint64_t, uint64_t) {},
-      [&](uint64_t i, uint64_t j0, uint64_t kc, float* out) {
-        std::copy(W + i * cols + j0, W + i * cols + j0 + kc, out);
-      });
+  DenseRows src{W, cols};
+  blocked_matmat<V>(cols, X, B, Y, r0, r1, 4 * V::tile_rows, src);
 }
 
 // Y[i, :] = sum over row i's entries of value * X[col, :], with the row's accumulators in
@@ -179,25 +270,24 @@ bool for_bits(unsigned bits, F&& f) {
   return false;
 }
 
-// HAM: rows decode only from their start, so a block of rows is decoded to indices first,
-// then expanded to floats kKC columns at a time.
 template <class V>
 void ham_matmat_rows(const HAMView& v, const float* X, uint64_t B, float* Y, uint64_t r0,
                      uint64_t r1) {
-  constexpr uint64_t kRows = 4 * V::tile_rows;
-  const uint64_t stride = v.cols + 4;
-  std::vector<uint16_t> idx(kRows * stride);
-  uint64_t first = 0;
-  blocked_matmat<V>(
-      v.cols, X, B, Y, r0, r1, kRows,
-      [&](uint64_t i0, uint64_t i1) {
-        first = i0;
-        for (uint64_t i = i0; i < i1; ++i) ham_decode_row(v, i, idx.data() + (i - i0) * stride);
-      },
-      [&](uint64_t i, uint64_t j0, uint64_t kc, float* out) {
-        const uint16_t* row = idx.data() + (i - first) * stride + j0;
-        for (uint64_t j = 0; j < kc; ++j) out[j] = v.codebook[row[j]];
-      });
+  auto run = [&](auto src) { blocked_matmat<V>(v.cols, X, B, Y, r0, r1, 4 * V::tile_rows, src); };
+  if (v.k <= 256)
+    run(HamRows<uint8_t>(v, 4 * V::tile_rows));
+  else
+    run(HamRows<uint16_t>(v, 4 * V::tile_rows));
+}
+
+template <class V>
+void ham_linear_rows(const HAMView& v, const float* X, uint64_t B, float* Y, uint64_t r0,
+                     uint64_t r1) {
+  auto run = [&](auto src) { blocked_linear<V>(v.cols, X, B, Y, v.rows, r0, r1, src); };
+  if (v.k <= 256)
+    run(HamRows<uint8_t>(v, kLinearPanel));
+  else
+    run(HamRows<uint16_t>(v, kLinearPanel));
 }
 
 template <class V>
@@ -207,17 +297,18 @@ void hcsr_matmat_rows(const HCSRView& v, const float* X, uint64_t B, float* Y, u
     sparse_row_matmat<V>(B, X, Y + i * B, [&](auto&& f) { hcsr_for_each(v, i, f); });
 }
 
-// IndexMap with wider indices (k > 256): expanded through the scalar decoder.
 template <class V>
 void im_matmat_wide(const IMView& v, const float* X, uint64_t B, float* Y, uint64_t r0,
                     uint64_t r1) {
-  std::vector<uint32_t> idx(kKC);
-  blocked_matmat<V>(
-      v.cols, X, B, Y, r0, r1, 4 * V::tile_rows, [](uint64_t, uint64_t) {},
-      [&](uint64_t i, uint64_t j0, uint64_t kc, float* out) {
-        im_decode_range(v, i * v.cols + j0, kc, idx.data());
-        for (uint64_t j = 0; j < kc; ++j) out[j] = v.codebook[idx[j]];
-      });
+  WideIndexRows src{v};
+  blocked_matmat<V>(v.cols, X, B, Y, r0, r1, 4 * V::tile_rows, src);
+}
+
+template <class V>
+void im_linear_wide(const IMView& v, const float* X, uint64_t B, float* Y, uint64_t r0,
+                    uint64_t r1) {
+  WideIndexRows src{v};
+  blocked_linear<V>(v.cols, X, B, Y, v.rows, r0, r1, src);
 }
 
 }  // namespace

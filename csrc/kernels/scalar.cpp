@@ -87,9 +87,38 @@ void dense_matmat(const float* W, uint64_t cols, const float* X, uint64_t B, flo
   }
 }
 
+// Y[b, i] = sum_j cb[idx[j]] X[b, j], terms in column order as in axpy_rows
+template <class Idx>
+void dot_rows(const Idx* idx, const float* cb, uint64_t cols, const float* X, uint64_t B,
+              float* Y, uint64_t ldy) {
+  for (uint64_t b = 0; b < B; ++b) {
+    float y = 0;
+    for (uint64_t j = 0; j < cols; ++j) y += cb[idx[j]] * X[b * cols + j];
+    Y[b * ldy] = y;
+  }
+}
+
+void im_linear(const IMView& v, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1) {
+  std::vector<uint32_t> idx(v.cols);
+  for (uint64_t i = r0; i < r1; ++i) {
+    im_decode_range(v, i * v.cols, v.cols, idx.data());
+    dot_rows(idx.data(), v.codebook, v.cols, X, B, Y + i, v.rows);
+  }
+}
+
+void ham_linear(const HAMView& v, const float* X, uint64_t B, float* Y, uint64_t r0,
+                uint64_t r1) {
+  std::vector<uint16_t> idx(v.cols + 4);
+  for (uint64_t i = r0; i < r1; ++i) {
+    ham_decode_row(v, i, idx.data());
+    dot_rows(idx.data(), v.codebook, v.cols, X, B, Y + i, v.rows);
+  }
+}
+
 }  // namespace
 
 const KernelSet scalar_kernels = {"scalar",   im_matvec,  ham_matvec,  hcsr_matvec_rows,
-                                  im_matmat,  ham_matmat, hcsr_matmat, dense_matmat};
+                                  im_matmat,  ham_matmat, hcsr_matmat, dense_matmat,
+                                  im_linear,  ham_linear};
 
 }  // namespace cnn::kernels
