@@ -69,6 +69,7 @@ def standard_cases(n: int = 8192, seed: int = 0, log=print) -> list[Case]:
     W = rng.standard_normal((n, n)).astype(np.float32)
     x = rng.standard_normal(n).astype(np.float32)
     X = rng.standard_normal((n, 64)).astype(np.float32)
+    XT = np.ascontiguousarray(X.T)  # batch-major, as PyTorch and Keras hand it over
     cases = []
 
     def matvec_case(name, m, dense, target, base="numpy"):
@@ -80,7 +81,7 @@ def standard_cases(n: int = 8192, seed: int = 0, log=print) -> list[Case]:
             cases.append(Case(name, lambda: m.dot(x), lambda: A @ x, "scipy CSR A @ x",
                               m.size, m.nbytes, target=target))
 
-    for k, target in ((16, 4.0), (64, 1.5), (256, 1.0)):
+    for k, target in ((16, 6.0), (32, 4.0), (64, 3.0), (256, 1.5)):
         log(f"building IndexMap k={k} ...")
         Q = _quantized(W, k)
         matvec_case(f"IndexMap k={k} matvec", IndexMap.from_dense(Q), Q, target)
@@ -91,7 +92,8 @@ def standard_cases(n: int = 8192, seed: int = 0, log=print) -> list[Case]:
     ham = HAM.from_dense(Q)
     matvec_case("HAM k=32 matvec", ham, Q, 0.5)
     matvec_case("HAM k=32 matvec", ham, Q, 3.0, base="scipy")
-    del Q
+    cases.append(Case("HAM k=32 matmat B=64", lambda: ham.dot(X), lambda: Q @ X, "numpy W @ X",
+                      ham.size, ham.nbytes, batch=64, target=0.7))
     log("building HCSR 90% pruned k=32 ...")
     P = _quantized(W, 32, 0.9)
     h = HCSR.from_dense(P)
@@ -101,7 +103,10 @@ def standard_cases(n: int = 8192, seed: int = 0, log=print) -> list[Case]:
     cases.append(Case("HCSR 90% k=32 matvec", lambda: h.dot(x), lambda: A @ x,
                       "scipy CSR A @ x", h.size, h.nbytes, target=2.5))
     cases.append(Case("IndexMap k=16 matmat B=64", lambda: im16.dot(X), lambda: Q16 @ X,
-                      "numpy W @ X", im16.size, im16.nbytes, batch=64, target=0.5))
+                      "numpy W @ X", im16.size, im16.nbytes, batch=64, target=0.9))
+    cases.append(Case("IndexMap k=16 linear B=64 (batch-major)", lambda: im16.linear(XT),
+                      lambda: XT @ Q16.T, "numpy X @ W.T", im16.size, im16.nbytes, batch=64,
+                      target=0.9))
     cases.append(Case("HCSR 90% k=32 matmat B=64", lambda: h.dot(X), lambda: A @ X,
                       "scipy CSR A @ X", h.size, h.nbytes, batch=64, target=3.0))
     log("building HCSR 99% pruned k=32, n=4096 ...")
@@ -142,6 +147,12 @@ def real_cases(log=print) -> list[Case]:
     for name, W in real_layers().items():
         log(f"building {name} {W.shape} ...")
         x = np.random.default_rng(1).standard_normal(W.shape[1]).astype(np.float32)
+        if name.endswith("classifier.weight"):  # a small layer: must not pay for threads
+            Q16 = _quantized(W, 16)
+            im = IndexMap.from_dense(Q16)
+            cases.append(Case(f"{name} {W.shape[0]}x{W.shape[1]}: IndexMap k=16",
+                              lambda m=im, x=x: m.dot(x), lambda Q=Q16, x=x: Q @ x,
+                              "numpy W @ x", im.size, im.nbytes, target=1.5))
         Q = _quantized(W, 32)
         ham = HAM.from_dense(Q)
         cases.append(Case(f"{name} {W.shape[0]}x{W.shape[1]}: HAM k=32", lambda m=ham, x=x: m.dot(x),

