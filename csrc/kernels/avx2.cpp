@@ -143,10 +143,82 @@ void im_expand(const IMView& v, const Lut<B>& lut, uint64_t p, uint64_t n, float
   }
 }
 
+// k <= 16: the codebook as four 16-byte planes (byte b of every float), so vpshufb looks up
+// 32 indices per plane; interleaving the planes gives back the floats in the order
+// [0-3 | 16-19], [4-7 | 20-23], [8-11 | 24-27], [12-15 | 28-31] (unpacks stay in their
+// 128-bit lane), and x is permuted into that order once per call.  About 0.75 instructions
+// per weight, against 1.1 for the vpermps lookups.
+struct NibbleLut {
+  __m256i plane[4];
+  NibbleLut(const float* codebook, uint32_t k) {
+    alignas(16) uint8_t bytes[4][16] = {};
+    for (uint32_t e = 0; e < std::min<uint32_t>(k, 16); ++e) {
+      uint32_t bits;
+      std::memcpy(&bits, codebook + e, 4);
+      for (int b = 0; b < 4; ++b) bytes[b][e] = uint8_t(bits >> (8 * b));
+    }
+    for (int b = 0; b < 4; ++b)
+      plane[b] = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<__m128i*>(bytes[b])));
+  }
+  // Entries [p, p + 32) of an IndexMap with 4-bit indices, p a multiple of 32: the low
+  // nibbles of 16 bytes are entries 0-15, the high nibbles 16-31 (index_map.hpp).
+  static __m256i indices(const IMView& v, uint64_t p) {
+    const uint8_t* bytes = v.packed + (p >> 7) * 64 + ((p >> 5) & 3) * 16;
+    __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes)), m = _mm_set1_epi8(15);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
+  }
+  void operator()(__m256i idx, __m256 out[4]) const {
+    __m256i b0 = _mm256_shuffle_epi8(plane[0], idx), b1 = _mm256_shuffle_epi8(plane[1], idx);
+    __m256i b2 = _mm256_shuffle_epi8(plane[2], idx), b3 = _mm256_shuffle_epi8(plane[3], idx);
+    __m256i l01 = _mm256_unpacklo_epi8(b0, b1), h01 = _mm256_unpackhi_epi8(b0, b1);
+    __m256i l23 = _mm256_unpacklo_epi8(b2, b3), h23 = _mm256_unpackhi_epi8(b2, b3);
+    out[0] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(l01, l23));
+    out[1] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(l01, l23));
+    out[2] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(h01, h23));
+    out[3] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(h01, h23));
+  }
+};
+
+// x in NibbleLut's order, 32 entries at a time (n a multiple of 32).
+inline void nibble_order(const float* x, uint64_t n, float* out) {
+  for (uint64_t c = 0; c < n; c += 32, out += 32)
+    for (int q = 0; q < 4; ++q)
+      for (int t = 0; t < 4; ++t) {
+        out[8 * q + t] = x[c + 4 * q + t];
+        out[8 * q + 4 + t] = x[c + 16 + 4 * q + t];
+      }
+}
+
+template <int R>
+inline void im_rows_nibbles(const IMView& v, const NibbleLut& lut, const float* xp, float* y,
+                            uint64_t i) {
+  __m256 a0[R], a1[R];
+  for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm256_setzero_ps();
+  for (uint64_t c = 0; c < v.cols; c += 32) {
+    for (int r = 0; r < R; ++r) {
+      __m256 w[4];
+      lut(NibbleLut::indices(v, (i + r) * v.cols + c), w);
+      a0[r] = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xp + c), a0[r]);
+      a1[r] = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xp + c + 8), a1[r]);
+      a0[r] = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xp + c + 16), a0[r]);
+      a1[r] = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xp + c + 24), a1[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) y[i + r] = hsum(_mm256_add_ps(a0[r], a1[r]));
+}
+
 template <int B>
 void im_matvec_b(const IMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
-  const Lut<B> lut(v.codebook, v.k);
   uint64_t i = r0;
+  if (B == 4 && v.cols % 32 == 0) {
+    const NibbleLut lut(v.codebook, v.k);
+    std::vector<float> xp(v.cols);
+    nibble_order(x, v.cols, xp.data());
+    for (; i + 2 <= r1; i += 2) im_rows_nibbles<2>(v, lut, xp.data(), y, i);
+    for (; i < r1; ++i) im_rows_nibbles<1>(v, lut, xp.data(), y, i);
+    return;
+  }
+  const Lut<B> lut(v.codebook, v.k);
   if (v.cols % 16 == 0) {
     for (; i + 4 <= r1; i += 4) im_rows_aligned<B, 4>(v, lut, x, y, i);
     for (; i < r1; ++i) im_rows_aligned<B, 1>(v, lut, x, y, i);
