@@ -41,7 +41,7 @@ def compare_isas(m, W, rng, B=5):
 # remainders after groups of 4, and sizes that build the one-lookup decode tables
 # (HAM from 2^18 entries, HCSR from 16384 stored entries).
 @pytest.mark.parametrize("shape", [(37, 64), (21, 70), (5, 1), (1, 300), (515, 512), (130, 2048)])
-@pytest.mark.parametrize("k", [1, 2, 5, 11, 16, 17, 32, 64, 65, 128, 256, 300])
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 11, 16, 17, 32, 40, 64, 65, 128, 256, 300])
 def test_isas_agree(fmt, shape, k):
     rng = np.random.default_rng(k * 1000 + shape[0])
     W = random_quantized(rng, *shape, k, density=0.3 if fmt is cn.HCSR else 1.0, skew=0.2)

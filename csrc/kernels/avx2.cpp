@@ -143,33 +143,68 @@ void im_expand(const IMView& v, const Lut<B>& lut, uint64_t p, uint64_t n, float
   }
 }
 
-// k <= 16: the codebook as four 16-byte planes (byte b of every float), so vpshufb looks up
-// 32 indices per plane; interleaving the planes gives back the floats in the order
-// [0-3 | 16-19], [4-7 | 20-23], [8-11 | 24-27], [12-15 | 28-31] (unpacks stay in their
-// 128-bit lane), and x is permuted into that order once per call.  About 0.75 instructions
-// per weight, against 1.1 for the vpermps lookups.
-struct NibbleLut {
-  __m256i plane[4];
-  NibbleLut(const float* codebook, uint32_t k) {
-    alignas(16) uint8_t bytes[4][16] = {};
-    for (uint32_t e = 0; e < std::min<uint32_t>(k, 16); ++e) {
+// 8 < k <= 64: the codebook as four byte planes (byte b of every float) in 16-entry tables, so
+// vpshufb looks up 32 indices per plane and table (blends pick the table for k > 16);
+// interleaving the planes gives back the floats in the order [0-3 | 16-19], [4-7 | 20-23],
+// [8-11 | 24-27], [12-15 | 28-31] (unpacks stay in their 128-bit lane), and x is permuted
+// into that order once per call.  Measured at 8192^2, 2 threads: k=16 8.4 -> 4.1-4.7 ms,
+// k=32 15.9 -> 8.1 ms, k=64 30.6 -> 10.7 ms against vpermps on 8-entry tables and blends.
+template <int B>
+struct PlaneLut {
+  static constexpr int kTables = B <= 4 ? 1 : 1 << (B - 4);
+  __m256i table[4][kTables];
+  PlaneLut(const float* codebook, uint32_t k) {
+    alignas(16) uint8_t bytes[4][16 * kTables] = {};
+    for (uint32_t e = 0; e < std::min<uint32_t>(k, 16 * kTables); ++e) {
       uint32_t bits;
       std::memcpy(&bits, codebook + e, 4);
       for (int b = 0; b < 4; ++b) bytes[b][e] = uint8_t(bits >> (8 * b));
     }
     for (int b = 0; b < 4; ++b)
-      plane[b] = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<__m128i*>(bytes[b])));
+      for (int t = 0; t < kTables; ++t)
+        table[b][t] = _mm256_broadcastsi128_si256(
+            _mm_load_si128(reinterpret_cast<__m128i*>(bytes[b] + 16 * t)));
   }
-  // Entries [p, p + 32) of an IndexMap with 4-bit indices, p a multiple of 32: the low
-  // nibbles of 16 bytes are entries 0-15, the high nibbles 16-31 (index_map.hpp).
+  // The 32 byte indices of entries [p, p + 32), p a multiple of 32 (chunks f, f + 1 of a
+  // 128-entry group, index_map.hpp), entries 0-15 in the low lane.
   static __m256i indices(const IMView& v, uint64_t p) {
-    const uint8_t* bytes = v.packed + (p >> 7) * 64 + ((p >> 5) & 3) * 16;
-    __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes)), m = _mm_set1_epi8(15);
-    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
+    const uint8_t* plane = v.packed + (p >> 7) * 16 * B;
+    const int f = int(p >> 4) & 7;
+    auto bits = [](__m128i b, int shift, int mask) {
+      return _mm_and_si128(_mm_srl_epi16(b, _mm_cvtsi32_si128(shift)), _mm_set1_epi8(char(mask)));
+    };
+    auto load = [](const uint8_t* q) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(q)); };
+    __m256i idx = _mm256_setzero_si256();
+    if constexpr (B & 4) {
+      __m128i b = load(plane + (f / 2) * 16);
+      idx = _mm256_set_m128i(bits(b, 4, 15), bits(b, 0, 15));
+      plane += 64;
+    }
+    if constexpr (B & 2) {
+      __m128i b = load(plane + (f / 4) * 16);
+      __m256i two = _mm256_set_m128i(bits(b, ((f + 1) & 3) * 2, 3), bits(b, (f & 3) * 2, 3));
+      idx = _mm256_or_si256(idx, _mm256_slli_epi16(two, B & 4));  // values < 4: no carry
+      plane += 32;
+    }
+    if constexpr (B & 1) {
+      __m128i b = load(plane);
+      __m256i one = _mm256_set_m128i(bits(b, f + 1, 1), bits(b, f, 1));
+      idx = _mm256_or_si256(idx, _mm256_slli_epi16(one, B & 6));
+    }
+    return idx;
+  }
+  __m256i lookup(int b, __m256i idx) const {
+    __m256i r[kTables];
+    for (int t = 0; t < kTables; ++t) r[t] = _mm256_shuffle_epi8(table[b][t], idx);
+    // index bit 4 (then 5) moved to each byte's bit 7, where vpblendvb reads it
+    for (int n = kTables, shift = 3; n > 1; n /= 2, --shift) {
+      __m256i hi = _mm256_slli_epi16(idx, shift);
+      for (int t = 0; t < n / 2; ++t) r[t] = _mm256_blendv_epi8(r[2 * t], r[2 * t + 1], hi);
+    }
+    return r[0];
   }
   void operator()(__m256i idx, __m256 out[4]) const {
-    __m256i b0 = _mm256_shuffle_epi8(plane[0], idx), b1 = _mm256_shuffle_epi8(plane[1], idx);
-    __m256i b2 = _mm256_shuffle_epi8(plane[2], idx), b3 = _mm256_shuffle_epi8(plane[3], idx);
+    __m256i b0 = lookup(0, idx), b1 = lookup(1, idx), b2 = lookup(2, idx), b3 = lookup(3, idx);
     __m256i l01 = _mm256_unpacklo_epi8(b0, b1), h01 = _mm256_unpackhi_epi8(b0, b1);
     __m256i l23 = _mm256_unpacklo_epi8(b2, b3), h23 = _mm256_unpackhi_epi8(b2, b3);
     out[0] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(l01, l23));
@@ -179,8 +214,8 @@ struct NibbleLut {
   }
 };
 
-// x in NibbleLut's order, 32 entries at a time (n a multiple of 32).
-inline void nibble_order(const float* x, uint64_t n, float* out) {
+// x in PlaneLut's order, 32 entries at a time (n a multiple of 32).
+inline void plane_order(const float* x, uint64_t n, float* out) {
   for (uint64_t c = 0; c < n; c += 32, out += 32)
     for (int q = 0; q < 4; ++q)
       for (int t = 0; t < 4; ++t) {
@@ -189,15 +224,15 @@ inline void nibble_order(const float* x, uint64_t n, float* out) {
       }
 }
 
-template <int R>
-inline void im_rows_nibbles(const IMView& v, const NibbleLut& lut, const float* xp, float* y,
-                            uint64_t i) {
+template <int B, int R>
+inline void im_rows_planes(const IMView& v, const PlaneLut<B>& lut, const float* xp, float* y,
+                           uint64_t i) {
   __m256 a0[R], a1[R];
   for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm256_setzero_ps();
   for (uint64_t c = 0; c < v.cols; c += 32) {
     for (int r = 0; r < R; ++r) {
       __m256 w[4];
-      lut(NibbleLut::indices(v, (i + r) * v.cols + c), w);
+      lut(PlaneLut<B>::indices(v, (i + r) * v.cols + c), w);
       a0[r] = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xp + c), a0[r]);
       a1[r] = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xp + c + 8), a1[r]);
       a0[r] = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xp + c + 16), a0[r]);
@@ -210,13 +245,15 @@ inline void im_rows_nibbles(const IMView& v, const NibbleLut& lut, const float* 
 template <int B>
 void im_matvec_b(const IMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
   uint64_t i = r0;
-  if (B == 4 && v.cols % 32 == 0) {
-    const NibbleLut lut(v.codebook, v.k);
-    std::vector<float> xp(v.cols);
-    nibble_order(x, v.cols, xp.data());
-    for (; i + 2 <= r1; i += 2) im_rows_nibbles<2>(v, lut, xp.data(), y, i);
-    for (; i < r1; ++i) im_rows_nibbles<1>(v, lut, xp.data(), y, i);
-    return;
+  if constexpr (B >= 4 && B <= 6) {  // (fewer bits: vpermps on one 8-entry table is as fast)
+    if (v.cols % 32 == 0) {
+      const PlaneLut<B> lut(v.codebook, v.k);
+      std::vector<float> xp(v.cols);
+      plane_order(x, v.cols, xp.data());
+      for (; i + 2 <= r1; i += 2) im_rows_planes<B, 2>(v, lut, xp.data(), y, i);
+      for (; i < r1; ++i) im_rows_planes<B, 1>(v, lut, xp.data(), y, i);
+      return;
+    }
   }
   const Lut<B> lut(v.codebook, v.k);
   if (v.cols % 16 == 0) {
