@@ -203,6 +203,7 @@ PYBIND11_MODULE(_core, m) {
       py::arg("value_indices").noconvert());
   m.attr("avx512_emulated") = kernels::emulated_avx512;
   m.def("isa", [] { return std::string(kernels::active().name); });
+  m.def("vbmi", &kernels::vbmi_available);
   m.def("set_isa", [](const std::string& name) { kernels::set_active(name); }, py::arg("name"));
   m.def("supported_isas", [] {
     std::vector<std::string> names;

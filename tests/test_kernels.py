@@ -48,6 +48,20 @@ def test_isas_agree(fmt, shape, k):
     compare_isas(fmt.from_dense(W), W, rng)
 
 
+# Every index width with the whole codebook in use (from_dense keeps only the values that
+# occur, which a skewed draw leaves below k), and column counts that are and are not
+# multiples of 16, 32 and 64 (the byte-plane lookups need whole blocks of 32 or 64).
+@pytest.mark.parametrize("k", [3, 9, 16, 17, 33, 64, 65, 100, 128, 129, 200, 256])
+@pytest.mark.parametrize("shape", [(3, 64), (37, 128), (10, 192), (6, 1024), (7, 96), (5, 100)])
+def test_isas_agree_full_codebooks(fmt, k, shape):
+    rng = np.random.default_rng(k + shape[1])
+    codebook = rng.standard_normal(k).astype(np.float32)
+    idx = rng.integers(0, k, shape)
+    m = fmt.from_codebook(codebook, idx)
+    assert m.k == k or fmt is cn.HCSR
+    compare_isas(m, codebook[idx], rng)
+
+
 # Column counts of X around the register tiles' widths (16 AVX2, 64 AVX-512, 64 sparse,
 # 256 per panel), rows around the tiles' 6 and linear's panels of 64.
 @pytest.mark.parametrize("B", [2, 3, 15, 17, 49, 64, 65, 130, 1000])

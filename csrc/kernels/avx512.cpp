@@ -155,6 +155,8 @@ inline float im_row_masked(const IMView& v, const Lut<B>& lut, const float* x, u
 
 template <int B>
 void im_matvec_b(const IMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
+  if (B >= 7 && v.cols % 64 == 0 && vbmi_available())
+    return im_matvec_vbmi(v, x, y, r0, r1);
   const Lut<B> lut(v.codebook, v.k);
   uint64_t i = r0;
   if (v.cols % 16 == 0) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #define __mmask16 simde__mmask16
+#define __mmask64 simde__mmask64
 
 static inline simde__m512 _mm512_maskz_loadu_ps(simde__mmask16 m, const void* p) {
   alignas(64) float v[16] = {};

@@ -47,6 +47,17 @@ std::atomic<const KernelSet*> current{nullptr};
 
 }  // namespace
 
+bool vbmi_available() {
+#if defined(__x86_64__) || defined(__i386__)
+  if (emulated_avx512) return true;  // SIMDe emulates VBMI too
+  __builtin_cpu_init();
+  static const bool has = cpu_has(&avx512_kernels) && __builtin_cpu_supports("avx512vbmi");
+  return has;
+#else
+  return false;
+#endif
+}
+
 std::vector<const KernelSet*> supported() {
   std::vector<const KernelSet*> out;
   for (const KernelSet* k : {&scalar_kernels, &avx2_kernels, &avx512_kernels})

@@ -41,6 +41,11 @@ inline constexpr bool emulated_avx512 = true;
 inline constexpr bool emulated_avx512 = false;
 #endif
 
+// AVX-512 VBMI (byte permutes across a register), used by the AVX-512 set where present:
+// IndexMap matvec for 64 < k <= 256 and n_cols % 64 == 0 (avx512_vbmi.cpp).
+bool vbmi_available();
+void im_matvec_vbmi(const IMView&, const float* x, float* y, uint64_t r0, uint64_t r1);
+
 // Kernel sets this CPU can run, best last.
 std::vector<const KernelSet*> supported();
 // The set in use: COMPACTNN_ISA if set (InvalidInput if unknown or unsupported), else the
