@@ -204,5 +204,6 @@ def machine_line() -> str:
                     break
     except OSError:
         pass
-    info = _core.isa(), _core.num_threads()
-    return f"{cpu}, {os.cpu_count()} logical CPUs; kernels: {info[0]}, default threads: {info[1]}"
+    isa = _core.isa() + ("+vbmi" if _core.isa() == "avx512" and _core.vbmi() else "")
+    return (f"{cpu}, {os.cpu_count()} logical CPUs; kernels: {isa}, "
+            f"default threads: {_core.num_threads()}")
