@@ -113,3 +113,17 @@ def test_real_layers_are_trained_weights():
     assert W.shape == (128, 65536) and W.dtype == np.float32
     # trained, not initial: far wider than PyTorch's default init (std ~ 0.002 here)
     assert W.std() > 0.05 and np.isfinite(W).all()
+
+
+def test_bench_warns_about_an_older_blas_kernel(capsys, monkeypatch):
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    assert main(["bench", "--n", "128", "--no-real", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: OPENBLAS_CORETYPE=Haswell is set" in out
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
+    monkeypatch.delenv("OPENBLAS_L2_SIZE", raising=False)
+    assert main(["bench", "--n", "128", "--no-real", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "warning" not in out
+    hcsr = [line for line in out.splitlines() if line.startswith("| HCSR 90% k=32 matvec |")][0]
+    assert float(hcsr.split("|")[-2]) > 8 * 0.9  # bits per stored entry, not per weight

@@ -49,6 +49,7 @@ class Case:
     nbytes: int  # bytes of the compact format
     batch: int = 1
     target: float | None = None  # required base_time / our_time
+    entries: int | None = None  # entries the format stores (HCSR: nnz); default: weights
 
 
 def _scipy():
@@ -99,16 +100,17 @@ def standard_cases(n: int = 8192, seed: int = 0, log=print) -> list[Case]:
     h = HCSR.from_dense(P)
     A = sp.csr_array(P)
     cases.append(Case("HCSR 90% k=32 matvec, threads=1", lambda: h.dot(x, threads=1),
-                      lambda: A @ x, "scipy CSR A @ x", h.size, h.nbytes, target=1.5))
+                      lambda: A @ x, "scipy CSR A @ x", h.size, h.nbytes, target=1.5,
+                      entries=h.nnz))
     cases.append(Case("HCSR 90% k=32 matvec", lambda: h.dot(x), lambda: A @ x,
-                      "scipy CSR A @ x", h.size, h.nbytes, target=2.5))
+                      "scipy CSR A @ x", h.size, h.nbytes, target=2.5, entries=h.nnz))
     cases.append(Case("IndexMap k=16 matmat B=64", lambda: im16.dot(X), lambda: Q16 @ X,
                       "numpy W @ X", im16.size, im16.nbytes, batch=64, target=0.9))
     cases.append(Case("IndexMap k=16 linear B=64 (batch-major)", lambda: im16.linear(XT),
                       lambda: XT @ Q16.T, "numpy X @ W.T", im16.size, im16.nbytes, batch=64,
                       target=0.9))
     cases.append(Case("HCSR 90% k=32 matmat B=64", lambda: h.dot(X), lambda: A @ X,
-                      "scipy CSR A @ X", h.size, h.nbytes, batch=64, target=3.0))
+                      "scipy CSR A @ X", h.size, h.nbytes, batch=64, target=3.0, entries=h.nnz))
     log("building HCSR 99% pruned k=32, n=4096 ...")
     n2 = 4096
     P2 = _quantized(W[:n2, :n2], 32, 0.99)
@@ -116,7 +118,7 @@ def standard_cases(n: int = 8192, seed: int = 0, log=print) -> list[Case]:
     A2 = sp.csr_array(P2)
     x2 = x[:n2].copy()
     cases.append(Case("HCSR 99% k=32 matvec, n=4096", lambda: h2.dot(x2), lambda: A2 @ x2,
-                      "scipy CSR A @ x", h2.size, h2.nbytes, target=1.5))
+                      "scipy CSR A @ x", h2.size, h2.nbytes, target=1.5, entries=h2.nnz))
     return cases
 
 
@@ -161,7 +163,7 @@ def real_cases(log=print) -> list[Case]:
         h, A = HCSR.from_dense(P), sp.csr_array(P)
         cases.append(Case(f"{name} {W.shape[0]}x{W.shape[1]}: HCSR 90% k=32",
                           lambda m=h, x=x: m.dot(x), lambda A=A, x=x: A @ x, "scipy CSR A @ x",
-                          h.size, h.nbytes))
+                          h.size, h.nbytes, entries=h.nnz))
     return cases
 
 
@@ -174,24 +176,37 @@ def run(cases: list[Case], log=print) -> list[dict]:
         rows.append(dict(case=c.name, base=c.base_name, ours_ms=1e3 * t_ours,
                          base_ms=1e3 * t_base, ratio=ratio, target=c.target,
                          gw=c.weights * c.batch / t_ours / 1e9, gbs=c.nbytes / t_ours / 1e9,
-                         psi=c.nbytes / (4 * c.weights)))
+                         psi=c.nbytes / (4 * c.weights),
+                         bits=8 * c.nbytes / max(c.entries or c.weights, 1)))
         log(f"  {c.name}: {ratio:.2f}x")
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
     lines = [
-        "| case | against | compactnn ms | baseline ms | speed-up | target | met | G weights/s | GB/s read | psi |",
-        "|---|---|---:|---:|---:|---:|:-:|---:|---:|---:|",
+        "| case | against | compactnn ms | baseline ms | speed-up | target | met | G weights/s "
+        "| GB/s read | psi | bits/entry |",
+        "|---|---|---:|---:|---:|---:|:-:|---:|---:|---:|---:|",
     ]
     for r in rows:
         target = f">= {r['target']:g}x" if r["target"] else ""
         met = "" if r["target"] is None else ("yes" if r["ratio"] >= r["target"] else "no")
         lines.append(
             f"| {r['case']} | {r['base']} | {r['ours_ms']:.2f} | {r['base_ms']:.2f} | "
-            f"{r['ratio']:.2f}x | {target} | {met} | {r['gw']:.2f} | {r['gbs']:.2f} | {r['psi']:.4f} |"
+            f"{r['ratio']:.2f}x | {target} | {met} | {r['gw']:.2f} | {r['gbs']:.2f} | "
+            f"{r['psi']:.4f} | {r['bits']:.2f} |"
         )
     return "\n".join(lines)
+
+
+def blas_warning() -> str | None:
+    """A warning when the environment makes numpy run an older BLAS kernel."""
+    set_vars = [f"{v}={os.environ[v]}" for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+                if v in os.environ]
+    if not set_vars:
+        return None
+    return (f"warning: {' '.join(set_vars)} is set: numpy runs an older OpenBLAS kernel, which "
+            "flatters every ratio against numpy; measure with it unset (env -u ...)")
 
 
 def machine_line() -> str:

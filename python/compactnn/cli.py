@@ -54,6 +54,8 @@ def _bench(args) -> int:
         log("peers:")
         peer_rows = peers.rows(args.n, log=log)
     print(f"compactnn bench, {datetime.date.today()}: {bench.machine_line()}")
+    if bench.blas_warning():
+        print(bench.blas_warning())
     print(f"read bandwidth (parallel sum of 256 MiB): {bw / 1e9:.1f} GB/s; matrices {args.n} x "
           f"{args.n} unless named; medians of repeated runs, ratios from the same run\n")
     print(bench.format_table(rows))
