@@ -165,10 +165,17 @@ PYBIND11_MODULE(_core, m) {
         }
         if (auto* h = dynamic_cast<const HCSR*>(&f)) {
           d["stream_bits"] = h->stream_bits();
-          d["gap_bits"] = h->gap_bits();
-          d["escape_bits"] = h->esc_bits();
-          d["max_code_length"] = h->max_code_length();
-          d["table_entries"] = h->table_entries();
+          if (const HcsrLanes* lanes = h->lanes()) {
+            d["layout"] = "lanes";
+            d["gap_buckets"] = lanes->buckets();
+            d["groups"] = lanes->groups();
+          } else {
+            d["layout"] = "rows";
+            d["gap_bits"] = h->gap_bits();
+            d["escape_bits"] = h->esc_bits();
+            d["max_code_length"] = h->max_code_length();
+            d["table_entries"] = h->table_entries();
+          }
         }
         return d;
       });
@@ -190,17 +197,21 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "hcsr",
       [](uint64_t rows, uint64_t cols, const carray<float>& codebook, const carray<uint64_t>& indptr,
-         const carray<uint64_t>& col, const carray<uint32_t>& vidx) -> Ptr {
+         const carray<uint64_t>& col, const carray<uint32_t>& vidx, const std::string& layout) -> Ptr {
+        HCSR::Layout lay = layout == "auto" ? HCSR::Layout::Auto
+                           : layout == "rows" ? HCSR::Layout::Rows
+                           : layout == "lanes" ? HCSR::Layout::Lanes
+                                               : throw InvalidInput("layout must be 'auto', 'lanes' or 'rows', got '" + layout + "'");
         expect_shape(indptr, {rows + 1}, "indptr");
         uint64_t nnz = indptr.data()[rows];
         expect_shape(col, {nnz}, "indices");
         expect_shape(vidx, {nnz}, "value indices");
         return std::make_shared<HCSR>(rows, cols, to_codebook(codebook), indptr.data(), col.data(),
-                                      vidx.data());
+                                      vidx.data(), lay);
       },
       py::arg("rows"), py::arg("cols"), py::arg("codebook").noconvert(),
       py::arg("indptr").noconvert(), py::arg("indices").noconvert(),
-      py::arg("value_indices").noconvert());
+      py::arg("value_indices").noconvert(), py::arg("layout") = "auto");
   m.attr("avx512_emulated") = kernels::emulated_avx512;
   m.def("isa", [] { return std::string(kernels::active().name); });
   m.def("vbmi", &kernels::vbmi_available);

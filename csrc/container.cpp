@@ -11,7 +11,9 @@ namespace cnn {
 namespace {
 
 constexpr uint8_t kMagic[8] = {0x89, 'C', 'N', 'N', '\r', '\n', 0x1a, '\n'};
-constexpr uint32_t kVersion = 1;
+// Version 2 added HCSR's lane layout (7 sections); version 1 files still load, HCSR ones
+// converted to the lane layout where it serves.
+constexpr uint32_t kVersion = 2;
 constexpr size_t kHeaderSize = 40, kSectionHeaderSize = 12;
 
 struct CrcTable {
@@ -39,13 +41,13 @@ T get(const uint8_t* p) {
   return v;
 }
 
-size_t section_count(FormatId id) {
+bool valid_section_count(FormatId id, uint32_t version, uint32_t n) {
   switch (id) {
-    case FormatId::IndexMap: return 2;
-    case FormatId::HAM: return 4;
-    case FormatId::HCSR: return 5;
+    case FormatId::IndexMap: return n == 2;
+    case FormatId::HAM: return n == 4;
+    case FormatId::HCSR: return n == 5 || (version >= 2 && n == 7);
   }
-  return 0;
+  return false;
 }
 
 // A section as the file states it: where its payload lies and the checksum it claims.
@@ -106,14 +108,16 @@ std::unique_ptr<Format> deserialize(const uint8_t* data, size_t size) {
   if (std::memcmp(header, kMagic, 8) != 0) throw FormatError("not a compactnn file (bad magic)");
   if (get<uint32_t>(header + 36) != crc32(header, 36)) throw FormatError("header checksum mismatch");
   uint32_t version = get<uint32_t>(header + 8);
-  if (version != kVersion) throw FormatError("unsupported file version " + std::to_string(version));
+  if (version < 1 || version > kVersion)
+    throw FormatError("unsupported file version " + std::to_string(version) + " (this build reads 1.." +
+                      std::to_string(kVersion) + ")");
   auto id = FormatId(get<uint32_t>(header + 12));
-  size_t expected = section_count(id);
-  if (!expected) throw FormatError("unknown format id " + std::to_string(uint32_t(id)));
+  if (id != FormatId::IndexMap && id != FormatId::HAM && id != FormatId::HCSR)
+    throw FormatError("unknown format id " + std::to_string(uint32_t(id)));
   uint64_t rows = get<uint64_t>(header + 16), cols = get<uint64_t>(header + 24);
-  if (get<uint32_t>(header + 32) != expected)
-    throw FormatError("section count " + std::to_string(get<uint32_t>(header + 32)) +
-                      " does not match the format");
+  const uint32_t expected = get<uint32_t>(header + 32);
+  if (!valid_section_count(id, version, expected))
+    throw FormatError("section count " + std::to_string(expected) + " does not match the format");
   try {
     check_shape(rows, cols);
   } catch (const InvalidInput& e) {
@@ -153,10 +157,17 @@ std::unique_ptr<Format> deserialize(const uint8_t* data, size_t size) {
                                    take<uint64_t>(s[2], "row offsets"),
                                    take<uint64_t>(s[3], "stream"));
     case FormatId::HCSR:
+      if (expected == 7)
+        return std::make_unique<HCSR>(rows, cols, std::move(codebook), take<uint64_t>(s[1], "params"),
+                                      take<uint8_t>(s[2], "gap code lengths"),
+                                      take<uint8_t>(s[3], "value code lengths"),
+                                      take<uint32_t>(s[4], "row counts"),
+                                      take<uint64_t>(s[5], "group offsets"),
+                                      take<uint32_t>(s[6], "words"));
       return std::make_unique<HCSR>(rows, cols, std::move(codebook), take<uint64_t>(s[1], "params"),
                                     take<uint8_t>(s[2], "code lengths"),
                                     take<uint64_t>(s[3], "row offsets"),
-                                    take<uint64_t>(s[4], "stream"));
+                                    take<uint64_t>(s[4], "stream"), version == 1);
   }
   throw FormatError("unknown format");
 }

@@ -1,5 +1,6 @@
 #include "format.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "bitstream.hpp"
@@ -26,17 +27,19 @@ void check_row_offsets(const std::vector<uint64_t>& offsets, uint64_t rows, size
 }
 
 void Format::to_indices(uint32_t* out, uint32_t zero_index) const {
-  for (uint64_t i = 0; i < rows_; ++i) decode_row(i, out + i * cols_, zero_index);
+  decode_rows(0, rows_, out, zero_index);
 }
 
 void Format::to_dense(float* out) const {
   if (rows_ == 0) return;
-  std::vector<uint32_t> idx(cols_);
+  constexpr uint64_t kBlock = 64;  // rows decoded at a time (a group of HCSR's lane layout)
+  std::vector<uint32_t> idx(std::min(rows_, kBlock) * cols_);
   std::vector<float> cb = codebook_;
   cb.push_back(0.0f);  // implicit zeros
-  for (uint64_t i = 0; i < rows_; ++i) {
-    decode_row(i, idx.data(), uint32_t(codebook_.size()));
-    for (uint64_t j = 0; j < cols_; ++j) out[i * cols_ + j] = cb[idx[j]];
+  for (uint64_t r0 = 0; r0 < rows_; r0 += kBlock) {
+    const uint64_t r1 = std::min(rows_, r0 + kBlock);
+    decode_rows(r0, r1, idx.data(), uint32_t(codebook_.size()));
+    for (uint64_t j = 0; j < (r1 - r0) * cols_; ++j) out[r0 * cols_ + j] = cb[idx[j]];
   }
 }
 

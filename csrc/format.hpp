@@ -45,6 +45,10 @@ class Format {
 
   // Codebook indices of row i (cols entries); implicit zeros (HCSR) get `zero_index`.
   virtual void decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const = 0;
+  // Rows [r0, r1) into idx (cols entries each); a format decoding rows in groups overrides.
+  virtual void decode_rows(uint64_t r0, uint64_t r1, uint32_t* idx, uint32_t zero_index) const {
+    for (uint64_t i = r0; i < r1; ++i) decode_row(i, idx + (i - r0) * cols_, zero_index);
+  }
   // All entries, row-major.
   void to_indices(uint32_t* out, uint32_t zero_index) const;
   void to_dense(float* out) const;

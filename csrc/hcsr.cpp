@@ -5,6 +5,7 @@
 #include "bitstream.hpp"
 #include "kernels/decode.hpp"
 #include "kernels/dispatch.hpp"
+#include "kernels/lanes.hpp"
 #include "parallel.hpp"
 
 namespace cnn {
@@ -49,7 +50,7 @@ Plan plan_for(unsigned gap_bits, uint32_t k, const std::vector<uint64_t>& gaps,
 }  // namespace
 
 HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint64_t* indptr,
-           const uint64_t* col, const uint32_t* vidx) {
+           const uint64_t* col, const uint32_t* vidx, Layout layout) {
   check_shape(rows, cols);
   check_codebook(codebook);
   rows_ = rows;
@@ -73,6 +74,16 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint
       next = col[e] + 1;
     }
   }
+  // Auto: the lane layout where it serves, but on a matrix of few entries, whose decode
+  // tables and per-group words weigh more, the smaller of the two.
+  std::unique_ptr<HcsrLanes> lanes;
+  if (layout != Layout::Rows) lanes = HcsrLanes::build(rows_, cols_, codebook_, indptr, gaps, vidx);
+  if (lanes && (layout == Layout::Lanes || nnz_ >= kLanesAlways)) {
+    lanes_ = std::move(lanes);
+    return;
+  }
+  if (layout == Layout::Lanes)
+    throw InvalidInput("the lane layout needs at most 128 distinct stored values, fewer than 2^31 columns and column gaps below 2^24");
   // The smallest plan, unless one whose codes all fit the kernels' one-lookup table
   // (length <= kFastBits) costs at most 2.5% more: then every entry but the escapes decodes
   // with one lookup.
@@ -106,11 +117,15 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint
   offsets_[rows] = w.bits();
   stream_ = w.finish();
   build_tables();
+  if (lanes && 8 + codebook_.size() * 4 + lanes->nbytes() < nbytes()) {
+    lanes_ = std::move(lanes);
+    drop_rows();
+  }
 }
 
 HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
            const std::vector<uint64_t>& params, std::vector<uint8_t> lengths,
-           std::vector<uint64_t> offsets, std::vector<uint64_t> stream) {
+           std::vector<uint64_t> offsets, std::vector<uint64_t> stream, bool convert) {
   check_shape(rows, cols);
   check_codebook(codebook);
   rows_ = rows;
@@ -133,8 +148,48 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
   offsets_ = std::move(offsets);
   stream_ = std::move(stream);
   validate();
-  build_tables();
+  if (!convert) {
+    build_tables();
+    return;
+  }
+  std::vector<uint64_t> indptr, col, gaps(nnz_);
+  std::vector<uint32_t> vidx;
+  to_csr(indptr, col, vidx);
+  for (uint64_t i = 0; i < rows_; ++i)
+    for (uint64_t e = indptr[i]; e < indptr[i + 1]; ++e) gaps[e] = col[e] - (e > indptr[i] ? col[e - 1] + 1 : 0);
+  lanes_ = HcsrLanes::build(rows_, cols_, codebook_, indptr.data(), gaps, vidx.data());
+  if (lanes_)
+    drop_rows();
+  else
+    build_tables();
 }
+
+void HCSR::drop_rows() {
+  gap_bits_ = esc_bits_ = 0;
+  lengths_ = {};
+  decoder_ = huff::Decoder();
+  meta_ = {};
+  value_ = {};
+  offsets_ = {};
+  stream_ = {};
+}
+
+HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
+           const std::vector<uint64_t>& params, std::vector<uint8_t> gap_lengths,
+           std::vector<uint8_t> value_lengths, std::vector<uint32_t> counts,
+           std::vector<uint64_t> group_words, std::vector<uint32_t> words) {
+  check_shape(rows, cols);
+  check_codebook(codebook);
+  rows_ = rows;
+  cols_ = cols;
+  codebook_ = std::move(codebook);
+  if (params.empty()) throw FormatError("lane layout parameter section is empty");
+  nnz_ = params[0];
+  lanes_ = std::make_unique<HcsrLanes>(rows, cols, codebook_, nnz_, params, std::move(gap_lengths),
+                                       std::move(value_lengths), std::move(counts),
+                                       std::move(group_words), std::move(words));
+}
+
 
 // Decodes every row with bounds checks: valid codes, columns inside the row, each row
 // ending exactly on the next row's offset, and the stated number of entries.
@@ -246,23 +301,53 @@ kernels::HCSRView HCSR::view() const {
 
 void HCSR::matvec(const float* x, float* y, unsigned threads) const {
   const auto& k = kernels::active();
+  if (lanes_) {
+    const kernels::HcsrLanesView v = lanes_->view(codebook_.data());
+    return parallel_rows(
+        lanes_->groups(), threads, double(nnz_) / lanes_->groups() * 6 + 64,
+        [&](uint64_t g0, uint64_t g1) { k.hcsr_lanes_matvec(v, x, y, g0, g1); }, 1);
+  }
   parallel_rows(rows_, threads, double(nnz_) / std::max<uint64_t>(rows_, 1) * 20 + 16,
                 [&](uint64_t r0, uint64_t r1) { k.hcsr_matvec(view(), x, y, r0, r1); });
 }
 
 void HCSR::matmat(const float* X, uint64_t B, float* Y, unsigned threads) const {
   const auto& k = kernels::active();
+  if (lanes_) {
+    const kernels::HcsrLanesView v = lanes_->view(codebook_.data());
+    return parallel_rows(
+        lanes_->groups(), threads, double(nnz_) / lanes_->groups() * (B / 2 + 20) + 64,
+        [&](uint64_t g0, uint64_t g1) { k.hcsr_lanes_matmat(v, X, B, Y, g0, g1); }, 1);
+  }
   parallel_rows(rows_, threads, double(nnz_) / std::max<uint64_t>(rows_, 1) * (B / 2 + 20) + 16,
                 [&](uint64_t r0, uint64_t r1) { k.hcsr_matmat(view(), X, B, Y, r0, r1); });
 }
 
 size_t HCSR::nbytes() const {
+  if (lanes_) return 8 + codebook_.size() * 4 + lanes_->nbytes();
   return 3 * 8 + codebook_.size() * 4 + lengths_.size() + decoder_.nbytes() +
          meta_.size() * 2 + value_.size() * 4 + offsets_.size() * 8 + stream_.size() * 8;
 }
 
 void HCSR::to_csr(std::vector<uint64_t>& indptr, std::vector<uint64_t>& col,
                   std::vector<uint32_t>& vidx) const {
+  if (lanes_) {
+    const kernels::HcsrLanesView v = lanes_->view(codebook_.data());
+    indptr.assign(rows_ + 1, 0);
+    for (uint64_t i = 0; i < rows_; ++i) indptr[i + 1] = indptr[i] + v.counts[i];
+    col.resize(nnz_);
+    vidx.resize(nnz_);
+    std::vector<uint64_t> fill(indptr.begin(), indptr.end() - 1);
+    for (uint64_t g = 0; g < lanes_->groups(); ++g)
+      kernels::lanes_group<false>(
+          v, g,
+          [&](unsigned, uint64_t r, uint64_t c, uint32_t k) {
+            col[fill[r]] = c;
+            vidx[fill[r]++] = k;
+          },
+          [](unsigned, uint64_t) {});
+    return;
+  }
   indptr.assign(1, 0);
   col.clear();
   vidx.clear();
@@ -277,12 +362,32 @@ void HCSR::to_csr(std::vector<uint64_t>& indptr, std::vector<uint64_t>& col,
   }
 }
 
+void HCSR::decode_rows(uint64_t r0, uint64_t r1, uint32_t* idx, uint32_t zero_index) const {
+  if (!lanes_) return Format::decode_rows(r0, r1, idx, zero_index);
+  std::fill(idx, idx + (r1 - r0) * cols_, zero_index);
+  const kernels::HcsrLanesView v = lanes_->view(codebook_.data());
+  const uint64_t gr = lanes_->group_rows();
+  for (uint64_t g = r0 / gr; g * gr < r1; ++g)
+    kernels::lanes_group<false>(
+        v, g,
+        [&](unsigned, uint64_t r, uint64_t c, uint32_t k) {
+          if (r >= r0 && r < r1) idx[(r - r0) * cols_ + c] = k;
+        },
+        [](unsigned, uint64_t) {});
+}
+
 void HCSR::decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const {
+  if (lanes_) return decode_rows(i, i + 1, idx, zero_index);
   for (uint64_t j = 0; j < cols_; ++j) idx[j] = zero_index;
   for_each_in_row(i, [&](uint64_t c, uint32_t v) { idx[c] = v; });
 }
 
 std::vector<Section> HCSR::sections() const {
+  if (lanes_) {
+    std::vector<Section> s = lanes_->sections(nnz_);
+    s.insert(s.begin(), as_bytes(codebook_));
+    return s;
+  }
   std::vector<uint64_t> params = {nnz_, gap_bits_, esc_bits_};
   // codebook, params, code lengths, row offsets, stream
   return {as_bytes(codebook_), as_bytes(params), lengths_, as_bytes(offsets_),

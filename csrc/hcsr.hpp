@@ -5,8 +5,15 @@
 // esc_bits bits.  One canonical Huffman code covers the alphabet, so an entry costs one table
 // lookup.  Rows are concatenated in one bit stream with a start offset per row; a row ends
 // where the next begins.  Entries whose value is +0.0 are implicit.
+//
+// That is the row layout.  Where it can (at most 128 distinct stored values, gaps within 32 buckets), HCSR stores
+// the lane-interleaved layout of hcsr_lanes.hpp instead, which SIMD kernels decode many
+// rows at a time; files in the row layout are converted to it on load.
 #pragma once
+#include <memory>
+
 #include "format.hpp"
+#include "hcsr_lanes.hpp"
 #include "huffman.hpp"
 #include "kernels/views.hpp"
 
@@ -19,22 +26,32 @@ class HCSR final : public Format {
   static constexpr unsigned kMaxEscBits = 48;
   static constexpr int kFastBits = kernels::kHcsrTableBits;  // the kernels' one-lookup table
 
+  enum class Layout { Auto, Rows, Lanes };  // Auto: lanes where they serve
   // From CSR arrays: indptr (rows + 1), col (nnz, increasing within each row), vidx (nnz).
   HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint64_t* indptr,
-       const uint64_t* col, const uint32_t* vidx);
-  // From a file's sections; decodes every row to validate it.
+       const uint64_t* col, const uint32_t* vidx, Layout layout = Layout::Auto);
+  // From a file's sections in the row layout; decodes every row to validate it.  `convert`:
+  // switch to the lane layout where it serves (files of version 1).
   HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const std::vector<uint64_t>& params,
-       std::vector<uint8_t> lengths, std::vector<uint64_t> offsets, std::vector<uint64_t> stream);
+       std::vector<uint8_t> lengths, std::vector<uint64_t> offsets, std::vector<uint64_t> stream,
+       bool convert);
+  // From a file's sections in the lane layout (HcsrLanes::sections), validated.
+  HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const std::vector<uint64_t>& params,
+       std::vector<uint8_t> gap_lengths, std::vector<uint8_t> value_lengths,
+       std::vector<uint32_t> counts, std::vector<uint64_t> group_words, std::vector<uint32_t> words);
 
   FormatId id() const override { return FormatId::HCSR; }
   size_t nbytes() const override;
   void matvec(const float* x, float* y, unsigned threads) const override;
   void matmat(const float* X, uint64_t B, float* Y, unsigned threads) const override;
   void decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const override;
+  void decode_rows(uint64_t r0, uint64_t r1, uint32_t* idx, uint32_t zero_index) const override;
   std::vector<Section> sections() const override;
+  // The lane layout, or null for the row layout (whose accessors follow).
+  const HcsrLanes* lanes() const { return lanes_.get(); }
   unsigned gap_bits() const { return gap_bits_; }
   unsigned esc_bits() const { return esc_bits_; }
-  uint64_t stream_bits() const { return offsets_.back(); }
+  uint64_t stream_bits() const { return lanes_ ? lanes_->stream_bits() : offsets_.back(); }
   int max_code_length() const { return decoder_.max_len(); }
   // Entries of the kernels' decode tables, both levels (0: too few entries to build them).
   size_t table_entries() const { return meta_.size(); }
@@ -51,6 +68,10 @@ class HCSR final : public Format {
   template <class F>
   void for_each_in_row(uint64_t i, F&& f) const;
   kernels::HCSRView view() const;
+  // Entries from which Auto takes the lane layout whatever the row layout would weigh.
+  static constexpr uint64_t kLanesAlways = 1 << 14;
+  void drop_rows();  // frees the row layout's data once the lane layout took over
+  std::unique_ptr<HcsrLanes> lanes_;
   unsigned gap_bits_ = 0, esc_bits_ = 0;
   std::vector<uint8_t> lengths_;  // code length per joint symbol (0: unused)
   huff::Decoder decoder_;

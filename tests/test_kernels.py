@@ -100,7 +100,7 @@ def test_hcsr_second_level_tables():
     longer than the 12-bit table: their prefixes link to second-level tables."""
     rng = np.random.default_rng(11)
     W = random_quantized(rng, 4096, 4096, 32, density=0.01)
-    m = cn.HCSR.from_dense(W)
+    m = cn.HCSR.from_dense(W).with_layout("rows")
     info = m.info()
     assert info["max_code_length"] > 12 and info["table_entries"] > 4096
     compare_isas(m, W, rng, B=9)

@@ -289,6 +289,82 @@ inline float dot_bytes(const Lut<B>& lut, const uint8_t* idx, const float* x, ui
   return hsum(_mm256_add_ps(a0, a1));
 }
 
+}  // namespace
+}  // namespace cnn::kernels
+
+#include "lanes_simd.hpp"  // after Lut, which its lookups use
+
+namespace cnn::kernels {
+namespace {
+
+// The instructions lanes_simd.hpp asks for, 8 lanes per vector; a mask is a vector of
+// all-ones or zero elements.
+struct LaneOps256 {
+  using vi = __m256i;
+  using vf = __m256;
+  using mask = __m256i;
+  static constexpr unsigned width = 8;
+  static constexpr bool gather_tables = true;
+  static vi set1(int32_t a) { return _mm256_set1_epi32(a); }
+  static vi loadu(const uint32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static vf loadu_f(const float* p) { return _mm256_loadu_ps(p); }
+  static void storeu(uint32_t* p, vi a) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), a); }
+  static void storeu_f(float* p, vf a) { _mm256_storeu_ps(p, a); }
+  static vi add(vi a, vi b) { return _mm256_add_epi32(a, b); }
+  static vi sub(vi a, vi b) { return _mm256_sub_epi32(a, b); }
+  static vi and_(vi a, vi b) { return _mm256_and_si256(a, b); }
+  static vi or_(vi a, vi b) { return _mm256_or_si256(a, b); }
+  static vi srli(vi a, int n) { return _mm256_srli_epi32(a, n); }
+  static vi sllv(vi a, vi n) { return _mm256_sllv_epi32(a, n); }
+  static vi srlv(vi a, vi n) { return _mm256_srlv_epi32(a, n); }
+  static vi gather(const uint32_t* t, vi i) {
+    return _mm256_i32gather_epi32(reinterpret_cast<const int*>(t), i, 4);
+  }
+  static vf gather_f(const float* t, vi i) { return _mm256_i32gather_ps(t, i, 4); }
+  static vf gather_x(const float* x, vi i, mask m) {
+    return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), x, i, _mm256_castsi256_ps(m), 4);
+  }
+  static vf fmadd(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+  static vi load8(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static vi permute8(vi table, vi i) { return _mm256_permutevar8x32_epi32(table, i); }
+  static vi as_int(vf a) { return _mm256_castps_si256(a); }
+  static vi add_if_greater(vi n, vi a, vi b) { return _mm256_sub_epi32(n, _mm256_cmpgt_epi32(a, b)); }
+  static mask positive(vi a) { return _mm256_cmpgt_epi32(a, _mm256_setzero_si256()); }
+  static bool any(mask m) { return !_mm256_testz_si256(m, m); }
+  static vi masked(vi a, mask m) { return _mm256_and_si256(a, m); }
+  static vi dec(vi a, mask m) { return _mm256_add_epi32(a, m); }
+  static unsigned zero_in(vi a, mask m) {
+    const __m256i z = _mm256_and_si256(m, _mm256_cmpeq_epi32(a, _mm256_setzero_si256()));
+    return unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(z)));
+  }
+  // Lanes past 32 bits move to their next word; the words come from p in lane order.
+  static void refill(vi& buf, vi& nxt, vi& pos, const uint32_t*& p) {
+    const __m256i m = _mm256_cmpgt_epi32(pos, _mm256_set1_epi32(31));
+    const unsigned bits = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(m)));
+    const __m256i to = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(kExpand.at[bits])));
+    const __m256i words = _mm256_permutevar8x32_epi32(loadu(p), to);
+    buf = _mm256_blendv_epi8(buf, nxt, m);
+    nxt = _mm256_blendv_epi8(nxt, words, m);
+    pos = _mm256_sub_epi32(pos, _mm256_and_si256(m, _mm256_set1_epi32(32)));
+    p += __builtin_popcount(bits);
+  }
+  // For each 8-bit mask, the element of the loaded words each lane takes: lane j, if set,
+  // the number of set lanes below it.
+  struct Expand {
+    uint8_t at[256][8];
+    Expand() {
+      for (unsigned b = 0; b < 256; ++b)
+        for (unsigned j = 0; j < 8; ++j) at[b][j] = uint8_t(__builtin_popcount(b & ((1u << j) - 1)));
+    }
+  };
+  static const Expand kExpand;
+};
+const LaneOps256::Expand LaneOps256::kExpand;
+
+void hcsr_lanes_matvec(const HcsrLanesView& v, const float* x, float* y, uint64_t g0, uint64_t g1) {
+  lanes_matvec_luts<LaneOps256>(v, x, y, g0, g1);
+}
+
 using Vec = V256;
 
 }  // namespace
@@ -301,6 +377,7 @@ namespace cnn::kernels {
 const KernelSet avx2_kernels = {"avx2",    im_matvec,  ham_matvec, hcsr_matvec_rows,
                                 im_matmat, ham_matmat_rows<Vec>, hcsr_matmat_rows<Vec>,
                                 dense_matmat_rows<Vec>, im_linear,
-                                ham_linear_rows<Vec>};
+                                ham_linear_rows<Vec>, hcsr_lanes_matvec,
+                                lanes_matmat_rows<Vec>};
 
 }  // namespace cnn::kernels

@@ -225,6 +225,68 @@ inline float dot_bytes(const Lut<B>& lut, const uint8_t* idx, const float* x, ui
   return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
 
+}  // namespace
+}  // namespace cnn::kernels
+
+#include "lanes_simd.hpp"  // after Lut, which its lookups use
+
+namespace cnn::kernels {
+namespace {
+
+// The instructions lanes_simd.hpp asks for: one vector holds a group's 16 lanes, a refill
+// is one expand-load.
+struct LaneOps512 {
+  using vi = __m512i;
+  using vf = __m512;
+  using mask = __mmask16;
+  static constexpr unsigned width = 16;
+  static constexpr bool gather_tables = false;
+  static vi set1(int32_t a) { return _mm512_set1_epi32(a); }
+  static vi loadu(const uint32_t* p) { return _mm512_loadu_si512(p); }
+  static vf loadu_f(const float* p) { return _mm512_loadu_ps(p); }
+  static void storeu(uint32_t* p, vi a) { _mm512_storeu_si512(p, a); }
+  static void storeu_f(float* p, vf a) { _mm512_storeu_ps(p, a); }
+  static vi add(vi a, vi b) { return _mm512_add_epi32(a, b); }
+  static vi sub(vi a, vi b) { return _mm512_sub_epi32(a, b); }
+  static vi and_(vi a, vi b) { return _mm512_and_si512(a, b); }
+  static vi or_(vi a, vi b) { return _mm512_or_si512(a, b); }
+  static vi srli(vi a, unsigned n) { return _mm512_srli_epi32(a, n); }
+  static vi sllv(vi a, vi n) { return _mm512_sllv_epi32(a, n); }
+  static vi srlv(vi a, vi n) { return _mm512_srlv_epi32(a, n); }
+  static vi gather(const uint32_t* t, vi i) { return _mm512_i32gather_epi32(i, t, 4); }
+  static vf gather_f(const float* t, vi i) { return _mm512_i32gather_ps(i, t, 4); }
+  static vf gather_x(const float* x, vi i, mask m) {
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, i, x, 4);
+  }
+  static vf fmadd(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+  static vi load8(const int32_t* p) {
+    return _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static vi permute8(vi table, vi i) { return _mm512_permutexvar_epi32(i, table); }
+  static vi as_int(vf a) { return _mm512_castps_si512(a); }
+  static vi add_if_greater(vi n, vi a, vi b) {
+    return _mm512_mask_add_epi32(n, _mm512_cmpgt_epi32_mask(a, b), n, _mm512_set1_epi32(1));
+  }
+  static mask positive(vi a) { return _mm512_cmpgt_epi32_mask(a, _mm512_setzero_si512()); }
+  static bool any(mask m) { return m != 0; }
+  static vi masked(vi a, mask m) { return _mm512_maskz_mov_epi32(m, a); }
+  static vi dec(vi a, mask m) { return _mm512_mask_sub_epi32(a, m, a, _mm512_set1_epi32(1)); }
+  static unsigned zero_in(vi a, mask m) {
+    return _mm512_mask_cmpeq_epi32_mask(m, a, _mm512_setzero_si512());
+  }
+  static void refill(vi& buf, vi& nxt, vi& pos, const uint32_t*& p) {
+    const __mmask16 m = _mm512_cmpgt_epi32_mask(pos, _mm512_set1_epi32(31));
+    buf = _mm512_mask_mov_epi32(buf, m, nxt);
+    nxt = _mm512_mask_expandloadu_epi32(nxt, m, p);
+    pos = _mm512_mask_sub_epi32(pos, m, pos, _mm512_set1_epi32(32));
+    p += __builtin_popcount(m);
+  }
+};
+
+void hcsr_lanes_matvec(const HcsrLanesView& v, const float* x, float* y, uint64_t g0, uint64_t g1) {
+  lanes_matvec_luts<LaneOps512>(v, x, y, g0, g1);
+}
+
 using Vec = V512;
 
 }  // namespace
@@ -237,6 +299,7 @@ namespace cnn::kernels {
 const KernelSet avx512_kernels = {"avx512",  im_matvec,  ham_matvec, hcsr_matvec_rows,
                                   im_matmat, ham_matmat_rows<Vec>, hcsr_matmat_rows<Vec>,
                                   dense_matmat_rows<Vec>, im_linear,
-                                  ham_linear_rows<Vec>};
+                                  ham_linear_rows<Vec>, hcsr_lanes_matvec,
+                                  lanes_matmat_rows<Vec>};
 
 }  // namespace cnn::kernels

@@ -28,6 +28,11 @@ struct KernelSet {
   void (*im_linear)(const IMView&, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1);
   void (*ham_linear)(const HAMView&, const float* X, uint64_t B, float* Y, uint64_t r0,
                      uint64_t r1);
+  // HCSR's lane layout: the rows of groups [g0, g1), as hcsr_matvec / hcsr_matmat.
+  void (*hcsr_lanes_matvec)(const HcsrLanesView&, const float* x, float* y, uint64_t g0,
+                            uint64_t g1);
+  void (*hcsr_lanes_matmat)(const HcsrLanesView&, const float* X, uint64_t B, float* Y,
+                            uint64_t g0, uint64_t g1);
 };
 
 extern const KernelSet scalar_kernels;

@@ -49,5 +49,34 @@ struct HCSRView {
   const float* value;
 };
 
+// HCSR's lane-interleaved layout (hcsr_lanes.hpp): rows in groups of group_rows, each group
+// decoded by kLanes lanes that take its rows in turn from one word stream.
+constexpr unsigned kLanes = 16;
+constexpr uint32_t kBadCode = 0xFFFFFFFFu;  // table entry of a prefix no code starts with
+
+struct HcsrLanesView {
+  uint64_t rows, cols;
+  uint64_t group_rows;          // a multiple of kLanes
+  const uint32_t* counts;       // entries of each row
+  const uint64_t* group_words;  // groups + 1 word offsets of the groups' streams
+  const uint32_t* words;        // the streams, then kLanes zero words of padding
+  // Indexed by the next 7 bits: gap code = length | raw bits << 3 | bucket base << 8;
+  // value code = length | codebook index << 8; kBadCode where no code starts.
+  const uint32_t* gap;
+  const uint32_t* value_code;
+  const float* value;  // the codebook value of each value-code prefix
+  const float* codebook;
+  // The same codes decoded by arithmetic (SIMD kernels): a code's length is the number of
+  // limits its 7-bit prefix t exceeds (limit[L] + 1: the first prefix of a code longer than
+  // L bits); its rank among the codes, ordered by length then symbol, is
+  // (t >> (7 - length)) + offset[length].
+  struct Code {
+    int32_t limit[7], offset[8];
+    uint32_t ranks;  // symbols with a code
+  } gap_code, value_code_ranks;
+  const uint32_t* gap_by_rank;  // base << 5 | raw bits, per gap code rank (32 entries)
+  const float* value_by_rank;   // codebook value per value code rank (128 entries)
+};
+
 }  // namespace kernels
 }  // namespace cnn

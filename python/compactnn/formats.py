@@ -294,6 +294,24 @@ class HCSR(CompressedMatrix, format_id=3):
             )
         )
 
+    @property
+    def layout(self) -> str:
+        """'lanes' (decoded by many rows at once with SIMD; chosen wherever it serves: at most 128 distinct
+        stored values,
+        fewer than 2^31 columns, column gaps below 2^24) or 'rows' (one row at a time)."""
+        return self._c.info()["layout"]
+
+    def with_layout(self, layout: str):
+        """The same matrix in layout 'lanes', 'rows' or 'auto' (the one chosen on
+        construction); ValueError where the lane layout cannot hold it."""
+        indptr, cols, vidx = self._c.csr_arrays()
+        return type(self)(
+            _core.hcsr(
+                self.shape[0], self.shape[1], self.codebook, indptr.view(np.uint64),
+                cols.view(np.uint64), vidx, layout,
+            )
+        )
+
     def to_scipy(self):
         """The matrix as a scipy.sparse.csr_array with float32 data."""
         import scipy.sparse as sp

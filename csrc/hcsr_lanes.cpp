@@ -1,0 +1,353 @@
+#include "hcsr_lanes.hpp"
+
+#include <algorithm>
+
+#include "huffman.hpp"
+#include "kernels/lanes.hpp"
+
+namespace cnn {
+
+namespace {
+
+using kernels::kLanes;
+
+unsigned bit_width(uint64_t v) { return v ? 64 - __builtin_clzll(v) : 0; }
+
+// The first n buckets of parameters (m, r0); false if one needs more than kMaxRaw raw bits
+// or starts past kMaxBase.
+bool make_buckets(unsigned m, unsigned r0, size_t n, std::vector<uint64_t>& base,
+                  std::vector<unsigned>& raw) {
+  base.clear();
+  raw.clear();
+  uint64_t b = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned w = bit_width(b), r = std::max(r0, w > m + 1 ? w - 1 - m : 0u);
+    if (r > HcsrLanes::kMaxRaw || b >= HcsrLanes::kMaxBase) return false;
+    base.push_back(b);
+    raw.push_back(r);
+    b += uint64_t(1) << r;
+  }
+  return true;
+}
+
+// Canonical codes of at most 7 bits (0 bits for a kZeroBits symbol), shorter codes first.
+std::vector<uint32_t> short_codes(const std::vector<uint8_t>& lengths) {
+  std::vector<uint32_t> code(lengths.size(), 0);
+  uint32_t c = 0;
+  unsigned prev = 1;
+  for (unsigned len = 1; len <= HcsrLanes::kCodeBits; ++len)
+    for (size_t s = 0; s < lengths.size(); ++s)
+      if (lengths[s] == len) {
+        c <<= len - prev;
+        prev = len;
+        code[s] = c++;
+      }
+  return code;
+}
+
+unsigned code_len(uint8_t l) { return l == huff::kZeroBits ? 0 : l; }
+
+// A code's lengths: 1..7 bits, or one symbol of 0 bits; no more codes than the prefixes hold.
+void check_lengths(const std::vector<uint8_t>& lengths, const char* what) {
+  uint64_t kraft = 0, zero = 0;
+  for (uint8_t l : lengths) {
+    if (l == huff::kZeroBits)
+      ++zero;
+    else if (l > HcsrLanes::kCodeBits)
+      throw FormatError(std::string(what) + " code length " + std::to_string(l) + " > 7");
+    else if (l)
+      kraft += 1u << (HcsrLanes::kCodeBits - l);
+  }
+  if (kraft > (1u << HcsrLanes::kCodeBits) || (zero && (zero > 1 || kraft)))
+    throw FormatError(std::string(what) + " code lengths do not form a prefix code");
+}
+
+// MSB-first bits of one lane, in 32-bit words.
+struct LaneBits {
+  std::vector<uint32_t> words;
+  uint64_t acc = 0;
+  unsigned fill = 0;
+  void put(uint32_t value, unsigned n) {  // n <= 32
+    if (!n) return;
+    acc = acc << n | value;
+    fill += n;
+    if (fill >= 32) {
+      fill -= 32;
+      words.push_back(uint32_t(acc >> fill));
+    }
+  }
+  uint32_t word(uint64_t i) {
+    if (fill) {  // the last partial word, once all bits are in
+      words.push_back(uint32_t(acc << (32 - fill)));
+      fill = 0;
+    }
+    return i < words.size() ? words[i] : 0;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t rows, uint64_t cols,
+                                            const std::vector<float>& codebook,
+                                            const uint64_t* indptr, const std::vector<uint64_t>& gaps,
+                                            const uint32_t* vidx) {
+  const uint32_t k = uint32_t(codebook.size());
+  if (cols > kMaxCols) return nullptr;
+  for (uint64_t i = 0; i < rows; ++i)
+    if (indptr[i + 1] - indptr[i] >= (uint64_t(1) << 31)) return nullptr;
+  const uint64_t nnz = indptr[rows];
+  // Gaps below 2^16 counted in a table; larger ones (rare) sorted.
+  const uint64_t small = std::min<uint64_t>(cols, 1 << 16);
+  std::vector<uint64_t> below(small + 1, 0), large;
+  uint64_t max_gap = 0;
+  for (uint64_t g : gaps) {
+    max_gap = std::max(max_gap, g);
+    if (g < small)
+      ++below[g + 1];
+    else
+      large.push_back(g);
+  }
+  for (uint64_t g = 0; g < small; ++g) below[g + 1] += below[g];  // below[g]: gaps < g
+  std::sort(large.begin(), large.end());
+  auto count_below = [&](uint64_t g) {
+    return below[std::min(g, small)] + uint64_t(std::lower_bound(large.begin(), large.end(), g) - large.begin());
+  };
+
+  // The bucket parameters whose code and raw bits cost least.
+  auto lanes = std::unique_ptr<HcsrLanes>(new HcsrLanes);
+  std::vector<uint64_t> base, best_base;
+  std::vector<unsigned> raw, best_raw;
+  uint64_t best_bits = ~uint64_t(0);
+  for (unsigned m = 0; m <= kMaxM; ++m)
+    for (unsigned r0 = 0; r0 <= kMaxRaw; ++r0) {
+      size_t n = 0;
+      uint64_t end = 0;
+      for (; n < kMaxBuckets && end <= max_gap; ++n) {
+        const unsigned w = bit_width(end);
+        end += uint64_t(1) << std::max(r0, w > m + 1 ? w - 1 - m : 0u);
+      }
+      if (end <= max_gap || !make_buckets(m, r0, n, base, raw)) continue;
+      std::vector<uint64_t> counts(n);
+      uint64_t bits = 0;
+      for (size_t b = 0; b < n; ++b) {
+        counts[b] = count_below(base[b] + (uint64_t(1) << raw[b])) - count_below(base[b]);
+        bits += counts[b] * raw[b];
+      }
+      bits += huff::coded_bits(counts, huff::code_lengths(counts, kCodeBits, true));
+      if (bits < best_bits) {
+        best_bits = bits;
+        best_base = base;
+        best_raw = raw;
+        lanes->m_ = m;
+        lanes->r0_ = r0;
+      }
+    }
+  if (best_base.empty() && nnz) return nullptr;
+  if (best_base.empty()) make_buckets(0, 0, 1, best_base, best_raw);
+
+  std::vector<uint64_t> bucket_counts(best_base.size()), value_counts(k);
+  std::vector<uint8_t> bucket(nnz);
+  for (uint64_t e = 0; e < nnz; ++e) {
+    bucket[e] = uint8_t(std::upper_bound(best_base.begin(), best_base.end(), gaps[e]) - best_base.begin() - 1);
+    ++bucket_counts[bucket[e]];
+    ++value_counts[vidx[e]];
+  }
+  if (size_t(std::count_if(value_counts.begin(), value_counts.end(), [](uint64_t c) { return c > 0; })) > kMaxValues)
+    return nullptr;
+  lanes->rows_ = rows;
+  lanes->cols_ = cols;
+  lanes->gap_lengths_ = huff::code_lengths(bucket_counts, kCodeBits, true);
+  // Every entry spends at least one bit, so a stream's size bounds its entries.
+  bool free_gap = false;
+  for (size_t b = 0; b < best_base.size(); ++b)
+    free_gap |= lanes->gap_lengths_[b] == huff::kZeroBits && best_raw[b] == 0;
+  lanes->value_lengths_ = huff::code_lengths(value_counts, kCodeBits, !free_gap);
+  const std::vector<uint32_t> gap_code = short_codes(lanes->gap_lengths_),
+                              value_code = short_codes(lanes->value_lengths_);
+
+  // Each group: the lanes' bits, then their words in the order the decoder reads them
+  // (kernels/lanes.hpp, replayed here on the entry counts and lengths).
+  lanes->counts_.resize(rows);
+  for (uint64_t i = 0; i < rows; ++i) lanes->counts_[i] = uint32_t(indptr[i + 1] - indptr[i]);
+  const uint64_t groups = (rows + kGroupRows - 1) / kGroupRows;
+  lanes->group_words_.assign(1, 0);
+  for (uint64_t g = 0; g < groups; ++g) {
+    const uint64_t r1 = std::min(rows, (g + 1) * kGroupRows);
+    uint64_t next = g * kGroupRows;
+    LaneBits bits[kLanes];
+    uint64_t at[kLanes], left[kLanes], word[kLanes];
+    unsigned pos[kLanes];
+    std::vector<std::pair<unsigned, uint64_t>> reads;
+    auto take = [&](unsigned l) {
+      while (next < r1 && indptr[next + 1] == indptr[next]) ++next;
+      left[l] = next < r1 ? indptr[next + 1] - indptr[next] : 0;
+      if (next < r1) at[l] = indptr[next++];
+    };
+    for (unsigned l = 0; l < kLanes; ++l) {
+      pos[l] = 0;
+      word[l] = 2;
+      take(l);
+    }
+    for (bool any = true; any;) {
+      any = false;
+      for (unsigned l = 0; l < kLanes; ++l) {
+        if (!left[l]) continue;
+        any = true;
+        const uint64_t e = at[l]++;
+        const unsigned b = bucket[e], lg = code_len(lanes->gap_lengths_[b]),
+                       lv = code_len(lanes->value_lengths_[vidx[e]]);
+        bits[l].put(gap_code[b], lg);
+        bits[l].put(uint32_t(gaps[e] - best_base[b]), best_raw[b]);
+        bits[l].put(value_code[vidx[e]], lv);
+        pos[l] += lg + best_raw[b] + lv;
+      }
+      for (unsigned l = 0; l < kLanes; ++l)
+        if (left[l] && pos[l] >= 32) {
+          reads.emplace_back(l, word[l]++);
+          pos[l] -= 32;
+        }
+      for (unsigned l = 0; l < kLanes; ++l)
+        if (left[l] && --left[l] == 0) take(l);
+    }
+    for (uint64_t w = 0; w < 2; ++w)
+      for (unsigned l = 0; l < kLanes; ++l) lanes->words_.push_back(bits[l].word(w));
+    for (auto [l, w] : reads) lanes->words_.push_back(bits[l].word(w));
+    lanes->group_words_.push_back(lanes->words_.size());
+  }
+  lanes->words_.resize(lanes->words_.size() + kLanes, 0);
+  lanes->build_tables(codebook);
+  return lanes;
+}
+
+HcsrLanes::HcsrLanes(uint64_t rows, uint64_t cols, const std::vector<float>& codebook, uint64_t nnz,
+                     const std::vector<uint64_t>& params, std::vector<uint8_t> gap_lengths,
+                     std::vector<uint8_t> value_lengths, std::vector<uint32_t> counts,
+                     std::vector<uint64_t> group_words, std::vector<uint32_t> words)
+    : rows_(rows), cols_(cols) {
+  if (cols > kMaxCols) throw FormatError("lane layout needs fewer than 2^31 columns");
+  if (params.size() != 4) throw FormatError("lane layout parameter section must hold 4 values");
+  if (params[1] != kGroupRows) throw FormatError("lane layout group rows must be 64");
+  if (params[2] > kMaxM || params[3] > kMaxRaw)
+    throw FormatError("lane layout bucket parameters are out of range");
+  m_ = unsigned(params[2]);
+  r0_ = unsigned(params[3]);
+  if (gap_lengths.empty() || gap_lengths.size() > kMaxBuckets)
+    throw FormatError("lane layout has " + std::to_string(gap_lengths.size()) + " gap buckets, not 1..32");
+  std::vector<uint64_t> base;
+  std::vector<unsigned> raw;
+  if (!make_buckets(m_, r0_, gap_lengths.size(), base, raw))
+    throw FormatError("lane layout gap buckets need more than 18 raw bits");
+  if (value_lengths.size() != codebook.size())
+    throw FormatError("lane layout value code lengths do not match the codebook");
+  check_lengths(gap_lengths, "gap");
+  check_lengths(value_lengths, "value");
+  bool free_gap = false;
+  for (size_t b = 0; b < gap_lengths.size(); ++b) free_gap |= gap_lengths[b] == huff::kZeroBits && raw[b] == 0;
+  if (free_gap && std::count(value_lengths.begin(), value_lengths.end(), huff::kZeroBits))
+    throw FormatError("lane layout entries would take no bits");
+  gap_lengths_ = std::move(gap_lengths);
+  value_lengths_ = std::move(value_lengths);
+
+  if (counts.size() != rows) throw FormatError("lane layout row counts section does not hold rows counts");
+  uint64_t total = 0;
+  for (uint32_t c : counts) {
+    if (c > cols || c >= (1u << 31)) throw FormatError("a row count exceeds the columns");
+    total += c;
+  }
+  if (total != nnz) throw FormatError("row counts add up to " + std::to_string(total) + ", header says " + std::to_string(nnz));
+  const uint64_t groups = (rows + kGroupRows - 1) / kGroupRows;
+  if (group_words.size() != groups + 1 || group_words[0] != 0 || group_words[groups] != words.size())
+    throw FormatError("lane layout group offsets do not cover the words section");
+  for (uint64_t g = 0; g < groups; ++g)
+    if (group_words[g + 1] < group_words[g]) throw FormatError("lane layout group offsets decrease");
+  if (nnz / 32 > words.size()) throw FormatError("lane layout words are too few for the entries");
+  counts_ = std::move(counts);
+  group_words_ = std::move(group_words);
+  words_ = std::move(words);
+  words_.resize(words_.size() + kLanes, 0);
+  build_tables(codebook);
+  const kernels::HcsrLanesView v = view(codebook.data());
+  auto none = [](unsigned, uint64_t, uint64_t, uint32_t) {};
+  auto done = [](unsigned, uint64_t) {};
+  for (uint64_t g = 0; g < groups; ++g)
+    if (!kernels::lanes_group<true>(v, g, none, done))
+      throw FormatError("lane layout group " + std::to_string(g) + " does not decode to its rows");
+}
+
+void HcsrLanes::build_tables(const std::vector<float>& codebook) {
+  std::vector<uint64_t> base;
+  std::vector<unsigned> raw;
+  make_buckets(m_, r0_, gap_lengths_.size(), base, raw);
+  auto fill = [](const std::vector<uint8_t>& lengths, std::vector<uint32_t>& table, auto&& entry) {
+    table.assign(1u << kCodeBits, kernels::kBadCode);
+    const std::vector<uint32_t> code = short_codes(lengths);
+    for (size_t s = 0; s < lengths.size(); ++s) {
+      if (!lengths[s]) continue;
+      const unsigned len = code_len(lengths[s]), shift = kCodeBits - len;
+      for (uint32_t t = code[s] << shift; t < (code[s] + 1) << shift; ++t) table[t] = entry(s, len);
+    }
+  };
+  fill(gap_lengths_, gap_table_,
+       [&](size_t b, unsigned len) { return uint32_t(len | raw[b] << 3 | base[b] << 8); });
+  fill(value_lengths_, value_code_, [](size_t s, unsigned len) { return uint32_t(len | s << 8); });
+  value_.assign(1u << kCodeBits, 0.0f);
+  for (uint32_t t = 0; t < (1u << kCodeBits); ++t)
+    if (value_code_[t] != kernels::kBadCode) value_[t] = codebook[value_code_[t] >> 8];
+  // The arithmetic form: symbols in rank order, the limits and offsets per length.
+  auto ranks = [](const std::vector<uint8_t>& lengths, kernels::HcsrLanesView::Code& c) {
+    std::vector<uint32_t> order;
+    uint32_t covered = 0, first = 0;  // prefixes of shorter codes; first code of this length
+    for (unsigned L = 0; L <= kCodeBits; ++L) {
+      if (L) first <<= 1;
+      c.offset[L] = int32_t(order.size()) - int32_t(first);
+      for (size_t s = 0; s < lengths.size(); ++s)
+        if (lengths[s] && code_len(lengths[s]) == L) {
+          order.push_back(uint32_t(s));
+          covered += 1u << (kCodeBits - L);
+          ++first;
+        }
+      if (L < kCodeBits) c.limit[L] = int32_t(covered) - 1;
+    }
+    c.ranks = uint32_t(order.size());
+    return order;
+  };
+  gap_by_rank_.assign(kMaxBuckets, 0);
+  const std::vector<uint32_t> gaps = ranks(gap_lengths_, gap_code_);
+  for (size_t r = 0; r < gaps.size(); ++r) gap_by_rank_[r] = uint32_t(base[gaps[r]] << 5 | raw[gaps[r]]);
+  value_by_rank_.assign(kMaxValues, 0.0f);
+  const std::vector<uint32_t> values = ranks(value_lengths_, value_code_ranks_);
+  for (size_t r = 0; r < values.size(); ++r) value_by_rank_[r] = codebook[values[r]];
+}
+
+kernels::HcsrLanesView HcsrLanes::view(const float* codebook) const {
+  return {rows_,
+          cols_,
+          group_rows_,
+          counts_.data(),
+          group_words_.data(),
+          words_.data(),
+          gap_table_.data(),
+          value_code_.data(),
+          value_.data(),
+          codebook,
+          gap_code_,
+          value_code_ranks_,
+          gap_by_rank_.data(),
+          value_by_rank_.data()};
+}
+
+size_t HcsrLanes::nbytes() const {
+  return 4 * 8 + gap_lengths_.size() + value_lengths_.size() + counts_.size() * 4 +
+         group_words_.size() * 8 + words_.size() * 4 + (gap_table_.size() + value_code_.size()) * 4 +
+         value_.size() * 4 + gap_by_rank_.size() * 4 + value_by_rank_.size() * 4 +
+         2 * sizeof(gap_code_);
+}
+
+std::vector<Section> HcsrLanes::sections(uint64_t nnz) const {
+  std::vector<uint64_t> params = {nnz, group_rows_, m_, r0_};
+  std::vector<uint32_t> words(words_.begin(), words_.end() - kLanes);
+  return {as_bytes(params),  gap_lengths_,          value_lengths_,
+          as_bytes(counts_), as_bytes(group_words_), as_bytes(words)};
+}
+
+}  // namespace cnn

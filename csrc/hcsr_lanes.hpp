@@ -1,0 +1,66 @@
+// HCSR's lane-interleaved layout, built for SIMD decoding (kernels/lanes.hpp has the
+// schedule).  Each stored entry is [gap bucket code][raw low bits of the gap][value code]:
+// gaps (columns skipped since the row's previous entry) fall into at most 32 buckets, each a
+// base and a count of raw bits as in Deflate, so there are no escapes; both codes are
+// canonical Huffman codes of at most 7 bits, so each decodes with one 128-entry lookup, and
+// an entry never exceeds 32 bits.  Rows are decoded in groups of group_rows by 16 lanes
+// that take the group's rows in turn; each group's words are stored in the order the lanes
+// ask for them.  Per row an entry count (u32) replaces HCSR's 64-bit bit offset.
+//
+// Buckets follow from two parameters: bucket i starts at base_i (base_0 = 0) and holds
+// 2^raw_i gaps, raw_i = max(r0, bit_width(base_i) - 1 - m): exact small gaps, then 2^m
+// buckets per power of two.  The encoder picks the (m, r0) that costs the fewest bits.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "format.hpp"
+#include "kernels/views.hpp"
+
+namespace cnn {
+
+class HcsrLanes {
+ public:
+  static constexpr uint64_t kGroupRows = 64;
+  static constexpr unsigned kCodeBits = 7, kMaxRaw = 18, kMaxBuckets = 32, kMaxM = 4;
+  static constexpr uint32_t kMaxValues = 1u << kCodeBits;  // distinct stored values
+  static constexpr uint64_t kMaxBase = uint64_t(1) << 24;
+  static constexpr uint64_t kMaxCols = (uint64_t(1) << 31) - 1;  // columns are gather indices
+
+  // The layout of CSR arrays (as HCSR's constructor checked them; gaps[e] = columns skipped
+  // before entry e), or null where it cannot serve: more than 128 distinct stored values, a gap past 32 buckets, a row
+  // of 2^31 entries or more, 2^31 columns or more.
+  static std::unique_ptr<HcsrLanes> build(uint64_t rows, uint64_t cols,
+                                          const std::vector<float>& codebook,
+                                          const uint64_t* indptr, const std::vector<uint64_t>& gaps,
+                                          const uint32_t* vidx);
+  // From a file's sections; FormatError unless every group decodes exactly.
+  HcsrLanes(uint64_t rows, uint64_t cols, const std::vector<float>& codebook, uint64_t nnz,
+            const std::vector<uint64_t>& params, std::vector<uint8_t> gap_lengths,
+            std::vector<uint8_t> value_lengths, std::vector<uint32_t> counts,
+            std::vector<uint64_t> group_words, std::vector<uint32_t> words);
+
+  kernels::HcsrLanesView view(const float* codebook) const;
+  uint64_t groups() const { return group_words_.size() - 1; }
+  uint64_t group_rows() const { return group_rows_; }
+  size_t buckets() const { return gap_lengths_.size(); }
+  uint64_t stream_bits() const { return uint64_t(words_.size() - kernels::kLanes) * 32; }
+  size_t nbytes() const;
+  // Sections after the codebook: params, gap code lengths, value code lengths, row counts,
+  // group word offsets, words.
+  std::vector<Section> sections(uint64_t nnz) const;
+
+ private:
+  HcsrLanes() = default;
+  void build_tables(const std::vector<float>& codebook);
+  uint64_t rows_ = 0, cols_ = 0, group_rows_ = kGroupRows;
+  unsigned m_ = 0, r0_ = 0;
+  std::vector<uint8_t> gap_lengths_, value_lengths_;  // 0 unused, 1..7, 255: the only code, 0 bits
+  std::vector<uint32_t> counts_, words_;
+  std::vector<uint64_t> group_words_;
+  std::vector<uint32_t> gap_table_, value_code_, gap_by_rank_;
+  std::vector<float> value_, value_by_rank_;
+  kernels::HcsrLanesView::Code gap_code_ = {}, value_code_ranks_ = {};
+};
+
+}  // namespace cnn

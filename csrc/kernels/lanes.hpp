@@ -1,0 +1,137 @@
+// HCSR's lane-interleaved layout: the decoding schedule, one lane at a time.  This is the
+// reference every SIMD kernel follows step for step, the loader's validator (Checked) and
+// the encoder's model of the decoder (hcsr_lanes.cpp).  TU-local, like decode.hpp.
+//
+// Each group of rows is decoded by kLanes lanes.  A lane holds two stream words (buf, nxt)
+// and a bit position in buf.  One step: every active lane decodes one entry; then, in lane
+// order, every lane whose position passed 32 bits moves to its next word, read from the
+// group's stream; then, in lane order, every lane whose row has no entries left finishes
+// it and takes the group's next row (rows with no entries finish at once).  A group's
+// stream starts with each lane's first word, then each lane's second word.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "decode.hpp"
+
+namespace cnn::kernels {
+namespace {
+
+// One entry at the top of `w` (32 bits): its column gap, codebook index and bit length.
+struct LaneEntry {
+  uint32_t gap, index, bits;
+  bool ok;
+};
+
+inline LaneEntry lane_entry(const HcsrLanesView& v, uint32_t w) {
+  const uint32_t ge = v.gap[w >> 25];
+  const uint32_t lg = ge & 7, raw = (ge >> 3) & 31;
+  const uint32_t w1 = w << lg;
+  const uint32_t gap = (ge >> 8) + (raw ? w1 >> (32 - raw) : 0);
+  const uint32_t ve = v.value_code[(raw ? w1 << raw : w1) >> 25];
+  return {gap, ve >> 8, lg + raw + (ve & 15), ge != kBadCode && ve != kBadCode};
+}
+
+// Decodes group g: entry(lane, row, col, index) for each entry, finish(lane, row) when a
+// row ends (lane == kLanes for a row without entries).  Checked: returns false instead of
+// reading outside the group's words or the row's columns, or decoding a prefix no code
+// starts with, and unless the group's words are used up exactly.
+template <bool Checked, class Entry, class Finish>
+bool lanes_group(const HcsrLanesView& v, uint64_t g, Entry&& entry, Finish&& finish) {
+  const uint64_t r1 = std::min(v.rows, (g + 1) * v.group_rows);
+  uint64_t next = g * v.group_rows;
+  const uint32_t* p = v.words + v.group_words[g];
+  const uint32_t* const end = v.words + v.group_words[g + 1];
+  if (Checked && end - p < 2 * kLanes) return false;
+  uint32_t buf[kLanes], nxt[kLanes], pos[kLanes], left[kLanes];
+  uint64_t row[kLanes], col[kLanes];
+  for (unsigned l = 0; l < kLanes; ++l) {
+    buf[l] = p[l];
+    nxt[l] = p[kLanes + l];
+    pos[l] = 0;
+  }
+  p += 2 * kLanes;
+  auto take = [&](unsigned l) {
+    while (next < r1 && v.counts[next] == 0) finish(kLanes, next++);
+    left[l] = 0;
+    if (next == r1) return;
+    row[l] = next;
+    left[l] = v.counts[next++];
+    col[l] = 0;
+  };
+  for (unsigned l = 0; l < kLanes; ++l) take(l);
+  for (;;) {
+    bool any = false;
+    for (unsigned l = 0; l < kLanes; ++l) {
+      if (!left[l]) continue;
+      any = true;
+      const uint32_t w = pos[l] ? buf[l] << pos[l] | nxt[l] >> (32 - pos[l]) : buf[l];
+      const LaneEntry e = lane_entry(v, w);
+      const uint64_t c = col[l] + e.gap;
+      if (Checked && (!e.ok || c >= v.cols)) return false;
+      entry(l, row[l], c, e.index);
+      col[l] = c + 1;
+      pos[l] += e.bits;
+    }
+    if (!any) break;
+    for (unsigned l = 0; l < kLanes; ++l) {
+      if (!left[l] || pos[l] < 32) continue;
+      if (Checked && p == end) return false;
+      buf[l] = nxt[l];
+      nxt[l] = *p++;
+      pos[l] -= 32;
+    }
+    for (unsigned l = 0; l < kLanes; ++l)
+      if (left[l] && --left[l] == 0) {
+        finish(l, row[l]);
+        take(l);
+      }
+  }
+  return !Checked || p == end;
+}
+
+// y[r] for the rows of groups [g0, g1): each row summed in column order.
+inline void lanes_matvec_scalar(const HcsrLanesView& v, const float* x, float* y, uint64_t g0,
+                                uint64_t g1) {
+  float acc[kLanes + 1] = {};
+  for (uint64_t g = g0; g < g1; ++g)
+    lanes_group<false>(
+        v, g,
+        [&](unsigned l, uint64_t, uint64_t c, uint32_t i) { acc[l] = madd(v.codebook[i], x[c], acc[l]); },
+        [&](unsigned l, uint64_t r) {
+          y[r] = acc[l];
+          acc[l] = 0;
+        });
+}
+
+// The entries of groups' rows gathered row by row (for products with many columns): the
+// rows of group g, their columns and weights in row order.
+struct LaneRows {
+  std::vector<uint64_t> start;  // group_rows + 1 entry offsets
+  std::vector<uint32_t> col;    // columns fit 32 bits wherever the layout is used
+  std::vector<float> value;
+
+  void decode(const HcsrLanesView& v, uint64_t g) {
+    const uint64_t r0 = g * v.group_rows, n = std::min(v.rows, r0 + v.group_rows) - r0;
+    start.assign(n + 1, 0);
+    for (uint64_t r = 0; r < n; ++r) start[r + 1] = start[r] + v.counts[r0 + r];
+    col.resize(start[n]);
+    value.resize(start[n]);
+    fill.assign(start.begin(), start.end() - 1);
+    lanes_group<false>(
+        v, g,
+        [&](unsigned, uint64_t r, uint64_t c, uint32_t i) {
+          const uint64_t e = fill[r - r0]++;
+          col[e] = uint32_t(c);
+          value[e] = v.codebook[i];
+        },
+        [](unsigned, uint64_t) {});
+  }
+
+ private:
+  std::vector<uint64_t> fill;
+};
+
+}  // namespace
+}  // namespace cnn::kernels
