@@ -253,14 +253,13 @@ struct LaneOps512 {
   static vi srli(vi a, unsigned n) { return _mm512_srli_epi32(a, n); }
   static vi sllv(vi a, vi n) { return _mm512_sllv_epi32(a, n); }
   static vi srlv(vi a, vi n) { return _mm512_srlv_epi32(a, n); }
-  static vi gather(const uint32_t* t, vi i) { return _mm512_i32gather_epi32(i, t, 4); }
-  static vf gather_f(const float* t, vi i) { return _mm512_i32gather_ps(i, t, 4); }
   static vf gather_x(const float* x, vi i, mask m) {
     return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, i, x, 4);
   }
   static vf fmadd(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
   static vi load8(const int32_t* p) {
-    return _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    // The upper half stays undefined: permute8 reads elements 0..7 only.
+    return _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   }
   static vi permute8(vi table, vi i) { return _mm512_permutexvar_epi32(i, table); }
   static vi as_int(vf a) { return _mm512_castps_si512(a); }
