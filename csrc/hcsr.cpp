@@ -304,7 +304,7 @@ void HCSR::matvec(const float* x, float* y, unsigned threads) const {
   if (lanes_) {
     const kernels::HcsrLanesView v = lanes_->view(codebook_.data());
     return parallel_rows(
-        lanes_->groups(), threads, double(nnz_) / lanes_->groups() * 6 + 64,
+        lanes_->groups(), threads, double(nnz_) / lanes_->groups() * 16 + 64,
         [&](uint64_t g0, uint64_t g1) { k.hcsr_lanes_matvec(v, x, y, g0, g1); }, 1);
   }
   parallel_rows(rows_, threads, double(nnz_) / std::max<uint64_t>(rows_, 1) * 20 + 16,

@@ -328,6 +328,13 @@ struct LaneOps256 {
   static vi load8(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static vi permute8(vi table, vi i) { return _mm256_permutevar8x32_epi32(table, i); }
   static vi as_int(vf a) { return _mm256_castps_si256(a); }
+  // (a[i], b[i]) pairs for i = 0..7 at p[0..15].
+  static void store_pairs(uint32_t* p, vi a, vf b) {
+    const __m256i lo = _mm256_unpacklo_epi32(a, _mm256_castps_si256(b));
+    const __m256i hi = _mm256_unpackhi_epi32(a, _mm256_castps_si256(b));
+    storeu(p, _mm256_permute2x128_si256(lo, hi, 0x20));
+    storeu(p + 8, _mm256_permute2x128_si256(lo, hi, 0x31));
+  }
   static vi add_if_greater(vi n, vi a, vi b) { return _mm256_sub_epi32(n, _mm256_cmpgt_epi32(a, b)); }
   static mask positive(vi a) { return _mm256_cmpgt_epi32(a, _mm256_setzero_si256()); }
   static bool any(mask m) { return !_mm256_testz_si256(m, m); }
@@ -362,7 +369,12 @@ struct LaneOps256 {
 const LaneOps256::Expand LaneOps256::kExpand;
 
 void hcsr_lanes_matvec(const HcsrLanesView& v, const float* x, float* y, uint64_t g0, uint64_t g1) {
-  lanes_matvec_luts<LaneOps256>(v, x, y, g0, g1);
+  lanes_matvec<LaneOps256>(v, x, y, g0, g1);
+}
+
+void hcsr_lanes_matmat(const HcsrLanesView& v, const float* X, uint64_t B, float* Y, uint64_t g0,
+                       uint64_t g1) {
+  lanes_matmat<LaneOps256, V256>(v, X, B, Y, g0, g1);
 }
 
 using Vec = V256;
@@ -378,6 +390,6 @@ const KernelSet avx2_kernels = {"avx2",    im_matvec,  ham_matvec, hcsr_matvec_r
                                 im_matmat, ham_matmat_rows<Vec>, hcsr_matmat_rows<Vec>,
                                 dense_matmat_rows<Vec>, im_linear,
                                 ham_linear_rows<Vec>, hcsr_lanes_matvec,
-                                lanes_matmat_rows<Vec>};
+                                hcsr_lanes_matmat};
 
 }  // namespace cnn::kernels

@@ -263,6 +263,14 @@ struct LaneOps512 {
   }
   static vi permute8(vi table, vi i) { return _mm512_permutexvar_epi32(i, table); }
   static vi as_int(vf a) { return _mm512_castps_si512(a); }
+  // (a[i], b[i]) pairs for i = 0..15 at p[0..31].
+  static void store_pairs(uint32_t* p, vi a, vf b) {
+    const __m512i bi = _mm512_castps_si512(b);
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+    storeu(p, _mm512_permutex2var_epi32(a, lo, bi));
+    storeu(p + 16, _mm512_permutex2var_epi32(a, hi, bi));
+  }
   static vi add_if_greater(vi n, vi a, vi b) {
     return _mm512_mask_add_epi32(n, _mm512_cmpgt_epi32_mask(a, b), n, _mm512_set1_epi32(1));
   }
@@ -283,7 +291,12 @@ struct LaneOps512 {
 };
 
 void hcsr_lanes_matvec(const HcsrLanesView& v, const float* x, float* y, uint64_t g0, uint64_t g1) {
-  lanes_matvec_luts<LaneOps512>(v, x, y, g0, g1);
+  lanes_matvec<LaneOps512>(v, x, y, g0, g1);
+}
+
+void hcsr_lanes_matmat(const HcsrLanesView& v, const float* X, uint64_t B, float* Y, uint64_t g0,
+                       uint64_t g1) {
+  lanes_matmat<LaneOps512, V512>(v, X, B, Y, g0, g1);
 }
 
 using Vec = V512;
@@ -299,6 +312,6 @@ const KernelSet avx512_kernels = {"avx512",  im_matvec,  ham_matvec, hcsr_matvec
                                   im_matmat, ham_matmat_rows<Vec>, hcsr_matmat_rows<Vec>,
                                   dense_matmat_rows<Vec>, im_linear,
                                   ham_linear_rows<Vec>, hcsr_lanes_matvec,
-                                  lanes_matmat_rows<Vec>};
+                                  hcsr_lanes_matmat};
 
 }  // namespace cnn::kernels

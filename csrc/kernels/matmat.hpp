@@ -18,7 +18,6 @@
 #include <vector>
 
 #include "decode.hpp"
-#include "lanes.hpp"
 
 namespace cnn::kernels {
 namespace {
@@ -296,22 +295,6 @@ void hcsr_matmat_rows(const HCSRView& v, const float* X, uint64_t B, float* Y, u
                       uint64_t r1) {
   for (uint64_t i = r0; i < r1; ++i)
     sparse_row_matmat<V>(B, X, Y + i * B, [&](auto&& f) { hcsr_for_each(v, i, f); });
-}
-
-// HCSR's lane layout with many columns: each group's rows gathered once, then every entry
-// used for all B columns.
-template <class V>
-void lanes_matmat_rows(const HcsrLanesView& v, const float* X, uint64_t B, float* Y, uint64_t g0,
-                       uint64_t g1) {
-  LaneRows rows;
-  for (uint64_t g = g0; g < g1; ++g) {
-    rows.decode(v, g);
-    const uint64_t r0 = g * v.group_rows;
-    for (uint64_t r = 0; r + 1 < rows.start.size(); ++r)
-      sparse_row_matmat<V>(B, X, Y + (r0 + r) * B, [&](auto&& f) {
-        for (uint64_t e = rows.start[r]; e < rows.start[r + 1]; ++e) f(uint64_t(rows.col[e]), rows.value[e]);
-      });
-  }
 }
 
 template <class V>
