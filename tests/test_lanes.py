@@ -296,3 +296,27 @@ def test_flipped_words_load_or_raise():
             _core.set_isa(isa)
             assert reference_error(D, x, got.dot(x)) < 2e-6
     assert loaded < 300
+
+
+def test_large_codebook_few_values_used():
+    """The lane layout bounds the values stored, not the codebook: 65536 entries, 100 used."""
+    rng = np.random.default_rng(9)
+    codebook = rng.permutation(np.arange(1, 65537, dtype=np.float32))
+    idx = rng.choice(65536, size=100, replace=False)[rng.integers(0, 100, (200, 500))]
+    m = cn.HCSR.from_codebook(codebook, idx)
+    assert m.k == 65536 and m.layout == "lanes"
+    check(m, codebook[idx], rng)
+
+
+def test_gap_beyond_the_buckets_takes_rows():
+    """A gap past what 32 buckets of at most 18 raw bits reach keeps the row layout."""
+    import scipy.sparse as sp
+
+    cols = 2**25
+    A = sp.csr_array((np.float32([1.0, 2.0, 3.0]), [0, cols - 1, 5], [0, 2, 3]), shape=(2, cols))
+    m = cn.HCSR.from_scipy(A)
+    assert m.layout == "rows"
+    with pytest.raises(ValueError, match="gaps below 2\\^24"):
+        m.with_layout("lanes")
+    x = np.ones(cols, np.float32)
+    np.testing.assert_array_equal(m.dot(x), [3.0, 3.0])
