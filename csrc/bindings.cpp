@@ -197,11 +197,15 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "hcsr",
       [](uint64_t rows, uint64_t cols, const carray<float>& codebook, const carray<uint64_t>& indptr,
-         const carray<uint64_t>& col, const carray<uint32_t>& vidx, const std::string& layout) -> Ptr {
-        HCSR::Layout lay = layout == "auto" ? HCSR::Layout::Auto
-                           : layout == "rows" ? HCSR::Layout::Rows
-                           : layout == "lanes" ? HCSR::Layout::Lanes
-                                               : throw InvalidInput("layout must be 'auto', 'lanes' or 'rows', got '" + layout + "'");
+         const carray<uint64_t>& col, const carray<uint32_t>& vidx,
+         const std::string& layout) -> Ptr {
+        HCSR::Layout lay = HCSR::Layout::Auto;
+        if (layout == "rows")
+          lay = HCSR::Layout::Rows;
+        else if (layout == "lanes")
+          lay = HCSR::Layout::Lanes;
+        else if (layout != "auto")
+          throw InvalidInput("layout must be 'auto', 'lanes' or 'rows', got '" + layout + "'");
         expect_shape(indptr, {rows + 1}, "indptr");
         uint64_t nnz = indptr.data()[rows];
         expect_shape(col, {nnz}, "indices");

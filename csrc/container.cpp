@@ -109,8 +109,8 @@ std::unique_ptr<Format> deserialize(const uint8_t* data, size_t size) {
   if (get<uint32_t>(header + 36) != crc32(header, 36)) throw FormatError("header checksum mismatch");
   uint32_t version = get<uint32_t>(header + 8);
   if (version < 1 || version > kVersion)
-    throw FormatError("unsupported file version " + std::to_string(version) + " (this build reads 1.." +
-                      std::to_string(kVersion) + ")");
+    throw FormatError("unsupported file version " + std::to_string(version) +
+                      " (this build reads 1.." + std::to_string(kVersion) + ")");
   auto id = FormatId(get<uint32_t>(header + 12));
   if (id != FormatId::IndexMap && id != FormatId::HAM && id != FormatId::HCSR)
     throw FormatError("unknown format id " + std::to_string(uint32_t(id)));
@@ -158,7 +158,8 @@ std::unique_ptr<Format> deserialize(const uint8_t* data, size_t size) {
                                    take<uint64_t>(s[3], "stream"));
     case FormatId::HCSR:
       if (expected == 7)
-        return std::make_unique<HCSR>(rows, cols, std::move(codebook), take<uint64_t>(s[1], "params"),
+        return std::make_unique<HCSR>(rows, cols, std::move(codebook),
+                                      take<uint64_t>(s[1], "params"),
                                       take<uint8_t>(s[2], "gap code lengths"),
                                       take<uint8_t>(s[3], "value code lengths"),
                                       take<uint32_t>(s[4], "row counts"),

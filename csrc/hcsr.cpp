@@ -77,13 +77,16 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint
   // Auto: the lane layout where it serves, but on a matrix of few entries, whose decode
   // tables and per-group words weigh more, the smaller of the two.
   std::unique_ptr<HcsrLanes> lanes;
-  if (layout != Layout::Rows) lanes = HcsrLanes::build(rows_, cols_, codebook_, indptr, gaps, vidx);
+  if (layout != Layout::Rows)
+    lanes = HcsrLanes::build(rows_, cols_, codebook_, indptr, gaps, vidx);
   if (lanes && (layout == Layout::Lanes || nnz_ >= kLanesAlways)) {
     lanes_ = std::move(lanes);
     return;
   }
   if (layout == Layout::Lanes)
-    throw InvalidInput("the lane layout needs at most 128 distinct stored values, fewer than 2^31 columns and column gaps below 2^24");
+    throw InvalidInput(
+        "the lane layout needs at most 128 distinct stored values, fewer than 2^31 columns "
+        "and column gaps below 2^24");
   // The smallest plan, unless one whose codes all fit the kernels' one-lookup table
   // (length <= kFastBits) costs at most 2.5% more: then every entry but the escapes decodes
   // with one lookup.
@@ -156,7 +159,8 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
   std::vector<uint32_t> vidx;
   to_csr(indptr, col, vidx);
   for (uint64_t i = 0; i < rows_; ++i)
-    for (uint64_t e = indptr[i]; e < indptr[i + 1]; ++e) gaps[e] = col[e] - (e > indptr[i] ? col[e - 1] + 1 : 0);
+    for (uint64_t e = indptr[i]; e < indptr[i + 1]; ++e)
+      gaps[e] = col[e] - (e > indptr[i] ? col[e - 1] + 1 : 0);
   lanes_ = HcsrLanes::build(rows_, cols_, codebook_, indptr.data(), gaps, vidx.data());
   if (lanes_)
     drop_rows();
@@ -189,7 +193,6 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
                                        std::move(value_lengths), std::move(counts),
                                        std::move(group_words), std::move(words));
 }
-
 
 // Decodes every row with bounds checks: valid codes, columns inside the row, each row
 // ending exactly on the next row's offset, and the stated number of entries.

@@ -6,9 +6,9 @@
 // lookup.  Rows are concatenated in one bit stream with a start offset per row; a row ends
 // where the next begins.  Entries whose value is +0.0 are implicit.
 //
-// That is the row layout.  Where it can (at most 128 distinct stored values, gaps within 32 buckets), HCSR stores
-// the lane-interleaved layout of hcsr_lanes.hpp instead, which SIMD kernels decode many
-// rows at a time; files in the row layout are converted to it on load.
+// That is the row layout.  Where it can (at most 128 distinct stored values, gaps within 32
+// buckets), HCSR stores the lane-interleaved layout of hcsr_lanes.hpp instead, which SIMD
+// kernels decode 16 rows at a time; files of version 1 are converted to it on load.
 #pragma once
 #include <memory>
 
@@ -32,13 +32,14 @@ class HCSR final : public Format {
        const uint64_t* col, const uint32_t* vidx, Layout layout = Layout::Auto);
   // From a file's sections in the row layout; decodes every row to validate it.  `convert`:
   // switch to the lane layout where it serves (files of version 1).
-  HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const std::vector<uint64_t>& params,
-       std::vector<uint8_t> lengths, std::vector<uint64_t> offsets, std::vector<uint64_t> stream,
-       bool convert);
+  HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
+       const std::vector<uint64_t>& params, std::vector<uint8_t> lengths,
+       std::vector<uint64_t> offsets, std::vector<uint64_t> stream, bool convert);
   // From a file's sections in the lane layout (HcsrLanes::sections), validated.
-  HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const std::vector<uint64_t>& params,
-       std::vector<uint8_t> gap_lengths, std::vector<uint8_t> value_lengths,
-       std::vector<uint32_t> counts, std::vector<uint64_t> group_words, std::vector<uint32_t> words);
+  HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
+       const std::vector<uint64_t>& params, std::vector<uint8_t> gap_lengths,
+       std::vector<uint8_t> value_lengths, std::vector<uint32_t> counts,
+       std::vector<uint64_t> group_words, std::vector<uint32_t> words);
 
   FormatId id() const override { return FormatId::HCSR; }
   size_t nbytes() const override;

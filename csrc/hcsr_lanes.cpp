@@ -13,21 +13,22 @@ using kernels::kLanes;
 
 unsigned bit_width(uint64_t v) { return v ? 64 - __builtin_clzll(v) : 0; }
 
-// The first n buckets of parameters (m, r0); false if one needs more than kMaxRaw raw bits
-// or starts past kMaxBase.
+// The buckets of parameters (m, r0), n of them or, with `last`, the fewest that hold gaps
+// 0..last (at most n); false if one needs more than kMaxRaw raw bits or starts at kMaxBase
+// or later, or if n buckets do not reach `last`.
 bool make_buckets(unsigned m, unsigned r0, size_t n, std::vector<uint64_t>& base,
-                  std::vector<unsigned>& raw) {
+                  std::vector<unsigned>& raw, uint64_t last = ~uint64_t(0)) {
   base.clear();
   raw.clear();
-  uint64_t b = 0;
-  for (size_t i = 0; i < n; ++i) {
+  uint64_t b = 0;  // where the next bucket starts
+  while (base.size() < n && (base.empty() || b <= last)) {
     const unsigned w = bit_width(b), r = std::max(r0, w > m + 1 ? w - 1 - m : 0u);
     if (r > HcsrLanes::kMaxRaw || b >= HcsrLanes::kMaxBase) return false;
     base.push_back(b);
     raw.push_back(r);
     b += uint64_t(1) << r;
   }
-  return true;
+  return last == ~uint64_t(0) || b > last;
 }
 
 // Canonical codes of at most 7 bits (0 bits for a kZeroBits symbol), shorter codes first.
@@ -89,7 +90,8 @@ struct LaneBits {
 
 std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t rows, uint64_t cols,
                                             const std::vector<float>& codebook,
-                                            const uint64_t* indptr, const std::vector<uint64_t>& gaps,
+                                            const uint64_t* indptr,
+                                            const std::vector<uint64_t>& gaps,
                                             const uint32_t* vidx) {
   const uint32_t k = uint32_t(codebook.size());
   if (cols > kMaxCols) return nullptr;
@@ -110,7 +112,8 @@ std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t rows, uint64_t cols,
   for (uint64_t g = 0; g < small; ++g) below[g + 1] += below[g];  // below[g]: gaps < g
   std::sort(large.begin(), large.end());
   auto count_below = [&](uint64_t g) {
-    return below[std::min(g, small)] + uint64_t(std::lower_bound(large.begin(), large.end(), g) - large.begin());
+    return below[std::min(g, small)] +
+           uint64_t(std::lower_bound(large.begin(), large.end(), g) - large.begin());
   };
 
   // The bucket parameters whose code and raw bits cost least.
@@ -120,13 +123,8 @@ std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t rows, uint64_t cols,
   uint64_t best_bits = ~uint64_t(0);
   for (unsigned m = 0; m <= kMaxM; ++m)
     for (unsigned r0 = 0; r0 <= kMaxRaw; ++r0) {
-      size_t n = 0;
-      uint64_t end = 0;
-      for (; n < kMaxBuckets && end <= max_gap; ++n) {
-        const unsigned w = bit_width(end);
-        end += uint64_t(1) << std::max(r0, w > m + 1 ? w - 1 - m : 0u);
-      }
-      if (end <= max_gap || !make_buckets(m, r0, n, base, raw)) continue;
+      if (!make_buckets(m, r0, kMaxBuckets, base, raw, max_gap)) continue;
+      const size_t n = base.size();
       std::vector<uint64_t> counts(n);
       uint64_t bits = 0;
       for (size_t b = 0; b < n; ++b) {
@@ -142,17 +140,18 @@ std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t rows, uint64_t cols,
         lanes->r0_ = r0;
       }
     }
-  if (best_base.empty() && nnz) return nullptr;
-  if (best_base.empty()) make_buckets(0, 0, 1, best_base, best_raw);
+  if (best_base.empty()) return nullptr;
 
   std::vector<uint64_t> bucket_counts(best_base.size()), value_counts(k);
   std::vector<uint8_t> bucket(nnz);
   for (uint64_t e = 0; e < nnz; ++e) {
-    bucket[e] = uint8_t(std::upper_bound(best_base.begin(), best_base.end(), gaps[e]) - best_base.begin() - 1);
+    bucket[e] = uint8_t(std::upper_bound(best_base.begin(), best_base.end(), gaps[e]) -
+                        best_base.begin() - 1);
     ++bucket_counts[bucket[e]];
     ++value_counts[vidx[e]];
   }
-  if (size_t(std::count_if(value_counts.begin(), value_counts.end(), [](uint64_t c) { return c > 0; })) > kMaxValues)
+  if (size_t(std::count_if(value_counts.begin(), value_counts.end(),
+                           [](uint64_t c) { return c > 0; })) > kMaxValues)
     return nullptr;
   lanes->rows_ = rows;
   lanes->cols_ = cols;
@@ -232,7 +231,8 @@ HcsrLanes::HcsrLanes(uint64_t rows, uint64_t cols, const std::vector<float>& cod
   m_ = unsigned(params[2]);
   r0_ = unsigned(params[3]);
   if (gap_lengths.empty() || gap_lengths.size() > kMaxBuckets)
-    throw FormatError("lane layout has " + std::to_string(gap_lengths.size()) + " gap buckets, not 1..32");
+    throw FormatError("lane layout has " + std::to_string(gap_lengths.size()) +
+                      " gap buckets, not 1..32");
   std::vector<uint64_t> base;
   std::vector<unsigned> raw;
   if (!make_buckets(m_, r0_, gap_lengths.size(), base, raw))
@@ -242,24 +242,30 @@ HcsrLanes::HcsrLanes(uint64_t rows, uint64_t cols, const std::vector<float>& cod
   check_lengths(gap_lengths, "gap");
   check_lengths(value_lengths, "value");
   bool free_gap = false;
-  for (size_t b = 0; b < gap_lengths.size(); ++b) free_gap |= gap_lengths[b] == huff::kZeroBits && raw[b] == 0;
+  for (size_t b = 0; b < gap_lengths.size(); ++b)
+    free_gap |= gap_lengths[b] == huff::kZeroBits && raw[b] == 0;
   if (free_gap && std::count(value_lengths.begin(), value_lengths.end(), huff::kZeroBits))
     throw FormatError("lane layout entries would take no bits");
   gap_lengths_ = std::move(gap_lengths);
   value_lengths_ = std::move(value_lengths);
 
-  if (counts.size() != rows) throw FormatError("lane layout row counts section does not hold rows counts");
+  if (counts.size() != rows)
+    throw FormatError("lane layout row counts section does not hold rows counts");
   uint64_t total = 0;
   for (uint32_t c : counts) {
     if (c > cols || c >= (1u << 31)) throw FormatError("a row count exceeds the columns");
     total += c;
   }
-  if (total != nnz) throw FormatError("row counts add up to " + std::to_string(total) + ", header says " + std::to_string(nnz));
+  if (total != nnz)
+    throw FormatError("row counts add up to " + std::to_string(total) + ", header says " +
+                      std::to_string(nnz));
   const uint64_t groups = (rows + kGroupRows - 1) / kGroupRows;
-  if (group_words.size() != groups + 1 || group_words[0] != 0 || group_words[groups] != words.size())
+  if (group_words.size() != groups + 1 || group_words[0] != 0 ||
+      group_words[groups] != words.size())
     throw FormatError("lane layout group offsets do not cover the words section");
   for (uint64_t g = 0; g < groups; ++g)
-    if (group_words[g + 1] < group_words[g]) throw FormatError("lane layout group offsets decrease");
+    if (group_words[g + 1] < group_words[g])
+      throw FormatError("lane layout group offsets decrease");
   if (nnz / 32 > words.size()) throw FormatError("lane layout words are too few for the entries");
   counts_ = std::move(counts);
   group_words_ = std::move(group_words);
@@ -313,7 +319,8 @@ void HcsrLanes::build_tables(const std::vector<float>& codebook) {
   };
   gap_by_rank_.assign(kMaxBuckets, 0);
   const std::vector<uint32_t> gaps = ranks(gap_lengths_, gap_code_);
-  for (size_t r = 0; r < gaps.size(); ++r) gap_by_rank_[r] = uint32_t(base[gaps[r]] << 5 | raw[gaps[r]]);
+  for (size_t r = 0; r < gaps.size(); ++r)
+    gap_by_rank_[r] = uint32_t(base[gaps[r]] << 5 | raw[gaps[r]]);
   value_by_rank_.assign(kMaxValues, 0.0f);
   const std::vector<uint32_t> values = ranks(value_lengths_, value_code_ranks_);
   for (size_t r = 0; r < values.size(); ++r) value_by_rank_[r] = codebook[values[r]];
@@ -338,15 +345,15 @@ kernels::HcsrLanesView HcsrLanes::view(const float* codebook) const {
 
 size_t HcsrLanes::nbytes() const {
   return 4 * 8 + gap_lengths_.size() + value_lengths_.size() + counts_.size() * 4 +
-         group_words_.size() * 8 + words_.size() * 4 + (gap_table_.size() + value_code_.size()) * 4 +
-         value_.size() * 4 + gap_by_rank_.size() * 4 + value_by_rank_.size() * 4 +
-         2 * sizeof(gap_code_);
+         group_words_.size() * 8 + words_.size() * 4 +
+         (gap_table_.size() + value_code_.size()) * 4 + value_.size() * 4 +
+         gap_by_rank_.size() * 4 + value_by_rank_.size() * 4 + 2 * sizeof(gap_code_);
 }
 
 std::vector<Section> HcsrLanes::sections(uint64_t nnz) const {
   std::vector<uint64_t> params = {nnz, group_rows_, m_, r0_};
   std::vector<uint32_t> words(words_.begin(), words_.end() - kLanes);
-  return {as_bytes(params),  gap_lengths_,          value_lengths_,
+  return {as_bytes(params),  gap_lengths_,           value_lengths_,
           as_bytes(counts_), as_bytes(group_words_), as_bytes(words)};
 }
 

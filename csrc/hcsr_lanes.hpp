@@ -28,8 +28,8 @@ class HcsrLanes {
   static constexpr uint64_t kMaxCols = (uint64_t(1) << 31) - 1;  // columns are gather indices
 
   // The layout of CSR arrays (as HCSR's constructor checked them; gaps[e] = columns skipped
-  // before entry e), or null where it cannot serve: more than 128 distinct stored values, a gap past 32 buckets, a row
-  // of 2^31 entries or more, 2^31 columns or more.
+  // before entry e), or null where it cannot serve: more than 128 distinct stored values, a gap
+  // past 32 buckets, a row of 2^31 entries or more, 2^31 columns or more.
   static std::unique_ptr<HcsrLanes> build(uint64_t rows, uint64_t cols,
                                           const std::vector<float>& codebook,
                                           const uint64_t* indptr, const std::vector<uint64_t>& gaps,

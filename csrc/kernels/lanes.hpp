@@ -98,40 +98,31 @@ inline void lanes_matvec_scalar(const HcsrLanesView& v, const float* x, float* y
   for (uint64_t g = g0; g < g1; ++g)
     lanes_group<false>(
         v, g,
-        [&](unsigned l, uint64_t, uint64_t c, uint32_t i) { acc[l] = madd(v.codebook[i], x[c], acc[l]); },
+        [&](unsigned l, uint64_t, uint64_t c, uint32_t i) {
+          acc[l] = madd(v.codebook[i], x[c], acc[l]);
+        },
         [&](unsigned l, uint64_t r) {
           y[r] = acc[l];
           acc[l] = 0;
         });
 }
 
-// The entries of groups' rows gathered row by row (for products with many columns): the
-// rows of group g, their columns and weights in row order.
-struct LaneRows {
-  std::vector<uint64_t> start;  // group_rows + 1 entry offsets
-  std::vector<uint32_t> col;    // columns fit 32 bits wherever the layout is used
-  std::vector<float> value;
-
-  void decode(const HcsrLanesView& v, uint64_t g) {
-    const uint64_t r0 = g * v.group_rows, n = std::min(v.rows, r0 + v.group_rows) - r0;
-    start.assign(n + 1, 0);
-    for (uint64_t r = 0; r < n; ++r) start[r + 1] = start[r] + v.counts[r0 + r];
-    col.resize(start[n]);
-    value.resize(start[n]);
-    fill.assign(start.begin(), start.end() - 1);
+// Y[r, :] = W[r] X for the rows of groups [g0, g1) (X: cols x B), each row's terms in
+// column order: a row is one lane's, from its first entry to its last.
+inline void lanes_matmat_scalar(const HcsrLanesView& v, const float* X, uint64_t B, float* Y,
+                                uint64_t g0, uint64_t g1) {
+  const uint64_t r0 = g0 * v.group_rows, r1 = std::min(v.rows, g1 * v.group_rows);
+  std::fill(Y + r0 * B, Y + r1 * B, 0.0f);
+  for (uint64_t g = g0; g < g1; ++g)
     lanes_group<false>(
         v, g,
         [&](unsigned, uint64_t r, uint64_t c, uint32_t i) {
-          const uint64_t e = fill[r - r0]++;
-          col[e] = uint32_t(c);
-          value[e] = v.codebook[i];
+          const float w = v.codebook[i], *xc = X + c * B;
+          float* y = Y + r * B;
+          for (uint64_t b = 0; b < B; ++b) y[b] += w * xc[b];
         },
         [](unsigned, uint64_t) {});
-  }
-
- private:
-  std::vector<uint64_t> fill;
-};
+}
 
 }  // namespace
 }  // namespace cnn::kernels

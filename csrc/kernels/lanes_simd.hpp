@@ -211,11 +211,16 @@ void with_lane_luts(const HcsrLanesView& v, F&& f) {
       f(gap_lut, value_lut);
     };
     switch (std::max(3u, cnn::index_bits(v.value_code_ranks.ranks))) {
-      case 3: return with_values(std::integral_constant<int, 3>());
-      case 4: return with_values(std::integral_constant<int, 4>());
-      case 5: return with_values(std::integral_constant<int, 5>());
-      case 6: return with_values(std::integral_constant<int, 6>());
-      default: return with_values(std::integral_constant<int, 7>());
+      case 3:
+        return with_values(std::integral_constant<int, 3>());
+      case 4:
+        return with_values(std::integral_constant<int, 4>());
+      case 5:
+        return with_values(std::integral_constant<int, 5>());
+      case 6:
+        return with_values(std::integral_constant<int, 6>());
+      default:
+        return with_values(std::integral_constant<int, 7>());
     }
   };
   if (v.gap_code.ranks <= 8)

@@ -116,26 +116,11 @@ void ham_linear(const HAMView& v, const float* X, uint64_t B, float* Y, uint64_t
   }
 }
 
-void hcsr_lanes_matmat(const HcsrLanesView& v, const float* X, uint64_t B, float* Y, uint64_t g0,
-                       uint64_t g1) {
-  LaneRows rows;
-  for (uint64_t g = g0; g < g1; ++g) {
-    rows.decode(v, g);
-    float* y = Y + g * v.group_rows * B;
-    std::memset(y, 0, (rows.start.size() - 1) * B * sizeof(float));
-    for (uint64_t r = 0; r + 1 < rows.start.size(); ++r, y += B)
-      for (uint64_t e = rows.start[r]; e < rows.start[r + 1]; ++e) {
-        const float w = rows.value[e], *xc = X + uint64_t(rows.col[e]) * B;
-        for (uint64_t b = 0; b < B; ++b) y[b] += w * xc[b];
-      }
-  }
-}
-
 }  // namespace
 
 const KernelSet scalar_kernels = {"scalar",   im_matvec,  ham_matvec,  hcsr_matvec_rows,
                                   im_matmat,  ham_matmat, hcsr_matmat, dense_matmat,
                                   im_linear,  ham_linear, lanes_matvec_scalar,
-                                  hcsr_lanes_matmat};
+                                  lanes_matmat_scalar};
 
 }  // namespace cnn::kernels

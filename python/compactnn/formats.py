@@ -296,9 +296,9 @@ class HCSR(CompressedMatrix, format_id=3):
 
     @property
     def layout(self) -> str:
-        """'lanes' (decoded by many rows at once with SIMD; chosen wherever it serves: at most 128 distinct
-        stored values,
-        fewer than 2^31 columns, column gaps below 2^24) or 'rows' (one row at a time)."""
+        """'lanes' (16 rows decoded side by side with SIMD; chosen wherever it serves: at most
+        128 distinct stored values, fewer than 2^31 columns, column gaps below 2^24, and on
+        fewer than 16384 entries only if smaller) or 'rows' (one row at a time)."""
         return self._c.info()["layout"]
 
     def with_layout(self, layout: str):
