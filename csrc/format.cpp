@@ -15,6 +15,14 @@ void check_codebook(const std::vector<float>& codebook) {
     if (!std::isfinite(v)) throw InvalidInput("codebook holds a non-finite value");
 }
 
+Format::Format(uint64_t rows, uint64_t cols, std::vector<float> codebook) {
+  check_shape(rows, cols);
+  check_codebook(codebook);
+  rows_ = rows;
+  cols_ = cols;
+  codebook_ = std::move(codebook);
+}
+
 void check_row_offsets(const std::vector<uint64_t>& offsets, uint64_t rows, size_t words) {
   if (offsets.size() != rows + 1 || offsets[0] != 0)
     throw FormatError("row offsets section does not hold rows + 1 offsets starting at 0");

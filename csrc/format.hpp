@@ -56,6 +56,8 @@ class Format {
   virtual std::vector<Section> sections() const = 0;
 
  protected:
+  // Checks the shape and the codebook (InvalidInput) and keeps them.
+  Format(uint64_t rows, uint64_t cols, std::vector<float> codebook);
   uint64_t rows_ = 0, cols_ = 0, nnz_ = 0;
   std::vector<float> codebook_;
 };

@@ -7,12 +7,8 @@
 
 namespace cnn {
 
-HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint32_t* indices) {
-  check_shape(rows, cols);
-  check_codebook(codebook);
-  rows_ = rows;
-  cols_ = cols;
-  codebook_ = std::move(codebook);
+HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint32_t* indices)
+    : Format(rows, cols, std::move(codebook)) {
   const uint64_t n = rows * cols;
   const uint32_t k = uint32_t(codebook_.size());
   std::vector<uint64_t> counts(k, 0);
@@ -43,12 +39,8 @@ HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint32
 }
 
 HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, std::vector<uint8_t> lengths,
-         std::vector<uint64_t> offsets, std::vector<uint64_t> stream) {
-  check_shape(rows, cols);
-  check_codebook(codebook);
-  rows_ = rows;
-  cols_ = cols;
-  codebook_ = std::move(codebook);
+         std::vector<uint64_t> offsets, std::vector<uint64_t> stream)
+    : Format(rows, cols, std::move(codebook)) {
   if (lengths.size() != codebook_.size())
     throw FormatError("code lengths section has " + std::to_string(lengths.size()) +
                       " entries for a codebook of " + std::to_string(codebook_.size()));

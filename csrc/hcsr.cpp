@@ -50,12 +50,8 @@ Plan plan_for(unsigned gap_bits, uint32_t k, const std::vector<uint64_t>& gaps,
 }  // namespace
 
 HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint64_t* indptr,
-           const uint64_t* col, const uint32_t* vidx, Layout layout) {
-  check_shape(rows, cols);
-  check_codebook(codebook);
-  rows_ = rows;
-  cols_ = cols;
-  codebook_ = std::move(codebook);
+           const uint64_t* col, const uint32_t* vidx, Layout layout)
+    : Format(rows, cols, std::move(codebook)) {
   const uint32_t k = uint32_t(codebook_.size());
   if (indptr[0] != 0) throw InvalidInput("indptr[0] must be 0");
   for (uint64_t i = 0; i < rows; ++i)
@@ -128,12 +124,8 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint
 
 HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
            const std::vector<uint64_t>& params, std::vector<uint8_t> lengths,
-           std::vector<uint64_t> offsets, std::vector<uint64_t> stream, bool convert) {
-  check_shape(rows, cols);
-  check_codebook(codebook);
-  rows_ = rows;
-  cols_ = cols;
-  codebook_ = std::move(codebook);
+           std::vector<uint64_t> offsets, std::vector<uint64_t> stream, bool convert)
+    : Format(rows, cols, std::move(codebook)) {
   if (params.size() != 3) throw FormatError("parameter section must hold 3 values");
   nnz_ = params[0];
   if (params[1] > kMaxGapBits) throw FormatError("gap bits " + std::to_string(params[1]) + " > 8");
@@ -181,12 +173,8 @@ void HCSR::drop_rows() {
 HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
            const std::vector<uint64_t>& params, std::vector<uint8_t> gap_lengths,
            std::vector<uint8_t> value_lengths, std::vector<uint32_t> counts,
-           std::vector<uint64_t> group_words, std::vector<uint32_t> words) {
-  check_shape(rows, cols);
-  check_codebook(codebook);
-  rows_ = rows;
-  cols_ = cols;
-  codebook_ = std::move(codebook);
+           std::vector<uint64_t> group_words, std::vector<uint32_t> words)
+    : Format(rows, cols, std::move(codebook)) {
   if (params.empty()) throw FormatError("lane layout parameter section is empty");
   nnz_ = params[0];
   lanes_ = std::make_unique<HcsrLanes>(rows, cols, codebook_, nnz_, params, std::move(gap_lengths),

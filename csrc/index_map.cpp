@@ -12,18 +12,9 @@ size_t IndexMap::packed_size(uint64_t rows, uint64_t cols, unsigned bits) {
   return size_t((rows * cols + kGroup - 1) / kGroup) * 16 * bits;
 }
 
-void IndexMap::init(uint64_t rows, uint64_t cols, std::vector<float> codebook) {
-  check_shape(rows, cols);
-  check_codebook(codebook);
-  rows_ = rows;
-  cols_ = cols;
-  codebook_ = std::move(codebook);
-  bits_ = index_bits(uint32_t(codebook_.size()));
-}
-
 IndexMap::IndexMap(uint64_t rows, uint64_t cols, std::vector<float> codebook,
-                   const uint32_t* indices) {
-  init(rows, cols, std::move(codebook));
+                   const uint32_t* indices)
+    : Format(rows, cols, std::move(codebook)), bits_(index_bits(uint32_t(codebook_.size()))) {
   packed_.assign(packed_size(rows, cols, bits_), 0);
   const uint32_t k = uint32_t(codebook_.size());
   for (uint64_t p = 0; p < rows * cols; ++p) {
@@ -44,8 +35,8 @@ IndexMap::IndexMap(uint64_t rows, uint64_t cols, std::vector<float> codebook,
 }
 
 IndexMap::IndexMap(uint64_t rows, uint64_t cols, std::vector<float> codebook,
-                   std::vector<uint8_t> packed) {
-  init(rows, cols, std::move(codebook));
+                   std::vector<uint8_t> packed)
+    : Format(rows, cols, std::move(codebook)), bits_(index_bits(uint32_t(codebook_.size()))) {
   if (packed.size() != packed_size(rows, cols, bits_))
     throw FormatError("index section holds " + std::to_string(packed.size()) +
                       " bytes, expected " + std::to_string(packed_size(rows, cols, bits_)));

@@ -33,7 +33,6 @@ class IndexMap final : public Format {
   static size_t packed_size(uint64_t rows, uint64_t cols, unsigned bits);
 
  private:
-  void init(uint64_t rows, uint64_t cols, std::vector<float> codebook);
   kernels::IMView view() const;
   unsigned bits_ = 0;
   std::vector<uint8_t> packed_;

@@ -290,15 +290,6 @@ struct LaneOps512 {
   }
 };
 
-void hcsr_lanes_matvec(const HcsrLanesView& v, const float* x, float* y, uint64_t g0, uint64_t g1) {
-  lanes_matvec<LaneOps512>(v, x, y, g0, g1);
-}
-
-void hcsr_lanes_matmat(const HcsrLanesView& v, const float* X, uint64_t B, float* Y, uint64_t g0,
-                       uint64_t g1) {
-  lanes_matmat<LaneOps512, V512>(v, X, B, Y, g0, g1);
-}
-
 using Vec = V512;
 
 }  // namespace
@@ -311,7 +302,7 @@ namespace cnn::kernels {
 const KernelSet avx512_kernels = {"avx512",  im_matvec,  ham_matvec, hcsr_matvec_rows,
                                   im_matmat, ham_matmat_rows<Vec>, hcsr_matmat_rows<Vec>,
                                   dense_matmat_rows<Vec>, im_linear,
-                                  ham_linear_rows<Vec>, hcsr_lanes_matvec,
-                                  hcsr_lanes_matmat};
+                                  ham_linear_rows<Vec>, lanes_matvec<LaneOps512>,
+                                  lanes_matmat<LaneOps512, Vec>};
 
 }  // namespace cnn::kernels
