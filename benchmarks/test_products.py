@@ -19,7 +19,7 @@ def test_indexmap_matvec(benchmark, quantized, gaussian, k, impl):
         benchmark(cn.IndexMap.from_dense(Q).dot, x)
 
 
-@pytest.mark.parametrize("impl", ["HAM", "IndexMap", "numpy", "scipy"])
+@pytest.mark.parametrize("impl", ["HAM", "HAM rows", "IndexMap", "numpy", "scipy"])
 def test_ham_matvec(benchmark, quantized, gaussian, impl):
     benchmark.group = "matvec dense k=32"
     Q, x = quantized[32], gaussian[1]
@@ -28,6 +28,8 @@ def test_ham_matvec(benchmark, quantized, gaussian, impl):
     elif impl == "scipy":
         A = sp.csr_array(Q)
         benchmark(lambda: A @ x)
+    elif impl == "HAM rows":  # the row layout, for comparison with the lane layout
+        benchmark(cn.HAM.from_dense(Q).with_layout("rows").dot, x)
     else:
         m = getattr(cn, impl).from_dense(Q)
         benchmark(m.dot, x)

@@ -38,6 +38,13 @@ const uint32_t* index_matrix(const carray<uint32_t>& idx) {
   return idx.data();
 }
 
+Layout parse_layout(const std::string& layout) {
+  if (layout == "auto") return Layout::Auto;
+  if (layout == "rows") return Layout::Rows;
+  if (layout == "lanes") return Layout::Lanes;
+  throw InvalidInput("layout must be 'auto', 'lanes' or 'rows', got '" + layout + "'");
+}
+
 using Ptr = std::shared_ptr<Format>;
 
 }  // namespace
@@ -161,7 +168,13 @@ PYBIND11_MODULE(_core, m) {
         if (auto* im = dynamic_cast<const IndexMap*>(&f)) d["index_bits"] = im->bits();
         if (auto* h = dynamic_cast<const HAM*>(&f)) {
           d["stream_bits"] = h->stream_bits();
-          d["max_code_length"] = h->max_code_length();
+          if (const HcsrLanes* lanes = h->lanes()) {
+            d["layout"] = "lanes";
+            d["groups"] = lanes->groups();
+          } else {
+            d["layout"] = "rows";
+            d["max_code_length"] = h->max_code_length();
+          }
         }
         if (auto* h = dynamic_cast<const HCSR*>(&f)) {
           d["stream_bits"] = h->stream_bits();
@@ -189,29 +202,22 @@ PYBIND11_MODULE(_core, m) {
       py::arg("codebook").noconvert(), py::arg("indices").noconvert());
   m.def(
       "ham",
-      [](const carray<float>& codebook, const carray<uint32_t>& idx) -> Ptr {
+      [](const carray<float>& codebook, const carray<uint32_t>& idx, const std::string& layout) -> Ptr {
         return std::make_shared<HAM>(idx.shape(0), idx.shape(1), to_codebook(codebook),
-                                     index_matrix(idx));
+                                     index_matrix(idx), parse_layout(layout));
       },
-      py::arg("codebook").noconvert(), py::arg("indices").noconvert());
+      py::arg("codebook").noconvert(), py::arg("indices").noconvert(), py::arg("layout") = "auto");
   m.def(
       "hcsr",
       [](uint64_t rows, uint64_t cols, const carray<float>& codebook, const carray<uint64_t>& indptr,
          const carray<uint64_t>& col, const carray<uint32_t>& vidx,
          const std::string& layout) -> Ptr {
-        HCSR::Layout lay = HCSR::Layout::Auto;
-        if (layout == "rows")
-          lay = HCSR::Layout::Rows;
-        else if (layout == "lanes")
-          lay = HCSR::Layout::Lanes;
-        else if (layout != "auto")
-          throw InvalidInput("layout must be 'auto', 'lanes' or 'rows', got '" + layout + "'");
         expect_shape(indptr, {rows + 1}, "indptr");
         uint64_t nnz = indptr.data()[rows];
         expect_shape(col, {nnz}, "indices");
         expect_shape(vidx, {nnz}, "value indices");
         return std::make_shared<HCSR>(rows, cols, to_codebook(codebook), indptr.data(), col.data(),
-                                      vidx.data(), lay);
+                                      vidx.data(), parse_layout(layout));
       },
       py::arg("rows"), py::arg("cols"), py::arg("codebook").noconvert(),
       py::arg("indptr").noconvert(), py::arg("indices").noconvert(),

@@ -11,9 +11,10 @@ namespace cnn {
 namespace {
 
 constexpr uint8_t kMagic[8] = {0x89, 'C', 'N', 'N', '\r', '\n', 0x1a, '\n'};
-// Version 2 added HCSR's lane layout (7 sections); version 1 files still load, HCSR ones
-// converted to the lane layout where it serves.
-constexpr uint32_t kVersion = 2;
+// Version 2 added HCSR's lane layout (7 sections), version 3 HAM's (7 sections).  Older
+// files still load, converted to the lane layout where it serves: HCSR from version 1, HAM
+// from versions 1 and 2.
+constexpr uint32_t kVersion = 3;
 constexpr size_t kHeaderSize = 40, kSectionHeaderSize = 12;
 
 struct CrcTable {
@@ -44,7 +45,7 @@ T get(const uint8_t* p) {
 bool valid_section_count(FormatId id, uint32_t version, uint32_t n) {
   switch (id) {
     case FormatId::IndexMap: return n == 2;
-    case FormatId::HAM: return n == 4;
+    case FormatId::HAM: return n == 4 || (version >= 3 && n == 7);
     case FormatId::HCSR: return n == 5 || (version >= 2 && n == 7);
   }
   return false;
@@ -152,10 +153,18 @@ std::unique_ptr<Format> deserialize(const uint8_t* data, size_t size) {
       return std::make_unique<IndexMap>(rows, cols, std::move(codebook),
                                         take<uint8_t>(s[1], "indices"));
     case FormatId::HAM:
+      if (expected == 7)
+        return std::make_unique<HAM>(rows, cols, std::move(codebook),
+                                     take<uint64_t>(s[1], "params"),
+                                     take<uint8_t>(s[2], "gap code lengths"),
+                                     take<uint8_t>(s[3], "value code lengths"),
+                                     take<uint32_t>(s[4], "row counts"),
+                                     take<uint64_t>(s[5], "group offsets"),
+                                     take<uint32_t>(s[6], "words"));
       return std::make_unique<HAM>(rows, cols, std::move(codebook),
                                    take<uint8_t>(s[1], "code lengths"),
                                    take<uint64_t>(s[2], "row offsets"),
-                                   take<uint64_t>(s[3], "stream"));
+                                   take<uint64_t>(s[3], "stream"), version < 3);
     case FormatId::HCSR:
       if (expected == 7)
         return std::make_unique<HCSR>(rows, cols, std::move(codebook),

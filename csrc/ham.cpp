@@ -1,5 +1,7 @@
 #include "ham.hpp"
 
+#include <algorithm>
+
 #include "bitstream.hpp"
 #include "kernels/decode.hpp"
 #include "kernels/dispatch.hpp"
@@ -7,7 +9,25 @@
 
 namespace cnn {
 
-HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint32_t* indices)
+namespace {
+
+// Whether Auto takes the lane layout for entries of these counts per codebook index: at most
+// 128 values in use, and codes capped at 7 bits costing at most 2% more than unbounded ones
+// (near 128 values in use the cap forces every code to 7 bits; a matrix of one value costs
+// no bits in the row layout and one per entry in the lane layout).
+bool lanes_pay(const std::vector<uint64_t>& counts) {
+  if (std::count_if(counts.begin(), counts.end(), [](uint64_t c) { return c > 0; }) >
+      HcsrLanes::kMaxValues)
+    return false;
+  const uint64_t rows = huff::coded_bits(counts, huff::code_lengths(counts)),
+                 lanes = huff::coded_bits(counts, huff::code_lengths(counts, HcsrLanes::kCodeBits, false));
+  return lanes <= rows + rows / 50;
+}
+
+}  // namespace
+
+HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint32_t* indices,
+         Layout layout)
     : Format(rows, cols, std::move(codebook)) {
   const uint64_t n = rows * cols;
   const uint32_t k = uint32_t(codebook_.size());
@@ -19,27 +39,61 @@ HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint32
   }
   for (uint32_t v = 0; v < k; ++v)
     if (codebook_[v] != 0.0f) nnz_ += counts[v];
+  std::unique_ptr<HcsrLanes> lanes;
+  if (layout == Layout::Lanes || (layout == Layout::Auto && lanes_pay(counts)))
+    lanes = build_lanes(indices);
+  if (lanes && (layout == Layout::Lanes || n >= kAlwaysLanes)) {
+    lanes_ = std::move(lanes);
+    return;
+  }
+  if (layout == Layout::Lanes)
+    throw InvalidInput(
+        "the lane layout needs at most 128 distinct values in use and fewer than 2^31 columns");
+  build_rows(indices, counts);
+  if (lanes && lanes->nbytes() < nbytes() - codebook_.size() * 4) {
+    lanes_ = std::move(lanes);
+    build_rows(nullptr, {});
+  }
+}
+
+std::unique_ptr<HcsrLanes> HAM::build_lanes(const uint32_t* indices) const {
+  std::vector<uint64_t> indptr(rows_ + 1);
+  for (uint64_t i = 0; i <= rows_; ++i) indptr[i] = i * cols_;
+  return HcsrLanes::build(rows_, cols_, codebook_, indptr.data(), nullptr, indices);
+}
+
+// The row layout of `indices` (entries per codebook index in `counts`); without indices,
+// frees it (the lane layout took over).
+void HAM::build_rows(const uint32_t* indices, const std::vector<uint64_t>& counts) {
+  if (!indices) {
+    lengths_ = {};
+    decoder_ = huff::Decoder();
+    multi_ = {};
+    offsets_ = {};
+    stream_ = {};
+    return;
+  }
   lengths_ = huff::code_lengths(counts);
   decoder_ = huff::Decoder(lengths_, huff::table_bits_for(huff::coded_bits(counts, lengths_)));
-  std::vector<uint32_t> codes = huff::canonical_codes(lengths_);
-  std::vector<uint8_t> len(k);
-  for (uint32_t v = 0; v < k; ++v) len[v] = lengths_[v] == huff::kZeroBits ? 0 : lengths_[v];
+  const std::vector<uint32_t> codes = huff::canonical_codes(lengths_);
+  std::vector<uint8_t> len(lengths_.size());
+  for (size_t v = 0; v < len.size(); ++v) len[v] = lengths_[v] == huff::kZeroBits ? 0 : lengths_[v];
   BitWriter w;
-  offsets_.resize(rows + 1);
-  for (uint64_t i = 0; i < rows; ++i) {
+  offsets_.resize(rows_ + 1);
+  for (uint64_t i = 0; i < rows_; ++i) {
     offsets_[i] = w.bits();
-    for (uint64_t j = 0; j < cols; ++j) {
-      uint32_t v = indices[i * cols + j];
+    for (uint64_t j = 0; j < cols_; ++j) {
+      const uint32_t v = indices[i * cols_ + j];
       w.put(codes[v], len[v]);
     }
   }
-  offsets_[rows] = w.bits();
+  offsets_[rows_] = w.bits();
   stream_ = w.finish();
   build_tables();
 }
 
 HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, std::vector<uint8_t> lengths,
-         std::vector<uint64_t> offsets, std::vector<uint64_t> stream)
+         std::vector<uint64_t> offsets, std::vector<uint64_t> stream, bool convert)
     : Format(rows, cols, std::move(codebook)) {
   if (lengths.size() != codebook_.size())
     throw FormatError("code lengths section has " + std::to_string(lengths.size()) +
@@ -74,6 +128,30 @@ HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, std::vector<
   for (size_t v = 0; v < codebook_.size(); ++v)
     if (codebook_[v] != 0.0f) nnz_ += counts[v];
   build_tables();
+  if (convert && rows * cols >= kAlwaysLanes && lanes_pay(counts)) {
+    std::vector<uint32_t> idx(rows * cols);
+    to_indices(idx.data(), 0);
+    if ((lanes_ = build_lanes(idx.data()))) build_rows(nullptr, {});
+  }
+}
+
+HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook,
+         const std::vector<uint64_t>& params, std::vector<uint8_t> gap_lengths,
+         std::vector<uint8_t> value_lengths, std::vector<uint32_t> counts,
+         std::vector<uint64_t> group_words, std::vector<uint32_t> words)
+    : Format(rows, cols, std::move(codebook)) {
+  // Dense rows: one gap bucket of no raw bits, its code of no bits (the kernels ignore it).
+  if (params.empty() || params[0] != rows * cols)
+    throw FormatError("HAM's lane layout must hold rows x cols entries");
+  if (params.size() != 4 || params[3] != 0 || gap_lengths != std::vector<uint8_t>{huff::kZeroBits})
+    throw FormatError("HAM's lane layout must code no gaps");
+  if (std::any_of(counts.begin(), counts.end(), [&](uint32_t c) { return c != cols; }))
+    throw FormatError("HAM's lane layout must code every column of every row");
+  lanes_ = std::make_unique<HcsrLanes>(rows, cols, codebook_, params[0], params,
+                                       std::move(gap_lengths), std::move(value_lengths),
+                                       std::move(counts), std::move(group_words), std::move(words));
+  for (size_t v = 0; v < codebook_.size(); ++v)
+    if (codebook_[v] != 0.0f) nnz_ += lanes_->value_counts()[v];
 }
 
 // The multi-symbol table pays for its 8 KiB only on larger matrices.
@@ -104,6 +182,12 @@ kernels::HAMView HAM::view() const {
 
 void HAM::matvec(const float* x, float* y, unsigned threads) const {
   const auto& k = kernels::active();
+  if (lanes_) {
+    const kernels::HcsrLanesView v = lanes_->view(codebook_.data());
+    return parallel_rows(
+        lanes_->groups(), threads, double(cols_) * v.group_rows * 4 + 64,
+        [&](uint64_t g0, uint64_t g1) { k.ham_lanes_matvec(v, x, y, g0, g1); }, 1);
+  }
   parallel_rows(rows_, threads, double(cols_) * 8, [&](uint64_t r0, uint64_t r1) {
     k.ham_matvec(view(), x, y, r0, r1);
   });
@@ -111,12 +195,19 @@ void HAM::matvec(const float* x, float* y, unsigned threads) const {
 
 void HAM::matmat(const float* X, uint64_t B, float* Y, unsigned threads) const {
   const auto& k = kernels::active();
+  if (lanes_) {
+    const kernels::HcsrLanesView v = lanes_->view(codebook_.data());
+    return parallel_rows(
+        lanes_->groups(), threads, double(cols_) * v.group_rows * (B / 4 + 8) + 64,
+        [&](uint64_t g0, uint64_t g1) { k.ham_lanes_matmat(v, X, B, Y, g0, g1); }, 1);
+  }
   parallel_rows(rows_, threads, double(cols_) * (B / 4 + 8), [&](uint64_t r0, uint64_t r1) {
     k.ham_matmat(view(), X, B, Y, r0, r1);
   });
 }
 
 void HAM::linear(const float* X, uint64_t B, float* Y, unsigned threads) const {
+  if (lanes_) return Format::linear(X, B, Y, threads);
   if (rows_ == 0 || B == 0) return;
   if (B == 1) return matvec(X, Y, threads);
   const auto& k = kernels::active();
@@ -127,17 +218,28 @@ void HAM::linear(const float* X, uint64_t B, float* Y, unsigned threads) const {
 }
 
 size_t HAM::nbytes() const {
+  if (lanes_) return codebook_.size() * 4 + lanes_->nbytes();
   return codebook_.size() * 4 + lengths_.size() + decoder_.nbytes() + multi_.size() * 4 +
          offsets_.size() * 8 + stream_.size() * 8;
 }
 
-void HAM::decode_row(uint64_t i, uint32_t* idx, uint32_t) const {
+void HAM::decode_rows(uint64_t r0, uint64_t r1, uint32_t* idx, uint32_t zero_index) const {
+  if (lanes_) return lanes_->decode_rows(r0, r1, idx);
+  Format::decode_rows(r0, r1, idx, zero_index);
+}
+
+void HAM::decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const {
+  if (lanes_) return decode_rows(i, i + 1, idx, zero_index);
   kernels::ham_decode_row(view(), i, idx);
 }
 
 std::vector<Section> HAM::sections() const {
-  // codebook, code lengths, row offsets, stream
-  return {as_bytes(codebook_), lengths_, as_bytes(offsets_), as_bytes(stream_)};
+  // codebook, then the lane layout's sections or code lengths, row offsets, stream
+  std::vector<Section> s = lanes_ ? lanes_->sections(rows_ * cols_)
+                                  : std::vector<Section>{lengths_, as_bytes(offsets_),
+                                                         as_bytes(stream_)};
+  s.insert(s.begin(), as_bytes(codebook_));
+  return s;
 }
 
 }  // namespace cnn

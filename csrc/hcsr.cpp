@@ -70,11 +70,9 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint
       next = col[e] + 1;
     }
   }
-  // Auto: the lane layout where it serves, but on a matrix of few entries, whose decode
-  // tables and per-group words weigh more, the smaller of the two.
   std::unique_ptr<HcsrLanes> lanes;
   if (layout != Layout::Rows)
-    lanes = HcsrLanes::build(rows_, cols_, codebook_, indptr, gaps, vidx);
+    lanes = HcsrLanes::build(rows_, cols_, codebook_, indptr, gaps.data(), vidx);
   if (lanes && (layout == Layout::Lanes || nnz_ >= kLanesAlways)) {
     lanes_ = std::move(lanes);
     return;
@@ -153,7 +151,7 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
   for (uint64_t i = 0; i < rows_; ++i)
     for (uint64_t e = indptr[i]; e < indptr[i + 1]; ++e)
       gaps[e] = col[e] - (e > indptr[i] ? col[e - 1] + 1 : 0);
-  lanes_ = HcsrLanes::build(rows_, cols_, codebook_, indptr.data(), gaps, vidx.data());
+  lanes_ = HcsrLanes::build(rows_, cols_, codebook_, indptr.data(), gaps.data(), vidx.data());
   if (lanes_)
     drop_rows();
   else
@@ -356,15 +354,7 @@ void HCSR::to_csr(std::vector<uint64_t>& indptr, std::vector<uint64_t>& col,
 void HCSR::decode_rows(uint64_t r0, uint64_t r1, uint32_t* idx, uint32_t zero_index) const {
   if (!lanes_) return Format::decode_rows(r0, r1, idx, zero_index);
   std::fill(idx, idx + (r1 - r0) * cols_, zero_index);
-  const kernels::HcsrLanesView v = lanes_->view(codebook_.data());
-  const uint64_t gr = lanes_->group_rows();
-  for (uint64_t g = r0 / gr; g * gr < r1; ++g)
-    kernels::lanes_group<false>(
-        v, g,
-        [&](unsigned, uint64_t r, uint64_t c, uint32_t k) {
-          if (r >= r0 && r < r1) idx[(r - r0) * cols_ + c] = k;
-        },
-        [](unsigned, uint64_t) {});
+  lanes_->decode_rows(r0, r1, idx);
 }
 
 void HCSR::decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const {

@@ -26,7 +26,6 @@ class HCSR final : public Format {
   static constexpr unsigned kMaxEscBits = 48;
   static constexpr int kFastBits = kernels::kHcsrTableBits;  // the kernels' one-lookup table
 
-  enum class Layout { Auto, Rows, Lanes };  // Auto: lanes where they serve
   // From CSR arrays: indptr (rows + 1), col (nnz, increasing within each row), vidx (nnz).
   HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint64_t* indptr,
        const uint64_t* col, const uint32_t* vidx, Layout layout = Layout::Auto);
@@ -69,8 +68,6 @@ class HCSR final : public Format {
   template <class F>
   void for_each_in_row(uint64_t i, F&& f) const;
   kernels::HCSRView view() const;
-  // Entries from which Auto takes the lane layout whatever the row layout would weigh.
-  static constexpr uint64_t kLanesAlways = 1 << 14;
   void drop_rows();  // frees the row layout's data once the lane layout took over
   std::unique_ptr<HcsrLanes> lanes_;
   unsigned gap_bits_ = 0, esc_bits_ = 0;

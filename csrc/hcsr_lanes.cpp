@@ -90,8 +90,7 @@ struct LaneBits {
 
 std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t rows, uint64_t cols,
                                             const std::vector<float>& codebook,
-                                            const uint64_t* indptr,
-                                            const std::vector<uint64_t>& gaps,
+                                            const uint64_t* indptr, const uint64_t* gaps,
                                             const uint32_t* vidx) {
   const uint32_t k = uint32_t(codebook.size());
   if (cols > kMaxCols) return nullptr;
@@ -102,7 +101,9 @@ std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t rows, uint64_t cols,
   const uint64_t small = std::min<uint64_t>(cols, 1 << 16);
   std::vector<uint64_t> below(small + 1, 0), large;
   uint64_t max_gap = 0;
-  for (uint64_t g : gaps) {
+  auto gap = [&](uint64_t e) { return gaps ? gaps[e] : 0; };
+  for (uint64_t e = 0; e < nnz; ++e) {
+    const uint64_t g = gap(e);
     max_gap = std::max(max_gap, g);
     if (g < small)
       ++below[g + 1];
@@ -143,11 +144,13 @@ std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t rows, uint64_t cols,
   if (best_base.empty()) return nullptr;
 
   std::vector<uint64_t> bucket_counts(best_base.size()), value_counts(k);
-  std::vector<uint8_t> bucket(nnz);
+  std::vector<uint8_t> bucket(gaps ? nnz : 0);  // without gaps, every entry's is bucket 0
+  auto bucket_of = [&](uint64_t e) -> unsigned { return gaps ? bucket[e] : 0; };
   for (uint64_t e = 0; e < nnz; ++e) {
-    bucket[e] = uint8_t(std::upper_bound(best_base.begin(), best_base.end(), gaps[e]) -
-                        best_base.begin() - 1);
-    ++bucket_counts[bucket[e]];
+    if (gaps)
+      bucket[e] = uint8_t(std::upper_bound(best_base.begin(), best_base.end(), gaps[e]) -
+                          best_base.begin() - 1);
+    ++bucket_counts[bucket_of(e)];
     ++value_counts[vidx[e]];
   }
   if (size_t(std::count_if(value_counts.begin(), value_counts.end(),
@@ -155,6 +158,7 @@ std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t rows, uint64_t cols,
     return nullptr;
   lanes->rows_ = rows;
   lanes->cols_ = cols;
+  lanes->value_counts_ = value_counts;
   lanes->gap_lengths_ = huff::code_lengths(bucket_counts, kCodeBits, true);
   // Every entry spends at least one bit, so a stream's size bounds its entries.
   bool free_gap = false;
@@ -193,10 +197,10 @@ std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t rows, uint64_t cols,
         if (!left[l]) continue;
         any = true;
         const uint64_t e = at[l]++;
-        const unsigned b = bucket[e], lg = code_len(lanes->gap_lengths_[b]),
+        const unsigned b = bucket_of(e), lg = code_len(lanes->gap_lengths_[b]),
                        lv = code_len(lanes->value_lengths_[vidx[e]]);
         bits[l].put(gap_code[b], lg);
-        bits[l].put(uint32_t(gaps[e] - best_base[b]), best_raw[b]);
+        bits[l].put(uint32_t(gap(e) - best_base[b]), best_raw[b]);
         bits[l].put(value_code[vidx[e]], lv);
         pos[l] += lg + best_raw[b] + lv;
       }
@@ -273,10 +277,11 @@ HcsrLanes::HcsrLanes(uint64_t rows, uint64_t cols, const std::vector<float>& cod
   words_.resize(words_.size() + kLanes, 0);
   build_tables(codebook);
   const kernels::HcsrLanesView v = view(codebook.data());
-  auto none = [](unsigned, uint64_t, uint64_t, uint32_t) {};
+  value_counts_.assign(codebook.size(), 0);
+  auto count = [&](unsigned, uint64_t, uint64_t, uint32_t i) { ++value_counts_[i]; };
   auto done = [](unsigned, uint64_t) {};
   for (uint64_t g = 0; g < groups; ++g)
-    if (!kernels::lanes_group<true>(v, g, none, done))
+    if (!kernels::lanes_group<true>(v, g, count, done))
       throw FormatError("lane layout group " + std::to_string(g) + " does not decode to its rows");
 }
 
@@ -341,6 +346,17 @@ kernels::HcsrLanesView HcsrLanes::view(const float* codebook) const {
           value_code_ranks_,
           gap_by_rank_.data(),
           value_by_rank_.data()};
+}
+
+void HcsrLanes::decode_rows(uint64_t r0, uint64_t r1, uint32_t* idx) const {
+  const kernels::HcsrLanesView v = view(nullptr);
+  for (uint64_t g = r0 / group_rows_; g * group_rows_ < r1; ++g)
+    kernels::lanes_group<false>(
+        v, g,
+        [&](unsigned, uint64_t r, uint64_t c, uint32_t k) {
+          if (r >= r0 && r < r1) idx[(r - r0) * cols_ + c] = k;
+        },
+        [](unsigned, uint64_t) {});
 }
 
 size_t HcsrLanes::nbytes() const {

@@ -28,11 +28,12 @@ class HcsrLanes {
   static constexpr uint64_t kMaxCols = (uint64_t(1) << 31) - 1;  // columns are gather indices
 
   // The layout of CSR arrays (as HCSR's constructor checked them; gaps[e] = columns skipped
-  // before entry e), or null where it cannot serve: more than 128 distinct stored values, a gap
-  // past 32 buckets, a row of 2^31 entries or more, 2^31 columns or more.
+  // before entry e, null: none, as in HAM's dense rows), or null where it cannot serve: more
+  // than 128 distinct stored values, a gap past 32 buckets, a row of 2^31 entries or more,
+  // 2^31 columns or more.
   static std::unique_ptr<HcsrLanes> build(uint64_t rows, uint64_t cols,
                                           const std::vector<float>& codebook,
-                                          const uint64_t* indptr, const std::vector<uint64_t>& gaps,
+                                          const uint64_t* indptr, const uint64_t* gaps,
                                           const uint32_t* vidx);
   // From a file's sections; FormatError unless every group decodes exactly.
   HcsrLanes(uint64_t rows, uint64_t cols, const std::vector<float>& codebook, uint64_t nnz,
@@ -41,9 +42,14 @@ class HcsrLanes {
             std::vector<uint64_t> group_words, std::vector<uint32_t> words);
 
   kernels::HcsrLanesView view(const float* codebook) const;
+  // Codebook indices of the entries of rows [r0, r1) into idx (cols per row); other cells
+  // keep what they hold.
+  void decode_rows(uint64_t r0, uint64_t r1, uint32_t* idx) const;
   uint64_t groups() const { return group_words_.size() - 1; }
   uint64_t group_rows() const { return group_rows_; }
   size_t buckets() const { return gap_lengths_.size(); }
+  // Entries per codebook index.
+  const std::vector<uint64_t>& value_counts() const { return value_counts_; }
   uint64_t stream_bits() const { return uint64_t(words_.size() - kernels::kLanes) * 32; }
   size_t nbytes() const;
   // Sections after the codebook: params, gap code lengths, value code lengths, row counts,
@@ -57,6 +63,7 @@ class HcsrLanes {
   unsigned m_ = 0, r0_ = 0;
   std::vector<uint8_t> gap_lengths_, value_lengths_;  // 0 unused, 1..7, 255: the only code, 0 bits
   std::vector<uint32_t> counts_, words_;
+  std::vector<uint64_t> value_counts_;
   std::vector<uint64_t> group_words_;
   std::vector<uint32_t> gap_table_, value_code_, gap_by_rank_;
   std::vector<float> value_, value_by_rank_;

@@ -19,7 +19,7 @@ def test_bench_prints_one_table(capsys):
     out = capsys.readouterr().out
     assert "read bandwidth" in out
     table = [l for l in out.splitlines() if l.startswith("| ")]
-    assert len(table) == 1 + 15  # header, then one row per case
+    assert len(table) == 1 + 16  # header, then one row per case
     for row in table[1:]:
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert float(cells[4].rstrip("x")) > 0  # speed-up

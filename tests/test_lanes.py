@@ -187,7 +187,7 @@ def test_version_1_files_are_converted():
     the row layout stays in it."""
     W, m = _sample()
     f = File(m.with_layout("rows").tobytes())
-    assert f.version == 2 and f.nsections == 5
+    assert f.version == 3 and f.nsections == 5
     assert cn.frombytes(f.tobytes()).layout == "rows"
     f.version = 1
     old = cn.frombytes(f.tobytes())

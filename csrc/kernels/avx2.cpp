@@ -306,6 +306,7 @@ struct LaneOps256 {
   static constexpr unsigned width = 8;
   static constexpr bool gather_tables = true;
   static vi set1(int32_t a) { return _mm256_set1_epi32(a); }
+  static vf set1_f(float a) { return _mm256_set1_ps(a); }
   static vi loadu(const uint32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static vf loadu_f(const float* p) { return _mm256_loadu_ps(p); }
   static void storeu(uint32_t* p, vi a) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), a); }
@@ -381,6 +382,7 @@ const KernelSet avx2_kernels = {"avx2",    im_matvec,  ham_matvec, hcsr_matvec_r
                                 im_matmat, ham_matmat_rows<Vec>, hcsr_matmat_rows<Vec>,
                                 dense_matmat_rows<Vec>, im_linear,
                                 ham_linear_rows<Vec>, lanes_matvec<LaneOps256>,
-                                lanes_matmat<LaneOps256, Vec>};
+                                lanes_matmat<LaneOps256, Vec>, ham_lanes_matvec<LaneOps256>,
+                                ham_lanes_matmat<LaneOps256, Vec>};
 
 }  // namespace cnn::kernels

@@ -242,6 +242,7 @@ struct LaneOps512 {
   static constexpr unsigned width = 16;
   static constexpr bool gather_tables = false;
   static vi set1(int32_t a) { return _mm512_set1_epi32(a); }
+  static vf set1_f(float a) { return _mm512_set1_ps(a); }
   static vi loadu(const uint32_t* p) { return _mm512_loadu_si512(p); }
   static vf loadu_f(const float* p) { return _mm512_loadu_ps(p); }
   static void storeu(uint32_t* p, vi a) { _mm512_storeu_si512(p, a); }
@@ -303,6 +304,7 @@ const KernelSet avx512_kernels = {"avx512",  im_matvec,  ham_matvec, hcsr_matvec
                                   im_matmat, ham_matmat_rows<Vec>, hcsr_matmat_rows<Vec>,
                                   dense_matmat_rows<Vec>, im_linear,
                                   ham_linear_rows<Vec>, lanes_matvec<LaneOps512>,
-                                  lanes_matmat<LaneOps512, Vec>};
+                                  lanes_matmat<LaneOps512, Vec>, ham_lanes_matvec<LaneOps512>,
+                                  ham_lanes_matmat<LaneOps512, Vec>};
 
 }  // namespace cnn::kernels

@@ -33,6 +33,12 @@ struct KernelSet {
                             uint64_t g1);
   void (*hcsr_lanes_matmat)(const HcsrLanesView&, const float* X, uint64_t B, float* Y,
                             uint64_t g0, uint64_t g1);
+  // HAM's lane layout (the same layout with dense rows): the same products, every lane of
+  // a block at the same column (the scalar set runs HCSR's lane kernels on it).
+  void (*ham_lanes_matvec)(const HcsrLanesView&, const float* x, float* y, uint64_t g0,
+                           uint64_t g1);
+  void (*ham_lanes_matmat)(const HcsrLanesView&, const float* X, uint64_t B, float* Y,
+                           uint64_t g0, uint64_t g1);
 };
 
 extern const KernelSet scalar_kernels;

@@ -13,18 +13,25 @@
 namespace cnn::kernels {
 namespace {
 
-// A code's limits and offsets in registers (only limits below 127 can be exceeded).
+// A code's limits and offsets in registers: only limits in 0..126 decide anything (every
+// prefix exceeds -1, none exceeds 127), so the lengths with no codes up to them (limit -1)
+// are counted once, in `base`.
 template <class O>
 struct LaneCode {
-  typename O::vi limit[7], offset;
+  typename O::vi limit[7], offset, base;
   unsigned n = 0;
   explicit LaneCode(const HcsrLanesView::Code& c) : offset(O::load8(c.offset)) {
+    int32_t b = 0;
     for (unsigned L = 0; L < 7; ++L)
-      if (c.limit[L] < 127) limit[n++] = O::set1(c.limit[L]);
+      if (c.limit[L] < 0)
+        ++b;
+      else if (c.limit[L] < 127)
+        limit[n++] = O::set1(c.limit[L]);
+    base = O::set1(b);
   }
   // The length and rank of the codes at the top 7 bits t.
   void decode(typename O::vi t, typename O::vi& len, typename O::vi& rank) const {
-    len = O::set1(0);
+    len = base;
     for (unsigned L = 0; L < n; ++L) len = O::add_if_greater(len, t, limit[L]);
     rank = O::add(O::srlv(t, O::sub(O::set1(7), len)), O::permute8(offset, len));
   }
@@ -191,9 +198,31 @@ struct LaneRowsOut {
   void reload() {}
 };
 
-// f(gap_lut, value_lut) with the set's register lookups (Lut<B> of avx2.cpp / avx512.cpp):
-// buckets from 8 or 32 entries, weights from the fewest entries that hold the value code's
-// ranks.  Unused where the set gathers from the tables.
+// f(lut) with a register lookup of `table` (ranks entries): Lut<B> of avx2.cpp / avx512.cpp
+// from the fewest entries that hold them.
+template <class F>
+void with_rank_lut(const float* table, uint32_t ranks, F&& f) {
+  auto with = [&](auto Bc) {
+    const Lut<decltype(Bc)::value> lut(table, 128);
+    f(lut);
+  };
+  switch (std::max(3u, cnn::index_bits(ranks))) {
+    case 3:
+      return with(std::integral_constant<int, 3>());
+    case 4:
+      return with(std::integral_constant<int, 4>());
+    case 5:
+      return with(std::integral_constant<int, 5>());
+    case 6:
+      return with(std::integral_constant<int, 6>());
+    default:
+      return with(std::integral_constant<int, 7>());
+  }
+}
+
+// f(gap_lut, value_lut) with the set's register lookups: buckets from 8 or 32 entries,
+// weights from the fewest entries that hold the value code's ranks.  Unused where the set
+// gathers from the tables.
 template <class O, class F>
 void with_lane_luts(const HcsrLanesView& v, F&& f) {
   if constexpr (O::gather_tables) {
@@ -201,27 +230,11 @@ void with_lane_luts(const HcsrLanesView& v, F&& f) {
     return f(unused, unused);
   }
   auto with_gaps = [&](auto GBc) {
-    constexpr int GB = decltype(GBc)::value;
     // Bucket entries as float bit patterns: the lookups only move bits.
-    const Lut<GB> gap_bits(reinterpret_cast<const float*>(v.gap_by_rank), 32);
+    const Lut<decltype(GBc)::value> gap_bits(reinterpret_cast<const float*>(v.gap_by_rank), 32);
     auto gap_lut = [&](typename O::vi r) { return O::as_int(gap_bits(r)); };
-    auto with_values = [&](auto VBc) {
-      constexpr int VB = decltype(VBc)::value;
-      const Lut<VB> value_lut(v.value_by_rank, 128);
-      f(gap_lut, value_lut);
-    };
-    switch (std::max(3u, cnn::index_bits(v.value_code_ranks.ranks))) {
-      case 3:
-        return with_values(std::integral_constant<int, 3>());
-      case 4:
-        return with_values(std::integral_constant<int, 4>());
-      case 5:
-        return with_values(std::integral_constant<int, 5>());
-      case 6:
-        return with_values(std::integral_constant<int, 6>());
-      default:
-        return with_values(std::integral_constant<int, 7>());
-    }
+    with_rank_lut(v.value_by_rank, v.value_code_ranks.ranks,
+                  [&](const auto& value_lut) { f(gap_lut, value_lut); });
   };
   if (v.gap_code.ranks <= 8)
     with_gaps(std::integral_constant<int, 3>());
@@ -246,6 +259,126 @@ void lanes_matmat(const HcsrLanesView& v, const float* X, uint64_t B, float* Y, 
       sink.reset();
       lanes_group_simd<O>(v, g, gap_lut, value_lut, sink);
     }
+  });
+}
+
+// HAM's lane layout (HcsrLanes::dense(): every row holds all its columns and no gap code is
+// spent): a block of kLanes rows decodes side by side with every lane at the same column,
+// so a step needs one x[t] for all lanes, no gather.  G groups of as many rows decode in
+// lockstep, since one group's step is a chain of dependent latencies (decode, refill) that
+// alone would leave the core idle.  The sink gets begin(q, row, n) for a block of n rows of
+// group q (lane l holds row + l), step(t, v, weights) for vector v = q * H + h of each
+// step, end(q, row, n).
+template <class O, unsigned G, class ValueLut, class Sink>
+void ham_lanes_groups_simd(const HcsrLanesView& v, uint64_t g, const ValueLut& value_lut,
+                           Sink& sink) {
+  using I = typename O::vi;
+  constexpr unsigned W = O::width, H = kLanes / W, N = G * H;
+  alignas(64) static constexpr uint32_t kLane[kLanes] = {0, 1, 2,  3,  4,  5,  6,  7,
+                                                         8, 9, 10, 11, 12, 13, 14, 15};
+  const LaneCode<O> value_code(v.value_code_ranks);
+  const I c32 = O::set1(32), c127 = O::set1(127);
+  const uint64_t rows = std::min(v.rows - g * v.group_rows, v.group_rows);  // each group's
+  const uint32_t* p[G];
+  I buf[N], nxt[N], pos[N];
+  for (unsigned q = 0; q < G; ++q) {
+    p[q] = v.words + v.group_words[g + q];
+    for (unsigned h = 0; h < H; ++h) {
+      buf[q * H + h] = O::loadu(p[q] + h * W);
+      nxt[q * H + h] = O::loadu(p[q] + kLanes + h * W);
+      pos[q * H + h] = O::set1(0);
+    }
+    p[q] += 2 * kLanes;
+  }
+  for (uint64_t r = 0; r < rows; r += kLanes) {
+    const unsigned n = unsigned(std::min<uint64_t>(kLanes, rows - r));
+    typename O::mask live[H];  // lanes with a row: only they spend bits
+    for (unsigned h = 0; h < H; ++h)
+      live[h] = O::positive(O::sub(O::set1(int32_t(n)), O::loadu(kLane + h * W)));
+    for (unsigned q = 0; q < G; ++q) sink.begin(q, (g + q) * v.group_rows + r, n);
+    for (uint64_t t = 0; t < v.cols; ++t) {
+      for (unsigned i = 0; i < N; ++i) {
+        const I w = O::or_(O::sllv(buf[i], pos[i]), O::srlv(nxt[i], O::sub(c32, pos[i])));
+        const I top = O::srli(w, 25);
+        I len, rank;
+        value_code.decode(top, len, rank);
+        sink.step(t, i, value_lut(O::and_(rank, c127)));
+        pos[i] = O::add(pos[i], O::masked(len, live[i % H]));
+      }
+      for (unsigned i = 0; i < N; ++i) O::refill(buf[i], nxt[i], pos[i], p[i / H]);
+    }
+    for (unsigned q = 0; q < G; ++q) sink.end(q, (g + q) * v.group_rows + r, n);
+  }
+}
+
+// y = W x on HAM's lane layout: each lane's sum in a vector element.
+template <class O, unsigned G>
+struct HamLaneDots {
+  static constexpr unsigned W = O::width, H = kLanes / W;
+  const float* x;
+  float* y;
+  typename O::vf acc[G * H], xt;
+  void begin(unsigned q, uint64_t, unsigned) {
+    for (unsigned h = 0; h < H; ++h) acc[q * H + h] = O::set1_f(0.0f);
+  }
+  void step(uint64_t t, unsigned i, typename O::vf wt) {
+    if (i == 0) xt = O::set1_f(x[t]);
+    acc[i] = O::fmadd(wt, xt, acc[i]);
+  }
+  void end(unsigned q, uint64_t r, unsigned n) {
+    alignas(64) float out[kLanes];
+    for (unsigned h = 0; h < H; ++h) O::storeu_f(out + h * W, acc[q * H + h]);
+    std::copy(out, out + n, y + r);
+  }
+};
+
+// Y = W X on HAM's lane layout, one group at a time: a block's weights stored step-major
+// (column t of the block's rows at w[t * kLanes]), then multiplied as a dense block
+// (matmat.hpp), which takes them back row by row as its Source.
+template <class O, class V>
+struct HamLaneBlock {
+  static constexpr unsigned W = O::width;
+  uint64_t cols;
+  const float* X;
+  uint64_t B;
+  float* Y;
+  std::vector<float> w = std::vector<float>(cols * kLanes);
+  uint64_t first = 0;
+  void begin(unsigned, uint64_t r, unsigned) { first = r; }
+  void step(uint64_t t, unsigned h, typename O::vf wt) {
+    O::storeu_f(w.data() + t * kLanes + h * W, wt);
+  }
+  void end(unsigned, uint64_t r, unsigned n) {
+    blocked_matmat<V>(cols, X, B, Y, r, r + n, 4 * V::tile_rows, *this);
+  }
+  void prepare(uint64_t, uint64_t) {}
+  void weights(uint64_t i, uint64_t j0, uint64_t kc, float* out) const {
+    const float* c = w.data() + j0 * kLanes + (i - first);
+    for (uint64_t j = 0; j < kc; ++j) out[j] = c[j * kLanes];
+  }
+};
+
+// Groups in flight: 4 vectors of lanes (AVX2: 2 groups, AVX-512: 4).
+template <class O>
+void ham_lanes_matvec(const HcsrLanesView& v, const float* x, float* y, uint64_t g0, uint64_t g1) {
+  constexpr unsigned G = 4 * O::width / kLanes;
+  with_rank_lut(v.value_by_rank, v.value_code_ranks.ranks, [&](const auto& value_lut) {
+    HamLaneDots<O, G> many{x, y, {}, {}};
+    HamLaneDots<O, 1> one{x, y, {}, {}};
+    uint64_t g = g0;
+    // Groups of equal rows in lockstep (only the matrix's last group may be short).
+    for (; g + G <= g1 && (g + G) * v.group_rows <= v.rows; g += G)
+      ham_lanes_groups_simd<O, G>(v, g, value_lut, many);
+    for (; g < g1; ++g) ham_lanes_groups_simd<O, 1>(v, g, value_lut, one);
+  });
+}
+
+template <class O, class V>
+void ham_lanes_matmat(const HcsrLanesView& v, const float* X, uint64_t B, float* Y, uint64_t g0,
+                      uint64_t g1) {
+  with_rank_lut(v.value_by_rank, v.value_code_ranks.ranks, [&](const auto& value_lut) {
+    HamLaneBlock<O, V> sink{v.cols, X, B, Y};
+    for (uint64_t g = g0; g < g1; ++g) ham_lanes_groups_simd<O, 1>(v, g, value_lut, sink);
   });
 }
 

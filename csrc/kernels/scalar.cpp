@@ -121,6 +121,7 @@ void ham_linear(const HAMView& v, const float* X, uint64_t B, float* Y, uint64_t
 const KernelSet scalar_kernels = {"scalar",   im_matvec,  ham_matvec,  hcsr_matvec_rows,
                                   im_matmat,  ham_matmat, hcsr_matmat, dense_matmat,
                                   im_linear,  ham_linear, lanes_matvec_scalar,
+                                  lanes_matmat_scalar, lanes_matvec_scalar,
                                   lanes_matmat_scalar};
 
 }  // namespace cnn::kernels

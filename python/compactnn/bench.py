@@ -91,7 +91,9 @@ def standard_cases(n: int = 8192, seed: int = 0, log=print) -> list[Case]:
     log("building HAM k=32 ...")
     Q = _quantized(W, 32)
     ham = HAM.from_dense(Q)
+    # HAM in the layout it picks (the lane layout here), and in the row layout for comparison.
     matvec_case("HAM k=32 matvec", ham, Q, 0.8)
+    matvec_case("HAM k=32 matvec, row layout", ham.with_layout("rows"), Q, None)
     matvec_case("HAM k=32 matvec", ham, Q, 3.0, base="scipy")
     cases.append(Case("HAM k=32 matmat B=64", lambda: ham.dot(X), lambda: Q @ X, "numpy W @ X",
                       ham.size, ham.nbytes, batch=64, target=0.7))
