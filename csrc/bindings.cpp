@@ -212,6 +212,7 @@ PYBIND11_MODULE(_core, m) {
       [](uint64_t rows, uint64_t cols, const carray<float>& codebook, const carray<uint64_t>& indptr,
          const carray<uint64_t>& col, const carray<uint32_t>& vidx,
          const std::string& layout) -> Ptr {
+        check_shape(rows, cols);  // before rows + 1, which must not wrap
         expect_shape(indptr, {rows + 1}, "indptr");
         uint64_t nnz = indptr.data()[rows];
         expect_shape(col, {nnz}, "indices");

@@ -109,3 +109,15 @@ def test_native_layer_checks_shapes(m):
         m._c.matvec(np.ones(3, np.float64), np.empty(2, np.float32))
     with pytest.raises(ValueError):
         m._c.linear(np.ones((2, 3), np.float32), np.empty((2, 5), np.float32))
+
+
+@pytest.mark.parametrize("rows, match", [(2**64 - 1, "too large"), (2**63, "too large"),
+                                         (2**40, "wrong shape")])
+def test_private_hcsr_constructor_checks_the_shape_first(rows, match):
+    """rows + 1 wrapped to 0 once, so empty arrays passed the indptr check and the
+    constructor read indptr[rows] (found by AddressSanitizer)."""
+    from compactnn import _core
+
+    empty_u64 = np.zeros(0, np.uint64)
+    with pytest.raises(ValueError, match=match):
+        _core.hcsr(rows, 1, np.ones(1, np.float32), empty_u64, empty_u64, np.zeros(0, np.uint32))
