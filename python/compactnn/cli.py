@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 import zipfile
+from pathlib import Path
 
 from .model_files import UserError
 
@@ -201,7 +202,44 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--input-shape", type=_shape, help="--model: one input's shape, e.g. 1,28,28")
     _compression_options(b)
     b.set_defaults(run=_bench)
+
+    s = sub.add_parser("sweep", help="compress a trained model over a grid of settings, "
+                       "resumable (results appended as JSON lines)")
+    s.add_argument("config", help="a TOML file (see compactnn.sweep.load_config)")
+    s.add_argument("-o", "--out", help="the results file (default: the config's [sweep] out, "
+                   "else CONFIG with .jsonl)")
+    s.add_argument("--workers", type=_positive, help="parallel processes (default: one per CPU)")
+    s.add_argument("--ray", metavar="ADDRESS", help="run the points as Ray tasks on the "
+                   "cluster at ADDRESS, or 'local' to start Ray on this machine")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(run=_sweep)
+
+    r = sub.add_parser("report", help="tables and plots of a sweep's results file")
+    r.add_argument("results", help="a results file written by `compactnn sweep`")
+    r.add_argument("-o", "--out", default=None,
+                   help="directory for results.md and the PNG plots (default: next to RESULTS)")
+    r.set_defaults(run=_report)
     return p
+
+
+def _sweep(args) -> int:
+    from . import sweep
+
+    cfg = sweep.load_config(args.config)
+    out = args.out or cfg["sweep"]["out"] or str(Path(args.config).with_suffix(".jsonl"))
+    records = sweep.run(cfg, out, workers=args.workers, ray=args.ray, progress=not args.quiet,
+                        log=lambda *a: print(*a, file=sys.stderr))
+    print(f"{len(records)} points in {out}; `compactnn report {out}` for the tables and plots")
+    return 0
+
+
+def _report(args) -> int:
+    from .sweep_report import report
+
+    out = args.out or str(Path(args.results).with_suffix("")) + "-report"
+    print(report(args.results, out))
+    print(f"written: {out}/results.md and its plots")
+    return 0
 
 
 def main(argv=None) -> int:

@@ -1,6 +1,10 @@
-"""Trained PyTorch models that installable packages ship (nothing is downloaded)."""
+"""PyTorch models: trained ones that installable packages ship (nothing is downloaded), and
+untrained architectures of the compression literature (LeNet-300-100, LeNet-5, a VGG-style
+network, DeepDTA) with `train` and `concordance_index` to fit and score them.  torch is
+imported only when a model is built."""
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -37,20 +41,148 @@ def mnist_input(images: np.ndarray):
 
 
 def train(model, X, y, epochs: int = 10, lr: float = 3e-3, batch_size: int = 64,
-          seed: int = 0):
-    """Train a PyTorch classifier with Adam and cross-entropy, shuffling with `seed`, so
-    that a baseline is the same on every run on a machine; returns it in eval mode."""
+          seed: int = 0, loss: str = "ce"):
+    """Train a PyTorch model with Adam, shuffling with `seed`, so that a baseline is the
+    same on every run on a machine; returns it in eval mode.
+
+    loss="ce": a classifier, cross-entropy of its (N, classes) logits against int64 labels;
+    loss="mse": a regressor, mean squared error of its (N,) outputs against float targets.
+    X is a tensor, or a tuple of tensors (each indexed by the batch, the tuple passed to the
+    model whole, as DeepDTA takes its drugs and proteins)."""
     import torch
     from torch import nn
 
+    losses = {"ce": nn.functional.cross_entropy, "mse": nn.functional.mse_loss}
+    if loss not in losses:
+        raise ValueError(f"loss must be one of {sorted(losses)}, got {loss!r}")
+    criterion = losses[loss]
     opt = torch.optim.Adam(model.parameters(), lr)
     g = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(epochs):
-        perm = torch.randperm(len(X), generator=g)
-        for i in range(0, len(X), batch_size):
+        perm = torch.randperm(len(y), generator=g)
+        for i in range(0, len(y), batch_size):
             idx = perm[i:i + batch_size]
+            xb = tuple(x[idx] for x in X) if isinstance(X, (tuple, list)) else X[idx]
             opt.zero_grad()
-            nn.functional.cross_entropy(model(X[idx]), y[idx]).backward()
+            criterion(model(xb), y[idx]).backward()
             opt.step()
     return model.eval()
+
+
+# -- architectures ---------------------------------------------------------------------------
+def lenet_300_100(n_classes: int = 10):
+    """LeNet-300-100 (LeCun et al. 1998; Deep Compression's first model): 784-300-100-10
+    fully connected with ReLU, 266,610 parameters.  Input (N, 1, 28, 28), output (N, n_classes)
+    logits."""
+    from torch import nn
+
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100),
+                         nn.ReLU(), nn.Linear(100, n_classes))
+
+
+def lenet5(n_classes: int = 10):
+    """LeNet-5 with ReLU and max pooling (the first convolution padded so 28 x 28 inputs
+    give LeNet's 32 x 32 geometry), 61,706 parameters.  Input (N, 1, 28, 28), output
+    (N, n_classes) logits."""
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, n_classes))
+
+
+def vgg_style(channels=(16, 32, 64), fc=(512, 512), n_classes: int = 10, in_channels: int = 1,
+              image: int = 28):
+    """A small VGG: per width in `channels` a block of two 3 x 3 convolutions (ReLU) and a
+    2 x 2 max pool, then fully connected layers of the widths in `fc` (ReLU, dropout 0.5),
+    which hold most of the weights as in VGG-16.  Input (N, in_channels, image, image),
+    output (N, n_classes) logits; 635,002 parameters at the defaults."""
+    from torch import nn
+
+    side = image // 2 ** len(channels)  # each pool halves the side, rounding down
+    if side < 1:
+        raise ValueError(f"{len(channels)} pools leave nothing of a {image} x {image} image")
+    layers, prev = [], in_channels
+    for width in channels:
+        layers += [nn.Conv2d(prev, width, 3, padding=1), nn.ReLU(),
+                   nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+        prev = width
+    layers.append(nn.Flatten())
+    prev = prev * side * side
+    for width in fc:
+        layers += [nn.Linear(prev, width), nn.ReLU(), nn.Dropout(0.5)]
+        prev = width
+    layers.append(nn.Linear(prev, n_classes))
+    return nn.Sequential(*layers)
+
+
+@functools.cache
+def _deepdta_class():
+    """The DeepDTA module class, made on first use so that this module imports without torch."""
+    import torch
+    from torch import nn
+
+    def branch(vocab, embed, filters, k):
+        # Conv1d wants (N, channels, length): the embedding's (N, L, embed) is transposed in
+        # forward; the global max pool over positions is there too.
+        return nn.Embedding(vocab, embed, padding_idx=0), nn.Sequential(
+            nn.Conv1d(embed, filters, k), nn.ReLU(),
+            nn.Conv1d(filters, 2 * filters, k), nn.ReLU(),
+            nn.Conv1d(2 * filters, 3 * filters, k), nn.ReLU())
+
+    class DeepDTA(nn.Module):
+        """DeepDTA (Öztürk et al. 2018): a convolutional branch for the SMILES and one for
+        the protein, max pooled, concatenated and regressed by fully connected layers."""
+
+        def __init__(self, smiles_vocab, protein_vocab, filters, smiles_kernel,
+                     protein_kernel, embed):
+            super().__init__()
+            self.smiles_embed, self.smiles_conv = branch(smiles_vocab, embed, filters,
+                                                         smiles_kernel)
+            self.protein_embed, self.protein_conv = branch(protein_vocab, embed, filters,
+                                                           protein_kernel)
+            self.head = nn.Sequential(
+                nn.Linear(6 * filters, 1024), nn.ReLU(), nn.Dropout(0.1),
+                nn.Linear(1024, 1024), nn.ReLU(), nn.Dropout(0.1),
+                nn.Linear(1024, 512), nn.ReLU(), nn.Linear(512, 1))
+
+        def forward(self, pair):
+            drugs, proteins = pair
+            d = self.smiles_conv(self.smiles_embed(drugs).transpose(1, 2)).amax(dim=2)
+            p = self.protein_conv(self.protein_embed(proteins).transpose(1, 2)).amax(dim=2)
+            return self.head(torch.cat([d, p], dim=1)).squeeze(1)
+
+    return DeepDTA
+
+
+def deepdta(smiles_vocab: int, protein_vocab: int, filters: int = 32, smiles_kernel: int = 4,
+            protein_kernel: int = 8, embed: int = 128):
+    """DeepDTA for drug-target affinity.  `model((drugs, proteins))` takes int64 tensors
+    (N, SMILES_LEN) and (N, PROTEIN_LEN) of character codes (0 pads; datasets.kiba_sample's
+    encoding, with vocabularies datasets.SMILES_VOCAB and PROTEIN_VOCAB) and returns the
+    (N,) float32 predicted affinities."""
+    return _deepdta_class()(smiles_vocab, protein_vocab, filters, smiles_kernel,
+                            protein_kernel, embed)
+
+
+# -- scores ----------------------------------------------------------------------------------
+def concordance_index(y_true, y_pred) -> float:
+    """DeepDTA's concordance index: over the pairs whose true values differ, the fraction
+    the predictions order the same way, a tie in prediction counting 1/2; 0.0 when all true
+    values are equal (as DeepDTA's get_cindex).  Exact, O(n^2) comparisons in row blocks."""
+    y = np.asarray(y_true, np.float64).ravel()
+    p = np.asarray(y_pred, np.float64).ravel()
+    if y.shape != p.shape:
+        raise ValueError(f"{y.size} true values but {p.size} predictions")
+    block = max(1, 4_000_000 // max(len(y), 1))  # about 4M comparisons (bools) at a time
+    pairs = concordant = ties = 0
+    for i in range(0, len(y), block):
+        more = y[i:i + block, None] > y[None, :]  # pairs (i, j) with y_i > y_j
+        pi = p[i:i + block, None]
+        pairs += int(more.sum())
+        concordant += int((more & (pi > p[None, :])).sum())
+        ties += int((more & (pi == p[None, :])).sum())
+    return (concordant + 0.5 * ties) / pairs if pairs else 0.0

@@ -1,0 +1,146 @@
+"""Tables and plots of a sweep's results file, regenerated from that file alone.
+
+The table has the paper's form: per model and dataset and per method (quantizer, with or
+without pruning, with or without retraining), the smallest whole-network psi reached with
+no loss against the dense baseline, the FC and conv psi of that point, and the best
+performance any point of the method reached.  No loss: accuracy at most `tolerance` points
+below the baseline's (0.3), or test MSE at most 2% above it.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from .sweep import read_results
+
+ACCURACY_LOSS = 0.3  # points
+MSE_RISE = 0.02  # relative
+
+
+def method(point: dict) -> str:
+    name = point["quantize"] + (" + pruning" if point["prune"] > 0 else "")
+    return name + (" + retraining" if point["retrain"] else "")
+
+
+def no_loss(record: dict) -> bool:
+    m, b = record["metrics"], record["baseline"]
+    if "accuracy" in m:
+        return m["accuracy"] >= b["accuracy"] - ACCURACY_LOSS
+    return m["mse"] <= b["mse"] * (1 + MSE_RISE)
+
+
+def _score(record: dict) -> float:
+    """Higher is better: accuracy, or minus the MSE."""
+    m = record["metrics"]
+    return m["accuracy"] if "accuracy" in m else -m["mse"]
+
+
+def _metric(record: dict, metrics: dict | None = None) -> str:
+    m = record["metrics"] if metrics is None else metrics
+    return f"{m['accuracy']:.2f}%" if "accuracy" in m else f"MSE {m['mse']:.4f}, CI {m['ci']:.3f}"
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.2f}%"
+
+
+def table(records: list[dict]) -> str:
+    """The markdown results table."""
+    groups = defaultdict(list)
+    for r in records:
+        groups[(r["model"], r["dataset"])].append(r)
+    lines = []
+    for (model, dataset), rs in sorted(groups.items()):
+        lines += [f"### {model} on {dataset}", "",
+                  f"Dense baseline: {_metric(rs[0], rs[0]['baseline'])}; {len(rs)} points.", "",
+                  "| method | best psi, no loss | FC psi | conv psi | its performance | "
+                  "its point (prune, k FC, k conv) | best performance | points |",
+                  "|---|---:|---:|---:|---|---|---|---:|"]
+        by_method = defaultdict(list)
+        for r in rs:
+            by_method[method(r["point"])].append(r)
+        for name, ms in sorted(by_method.items()):
+            ok = [r for r in ms if no_loss(r)]
+            best = max(ms, key=_score)
+            if ok:
+                s = min(ok, key=lambda r: r["psi"]["total"])
+                p = s["point"]
+                cells = [_pct(s["psi"]["total"]), _pct(s["psi"]["fc"]), _pct(s["psi"]["conv"]),
+                         _metric(s), f"{p['prune']:g}, {p['k_fc']}, {p['k_conv']}"]
+            else:
+                cells = ["none", "", "", "", ""]
+            lines.append(f"| {name} | " + " | ".join(cells) +
+                         f" | {_metric(best)} | {len(ms)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plots(records: list[dict], out_dir) -> list[Path]:
+    """PNG plots per model and dataset: psi against the metric per quantizer, and each
+    layer's product time against its psi per format.  Returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    groups = defaultdict(list)
+    for r in records:
+        groups[(r["model"], r["dataset"])].append(r)
+    written = []
+    for (model, dataset), rs in sorted(groups.items()):
+        classification = "accuracy" in rs[0]["metrics"]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for q in sorted({r["point"]["quantize"] for r in rs}):
+            sel = sorted((r for r in rs if r["point"]["quantize"] == q),
+                         key=lambda r: r["psi"]["total"])
+            ys = [r["metrics"]["accuracy" if classification else "mse"] for r in sel]
+            ax.plot([100 * r["psi"]["total"] for r in sel], ys, "o", label=q, alpha=0.7)
+        base = rs[0]["baseline"]["accuracy" if classification else "mse"]
+        ax.axhline(base, color="gray", ls="--", label="dense")
+        ax.set_xscale("log")
+        ax.set_xlabel("psi of the whole network (%)")
+        ax.set_ylabel("test accuracy (%)" if classification else "test MSE")
+        ax.set_title(f"{model} on {dataset}")
+        ax.legend()
+        written.append(_save(fig, out_dir / f"{model}-{dataset}-psi.png"))
+        fig, ax = plt.subplots(figsize=(6, 4))
+        by_format = defaultdict(list)
+        for r in rs:
+            for layer in r["layers"]:
+                if "us" in layer:
+                    by_format[layer["format"]].append((100 * layer["psi"], layer["us"]))
+        for fmt, xy in sorted(by_format.items()):
+            ax.plot(*zip(*xy), "o", label=fmt, alpha=0.6)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("psi of the layer (%)")
+        ax.set_ylabel("matrix-vector product, 1 thread (us)")
+        ax.set_title(f"{model} on {dataset}: layers")
+        ax.legend()
+        written.append(_save(fig, out_dir / f"{model}-{dataset}-time.png"))
+    return written
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def report(results, out_dir) -> str:
+    """Write results.md and the plots into out_dir; returns the table."""
+    records = read_results(results)
+    if not records:
+        raise ValueError(f"{results}: no results")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = table(records)
+    files = plots(records, out_dir)
+    (out_dir / "results.md").write_text(
+        text + "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in files) + "\n")
+    return text

@@ -1,0 +1,176 @@
+"""compactnn sweep and report: configuration errors, a tiny grid end to end, a sweep killed
+mid-point and resumed, a two-point grid on a local Ray instance, and the report rebuilt
+from the results file alone."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from compactnn import sweep
+from compactnn import sweep_report as report
+from compactnn.cli import main
+
+TINY = """
+[sweep]
+model = "lenet_300_100"
+dataset = "mnist_5k"
+epochs = 1
+n_train = 600
+n_test = 300
+cache = "{cache}"
+
+[grid]
+prune = {prune}
+quantize = ["cws"]
+k_fc = [16]
+retrain = [false]
+
+[finetune]
+epochs = 1
+"""
+
+
+def write_config(tmp_path, prune=(0.0, 0.5), name="tiny.toml", **extra):
+    text = TINY.format(cache=tmp_path / "cache", prune=list(prune))
+    for section, lines in extra.items():
+        text += f"\n[{section}]\n{lines}\n"
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def check_records(records, n):
+    assert len(records) == n and len({r["key"] for r in records}) == n
+    for r in records:
+        assert 0 <= r["metrics"]["accuracy"] <= 100 and r["baseline"]["accuracy"] > 50
+        assert 0 < r["psi"]["total"] < 1 and 0 < r["psi"]["fc"] < 1 and r["psi"]["conv"] is None
+        assert [layer["kind"] for layer in r["layers"]] == ["Linear"] * 3
+        assert all(layer["us"] > 0 and layer["format"] in ("IndexMap", "HAM", "HCSR")
+                   for layer in r["layers"])
+
+
+# -- configuration -----------------------------------------------------------------------------
+@pytest.mark.parametrize("change, match", [
+    (("lenet_300_100", "resnet"), "model must be one of"),
+    (('"mnist_5k"', '"cifar"'), "dataset must be one of"),
+    (('"mnist_5k"', '"kiba_sample"'), "deepdta runs on kiba_sample"),
+    (('quantize = ["cws"]', 'quantize = ["kmeans"]'), "quantize must be among"),
+    (('quantize = ["cws"]', 'quantize = "cws"'), "must be a non-empty list"),
+    (("k_fc = [16]", "k_fc = [1]"), "2..65536"),
+    (("k_fc = [16]", "k_fc = [16.5]"), "not a valid int"),
+    (("retrain = [false]", "retrain = [0]"), "not a valid bool"),
+    (("retrain = [false]", "retrian = [false]"), "unknown keys"),
+    (("epochs = 1\nn_train", "epoch = 1\nn_train"), "unknown keys"),
+    (("[finetune]", "[finetune]\nretrain = 'all'"), "retrain must be"),
+    (("[grid]", "[grids]"), "unknown tables"),
+    (("[sweep]", "[sweep"), "not valid TOML"),
+])
+def test_config_errors(tmp_path, change, match):
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace(*change, 1))
+    with pytest.raises(ValueError, match=match):
+        sweep.load_config(path)
+
+
+def test_grid_points(tmp_path):
+    cfg = sweep.load_config(write_config(tmp_path, prune=(0.0, 0.5, 0.9)))
+    pts = sweep.points(cfg)
+    assert [p["prune"] for p in pts] == [0.0, 0.5, 0.9]
+    assert all(p["k_conv"] == 32 and p["quantize"] == "cws" for p in pts)
+    assert len({sweep.point_key(p) for p in pts}) == 3
+
+
+# -- runs --------------------------------------------------------------------------------------
+def test_sweep_then_report_from_the_file_alone(tmp_path, capsys):
+    cfg_path = write_config(tmp_path)
+    out = tmp_path / "results.jsonl"
+    assert main(["sweep", str(cfg_path), "-o", str(out), "--workers", "2", "--quiet"]) == 0
+    records = sweep.read_results(out)
+    check_records(records, 2)
+    # the baseline was trained once, by the sweep's process, and cached for the workers
+    assert len(list((tmp_path / "cache").glob("lenet_300_100-mnist_5k-*.pt"))) == 1
+    # a rerun finds everything done
+    assert main(["sweep", str(cfg_path), "-o", str(out), "--quiet"]) == 0
+    assert sweep.read_results(out) == records
+
+    elsewhere = tmp_path / "copy"
+    elsewhere.mkdir()
+    shutil.copy(out, elsewhere / "r.jsonl")
+    shutil.rmtree(tmp_path / "cache")
+    capsys.readouterr()
+    assert main(["report", str(elsewhere / "r.jsonl")]) == 0
+    text = capsys.readouterr().out
+    assert "### lenet_300_100 on mnist_5k" in text and "| cws |" in text
+    assert "| cws + pruning |" in text
+    report_dir = elsewhere / "r-report"
+    md = (report_dir / "results.md").read_text()
+    assert md.startswith("### lenet_300_100 on mnist_5k")
+    for png in ("lenet_300_100-mnist_5k-psi.png", "lenet_300_100-mnist_5k-time.png"):
+        assert (report_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"({png})" in md
+
+
+def test_report_table_picks_the_smallest_lossless_point():
+    base = {"accuracy": 90.0}
+
+    def rec(prune, psi, acc):
+        point = {"prune": prune, "quantize": "uq", "k_fc": 8, "k_conv": 32, "retrain": False}
+        return {"model": "m", "dataset": "d", "key": json.dumps(point), "point": point,
+                "metrics": {"accuracy": acc}, "baseline": base,
+                "psi": {"total": psi, "fc": psi / 2, "conv": None}, "layers": []}
+
+    records = [rec(0.5, 0.05, 89.8), rec(0.9, 0.02, 89.6), rec(0.95, 0.01, 85.0),
+               rec(0.0, 0.10, 90.5)]
+    text = report.table(records)
+    row = next(line for line in text.splitlines() if line.startswith("| uq + pruning |"))
+    assert "| 5.00% | 2.50% | - | 89.80% | 0.5, 8, 32 | 89.80% | 3 |" in row
+    row = next(line for line in text.splitlines() if line.startswith("| uq |"))
+    assert "| 10.00% |" in row and "| 90.50% | 1 |" in row
+
+
+def test_killed_sweep_resumes(tmp_path):
+    """Kill the sweep (and its workers) once a point is written, cut its last line short as
+    a crash mid-write would, and rerun: every point ends up in the file exactly once and
+    the points done before the kill stay as they were."""
+    cfg_path = write_config(tmp_path, prune=(0.0, 0.3, 0.6, 0.9))
+    out = tmp_path / "results.jsonl"
+    cmd = [sys.executable, "-m", "compactnn", "sweep", str(cfg_path), "-o", str(out),
+           "--workers", "1", "--quiet"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not (out.exists() and out.read_bytes().count(b"\n") >= 1):
+            assert proc.poll() is None, "the sweep ended before it was killed"
+            assert time.monotonic() < deadline, "no point finished in 240 s"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = out.read_bytes().splitlines(keepends=True)
+    assert 1 <= len(before) < 4
+    with open(out, "ab") as f:
+        f.write(b'{"key": "cut sho')
+    assert main(["sweep", str(cfg_path), "-o", str(out), "--quiet"]) == 0
+    after = out.read_bytes().splitlines(keepends=True)
+    assert after[:len(before)] == before
+    check_records(sweep.read_results(out), 4)
+
+
+def test_two_points_on_local_ray(tmp_path):
+    cfg = sweep.load_config(write_config(tmp_path))
+    out = tmp_path / "ray.jsonl"
+    records = sweep.run(cfg, out, ray="local", progress=False, log=lambda *a: None)
+    check_records(records, 2)
+
+
+def test_report_of_no_results(tmp_path):
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(ValueError, match="no results"):
+        report.report(tmp_path / "empty.jsonl", tmp_path / "out")
+    assert main(["report", str(tmp_path / "empty.jsonl")]) == 2
