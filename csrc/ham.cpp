@@ -52,7 +52,7 @@ HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint32
   build_rows(indices, counts);
   if (lanes && lanes->nbytes() < nbytes() - codebook_.size() * 4) {
     lanes_ = std::move(lanes);
-    build_rows(nullptr, {});
+    drop_rows();
   }
 }
 
@@ -62,17 +62,16 @@ std::unique_ptr<HcsrLanes> HAM::build_lanes(const uint32_t* indices) const {
   return HcsrLanes::build(rows_, cols_, codebook_, indptr.data(), nullptr, indices);
 }
 
-// The row layout of `indices` (entries per codebook index in `counts`); without indices,
-// frees it (the lane layout took over).
+void HAM::drop_rows() {
+  lengths_ = {};
+  decoder_ = huff::Decoder();
+  multi_ = {};
+  offsets_ = {};
+  stream_ = {};
+}
+
+// The row layout of `indices` (entries per codebook index in `counts`).
 void HAM::build_rows(const uint32_t* indices, const std::vector<uint64_t>& counts) {
-  if (!indices) {
-    lengths_ = {};
-    decoder_ = huff::Decoder();
-    multi_ = {};
-    offsets_ = {};
-    stream_ = {};
-    return;
-  }
   lengths_ = huff::code_lengths(counts);
   decoder_ = huff::Decoder(lengths_, huff::table_bits_for(huff::coded_bits(counts, lengths_)));
   const std::vector<uint32_t> codes = huff::canonical_codes(lengths_);
@@ -131,7 +130,7 @@ HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, std::vector<
   if (convert && rows * cols >= kAlwaysLanes && lanes_pay(counts)) {
     std::vector<uint32_t> idx(rows * cols);
     to_indices(idx.data(), 0);
-    if ((lanes_ = build_lanes(idx.data()))) build_rows(nullptr, {});
+    if ((lanes_ = build_lanes(idx.data()))) drop_rows();
   }
 }
 

@@ -51,6 +51,7 @@ class HAM final : public Format {
   const uint8_t* stream() const { return reinterpret_cast<const uint8_t*>(stream_.data()); }
   std::unique_ptr<HcsrLanes> build_lanes(const uint32_t* indices) const;
   void build_rows(const uint32_t* indices, const std::vector<uint64_t>& counts);
+  void drop_rows();  // frees the row layout once the lane layout took over
   void build_tables();
   kernels::HAMView view() const;
   std::vector<uint8_t> lengths_;  // code length per codebook index (0: unused)

@@ -67,6 +67,7 @@ def check_records(records, n):
     (("retrain = [false]", "retrian = [false]"), "unknown keys"),
     (("epochs = 1\nn_train", "epoch = 1\nn_train"), "unknown keys"),
     (("[finetune]", "[finetune]\nretrain = 'all'"), "retrain must be"),
+    (("retrain = [false]", "retrain = [false]\nprune_scope = ['model']"), "prune_scope must"),
     (("[grid]", "[grids]"), "unknown tables"),
     (("[sweep]", "[sweep"), "not valid TOML"),
 ])
@@ -128,7 +129,7 @@ def test_report_table_picks_the_smallest_lossless_point():
                rec(0.0, 0.10, 90.5)]
     text = report.table(records)
     row = next(line for line in text.splitlines() if line.startswith("| uq + pruning |"))
-    assert "| 5.00% | 2.50% | - | 89.80% | 0.5, 8, 32 | 89.80% | 3 |" in row
+    assert "| 5.00% | 2.50% | - | 89.80% | 0.5, layer, 8, 32 | 89.80% | 3 |" in row
     row = next(line for line in text.splitlines() if line.startswith("| uq |"))
     assert "| 10.00% |" in row and "| 90.50% | 1 |" in row
 

@@ -30,7 +30,8 @@ from ._progress import bar
 MODELS = ("lenet_300_100", "lenet5", "vgg_style", "deepdta")
 DATASETS = ("fashion_mnist", "mnist_5k", "kiba_sample")
 QUANTIZERS = ("cws", "pws", "uq", "ecsq")
-GRID_KEYS = {"prune": float, "quantize": str, "k_fc": int, "k_conv": int, "retrain": bool}
+GRID_KEYS = {"prune": float, "prune_scope": str, "quantize": str, "k_fc": int, "k_conv": int,
+             "retrain": bool}
 SWEEP_DEFAULTS = {"model": None, "dataset": None, "seed": 0, "epochs": 10, "lr": 1e-3,
                   "batch_size": 64, "n_train": 0, "n_test": 0,
                   "cache": "~/.cache/compactnn/baselines", "out": None}
@@ -44,7 +45,9 @@ def load_config(path) -> dict:
         [sweep]      model, dataset (required); seed, epochs, lr, batch_size (the baseline's
                      training), n_train / n_test (0: all), cache (baselines), out (results)
         [model]      keyword arguments of the zoo's constructor
-        [grid]       lists: prune, quantize (cws, pws, uq, ecsq), k_fc, k_conv, retrain
+        [grid]       lists: prune, prune_scope ("layer": each layer's fraction; "global":
+                     one threshold over all layers), quantize (cws, pws, uq, ecsq), k_fc,
+                     k_conv, retrain
         [finetune]   epochs, lr, retrain ("codebook" or "weights"), batch_size
 
     ValueError names the first thing wrong."""
@@ -71,8 +74,8 @@ def load_config(path) -> dict:
     if unknown:
         raise ValueError(f"[grid] unknown keys {sorted(unknown)}; known: {sorted(GRID_KEYS)}")
     cfg["grid"] = {}
-    defaults = {"prune": [0.0], "quantize": ["cws"], "k_fc": [32], "k_conv": [32],
-                "retrain": [False]}
+    defaults = {"prune": [0.0], "prune_scope": ["layer"], "quantize": ["cws"], "k_fc": [32],
+                "k_conv": [32], "retrain": [False]}
     for key, typ in GRID_KEYS.items():
         values = grid.get(key, defaults[key])
         if not isinstance(values, list) or not values:
@@ -84,6 +87,8 @@ def load_config(path) -> dict:
             if not ok:
                 raise ValueError(f"[grid] {key} holds {v!r}, not a valid {typ.__name__}")
         cfg["grid"][key] = [float(v) if typ is float else v for v in values]
+    if set(cfg["grid"]["prune_scope"]) - {"layer", "global"}:
+        raise ValueError("[grid] prune_scope must hold 'layer' or 'global'")
     bad = set(cfg["grid"]["quantize"]) - set(QUANTIZERS)
     if bad:
         raise ValueError(f"[grid] quantize must be among {QUANTIZERS}, got {sorted(bad)}")
@@ -242,7 +247,8 @@ def run_point(cfg: dict, point: dict, baseline: dict) -> dict:
         return {"k": point["k_conv"]} if "Conv" in type(mod).__name__ else None
 
     model = compress_model(model, prune=point["prune"], quantize=point["quantize"],
-                           k=point["k_fc"], layers=settings, progress=False)
+                           k=point["k_fc"], prune_scope=point["prune_scope"], layers=settings,
+                           progress=False)
     if point["retrain"]:
         ft = cfg["finetune"]
         loss = torch.nn.CrossEntropyLoss() if task.kind == "classification" else torch.nn.MSELoss()

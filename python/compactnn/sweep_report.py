@@ -54,7 +54,7 @@ def table(records: list[dict]) -> str:
         lines += [f"### {model} on {dataset}", "",
                   f"Dense baseline: {_metric(rs[0], rs[0]['baseline'])}; {len(rs)} points.", "",
                   "| method | best psi, no loss | FC psi | conv psi | its performance | "
-                  "its point (prune, k FC, k conv) | best performance | points |",
+                  "its point (prune, scope, k FC, k conv) | best performance | points |",
                   "|---|---:|---:|---:|---|---|---|---:|"]
         by_method = defaultdict(list)
         for r in rs:
@@ -66,7 +66,8 @@ def table(records: list[dict]) -> str:
                 s = min(ok, key=lambda r: r["psi"]["total"])
                 p = s["point"]
                 cells = [_pct(s["psi"]["total"]), _pct(s["psi"]["fc"]), _pct(s["psi"]["conv"]),
-                         _metric(s), f"{p['prune']:g}, {p['k_fc']}, {p['k_conv']}"]
+                         _metric(s), f"{p['prune']:g}, {p.get('prune_scope', 'layer')}, "
+                         f"{p['k_fc']}, {p['k_conv']}"]
             else:
                 cells = ["none", "", "", "", ""]
             lines.append(f"| {name} | " + " | ".join(cells) +
@@ -92,18 +93,21 @@ def plots(records: list[dict], out_dir) -> list[Path]:
     for (model, dataset), rs in sorted(groups.items()):
         classification = "accuracy" in rs[0]["metrics"]
         fig, ax = plt.subplots(figsize=(6, 4))
-        for q in sorted({r["point"]["quantize"] for r in rs}):
-            sel = sorted((r for r in rs if r["point"]["quantize"] == q),
-                         key=lambda r: r["psi"]["total"])
-            ys = [r["metrics"]["accuracy" if classification else "mse"] for r in sel]
-            ax.plot([100 * r["psi"]["total"] for r in sel], ys, "o", label=q, alpha=0.7)
+        for i, q in enumerate(sorted({r["point"]["quantize"] for r in rs})):
+            for retrained, marker in ((False, "x"), (True, "o")):
+                sel = [r for r in rs
+                       if r["point"]["quantize"] == q and r["point"]["retrain"] == retrained]
+                if sel:
+                    ys = [r["metrics"]["accuracy" if classification else "mse"] for r in sel]
+                    ax.plot([100 * r["psi"]["total"] for r in sel], ys, marker, color=f"C{i}",
+                            alpha=0.7, label=q + (", retrained" if retrained else ""))
         base = rs[0]["baseline"]["accuracy" if classification else "mse"]
         ax.axhline(base, color="gray", ls="--", label="dense")
-        ax.set_xscale("log")
+        _log(ax, "x")
         ax.set_xlabel("psi of the whole network (%)")
         ax.set_ylabel("test accuracy (%)" if classification else "test MSE")
         ax.set_title(f"{model} on {dataset}")
-        ax.legend()
+        ax.legend(fontsize="small")
         written.append(_save(fig, out_dir / f"{model}-{dataset}-psi.png"))
         fig, ax = plt.subplots(figsize=(6, 4))
         by_format = defaultdict(list)
@@ -113,14 +117,25 @@ def plots(records: list[dict], out_dir) -> list[Path]:
                     by_format[layer["format"]].append((100 * layer["psi"], layer["us"]))
         for fmt, xy in sorted(by_format.items()):
             ax.plot(*zip(*xy), "o", label=fmt, alpha=0.6)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        _log(ax, "x")
+        _log(ax, "y")
         ax.set_xlabel("psi of the layer (%)")
         ax.set_ylabel("matrix-vector product, 1 thread (us)")
         ax.set_title(f"{model} on {dataset}: layers")
         ax.legend()
         written.append(_save(fig, out_dir / f"{model}-{dataset}-time.png"))
     return written
+
+
+def _log(ax, which: str) -> None:
+    """A log scale on axis `which` ("x" or "y") labelled 1, 2, 5, 10, ... (not 2 x 10^0)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    getattr(ax, f"set_{which}scale")("log")
+    axis = getattr(ax, f"{which}axis")
+    axis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _save(fig, path: Path) -> Path:
