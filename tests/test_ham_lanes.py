@@ -107,7 +107,8 @@ def test_large_codebook_few_values_used():
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=st.integers(1, 300), cols=st.integers(1, 1500), k=st.integers(2, 128),
+# k <= 127: with density < 1 the zeros add a value, and the lane layout holds at most 128.
+@given(rows=st.integers(1, 300), cols=st.integers(1, 1500), k=st.integers(2, 127),
        density=st.floats(0.0, 1.0), skew=st.floats(0, 2), seed=st.integers(0, 2**32 - 1))
 def test_random_matrices(rows, cols, k, density, skew, seed):
     rng = np.random.default_rng(seed)
