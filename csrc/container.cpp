@@ -74,6 +74,17 @@ std::vector<T> take(const Raw& raw, const char* what) {
   return v;
 }
 
+// HAM or HCSR from the lane layout's sections after the codebook (HcsrLanes::sections).
+template <class F>
+std::unique_ptr<Format> lane_layout(uint64_t rows, uint64_t cols, std::vector<float> codebook,
+                                    const std::vector<Raw>& s) {
+  return std::make_unique<F>(rows, cols, std::move(codebook), take<uint64_t>(s[1], "params"),
+                             take<uint8_t>(s[2], "gap code lengths"),
+                             take<uint8_t>(s[3], "value code lengths"),
+                             take<uint32_t>(s[4], "row counts"),
+                             take<uint64_t>(s[5], "group offsets"), take<uint32_t>(s[6], "words"));
+}
+
 }  // namespace
 
 uint32_t crc32(const uint8_t* data, size_t size) {
@@ -153,27 +164,13 @@ std::unique_ptr<Format> deserialize(const uint8_t* data, size_t size) {
       return std::make_unique<IndexMap>(rows, cols, std::move(codebook),
                                         take<uint8_t>(s[1], "indices"));
     case FormatId::HAM:
-      if (expected == 7)
-        return std::make_unique<HAM>(rows, cols, std::move(codebook),
-                                     take<uint64_t>(s[1], "params"),
-                                     take<uint8_t>(s[2], "gap code lengths"),
-                                     take<uint8_t>(s[3], "value code lengths"),
-                                     take<uint32_t>(s[4], "row counts"),
-                                     take<uint64_t>(s[5], "group offsets"),
-                                     take<uint32_t>(s[6], "words"));
+      if (expected == 7) return lane_layout<HAM>(rows, cols, std::move(codebook), s);
       return std::make_unique<HAM>(rows, cols, std::move(codebook),
                                    take<uint8_t>(s[1], "code lengths"),
                                    take<uint64_t>(s[2], "row offsets"),
                                    take<uint64_t>(s[3], "stream"), version < 3);
     case FormatId::HCSR:
-      if (expected == 7)
-        return std::make_unique<HCSR>(rows, cols, std::move(codebook),
-                                      take<uint64_t>(s[1], "params"),
-                                      take<uint8_t>(s[2], "gap code lengths"),
-                                      take<uint8_t>(s[3], "value code lengths"),
-                                      take<uint32_t>(s[4], "row counts"),
-                                      take<uint64_t>(s[5], "group offsets"),
-                                      take<uint32_t>(s[6], "words"));
+      if (expected == 7) return lane_layout<HCSR>(rows, cols, std::move(codebook), s);
       return std::make_unique<HCSR>(rows, cols, std::move(codebook), take<uint64_t>(s[1], "params"),
                                     take<uint8_t>(s[2], "code lengths"),
                                     take<uint64_t>(s[3], "row offsets"),

@@ -11,10 +11,9 @@ namespace cnn {
 enum class FormatId : uint32_t { IndexMap = 1, HAM = 2, HCSR = 3 };
 
 // HAM's and HCSR's layouts: one row at a time, or the lane-interleaved layout of
-// hcsr_lanes.hpp.  Auto: lanes where they serve; on a matrix of fewer than kLanesAlways
-// entries, whose decode tables and per-group words weigh more, the smaller of the two.
+// hcsr_lanes.hpp.  Auto: lanes where they serve; on small matrices, whose decode tables and
+// per-group words weigh more, the smaller of the two (each format's threshold).
 enum class Layout { Auto, Rows, Lanes };
-constexpr uint64_t kLanesAlways = 1 << 14;
 
 // One byte section of a serialized matrix (docs/FORMAT.md lists them per format).
 using Section = std::vector<uint8_t>;

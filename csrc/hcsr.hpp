@@ -61,6 +61,8 @@ class HCSR final : public Format {
               std::vector<uint32_t>& vidx) const;
 
  private:
+  // Stored entries from which Auto takes the lane layout whatever the row layout weighs.
+  static constexpr uint64_t kLanesAlways = 1 << 14;
   const uint8_t* stream() const { return reinterpret_cast<const uint8_t*>(stream_.data()); }
   void validate();
   void build_tables();

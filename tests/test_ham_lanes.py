@@ -10,21 +10,13 @@ import compactnn as cn
 from compactnn import _core
 from conftest import random_quantized, reference_error
 from test_files import File, expect_format_error
-from test_kernels import ISAS, compare_isas, restore_isa  # noqa: F401 (fixture)
-from test_lanes import COUNTS, GAP_LENGTHS, PARAMS, VALUE_LENGTHS, WORDS, _set_u32, _u32
+from test_kernels import ISAS, restore_isa  # noqa: F401 (fixture)
+from test_lanes import (COUNTS, GAP_LENGTHS, PARAMS, VALUE_LENGTHS, WORDS, _param, _set_u32,
+                        _u32, check)
 
 
 def lanes(W):
     return cn.HAM.from_dense(W).with_layout("lanes")
-
-
-def check(m, W, rng, B=5):
-    """Exact decode, a file round trip, and every kernel set against the scalar one."""
-    assert m.layout == "lanes"
-    np.testing.assert_array_equal(m.to_dense().view(np.uint32), W.view(np.uint32))
-    back = cn.frombytes(m.tobytes())
-    assert back.layout == "lanes" and back.tobytes() == m.tobytes()
-    compare_isas(m, W, rng, B=B)
 
 
 # -- the layout choice ---------------------------------------------------------------------
@@ -161,14 +153,6 @@ def _mutated(mutate) -> bytes:
     f = File(_sample()[1].tobytes())
     mutate(f)
     return f.tobytes()
-
-
-def _param(i, value):
-    def mutate(f):
-        p = f.u64(PARAMS)
-        p[i] = value
-        f.set_u64(PARAMS, p)
-    return mutate
 
 
 def _one_row_short(f):

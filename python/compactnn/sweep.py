@@ -10,7 +10,6 @@ a TOML file (see `load_config`); `compactnn report` turns the results into table
 from __future__ import annotations
 
 import concurrent.futures as cf
-import copy
 import datetime
 import hashlib
 import itertools
@@ -126,7 +125,17 @@ class Task:
     test: tuple
 
 
+_tasks: dict[str, Task] = {}  # per process: a worker loads its data once for all its points
+
+
 def load_task(cfg: dict) -> Task:
+    key = json.dumps(cfg["sweep"], sort_keys=True)
+    if key not in _tasks:
+        _tasks[key] = _read_task(cfg)
+    return _tasks[key]
+
+
+def _read_task(cfg: dict) -> Task:
     import torch
 
     from . import datasets
@@ -385,7 +394,7 @@ def _on_ray(address: str, cfg, todo, baseline):
              log_to_driver=False, ignore_reinit_error=True)
     try:
         task = ray.remote(num_cpus=1)(run_point)
-        pending = [task.remote(copy.deepcopy(cfg), p, baseline) for p in todo]
+        pending = [task.remote(cfg, p, baseline) for p in todo]
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             yield ray.get(ready[0])
