@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "codebook.hpp"
 #include "container.hpp"
 #include "conv.hpp"
 #include "ham.hpp"
@@ -207,6 +208,29 @@ PYBIND11_MODULE(_core, m) {
                                      index_matrix(idx), parse_layout(layout));
       },
       py::arg("codebook").noconvert(), py::arg("indices").noconvert(), py::arg("layout") = "auto");
+  m.def(
+      "hcsr_dense",
+      [](const carray<float>& codebook, const carray<uint32_t>& idx, const std::string& layout) -> Ptr {
+        return std::make_shared<HCSR>(idx.shape(0), idx.shape(1), to_codebook(codebook),
+                                      index_matrix(idx), parse_layout(layout));
+      },
+      py::arg("codebook").noconvert(), py::arg("indices").noconvert(), py::arg("layout") = "auto");
+  m.def(
+      "distinct_values",
+      [](const carray<uint32_t>& bits) {
+        if (bits.ndim() != 1) throw InvalidInput("bits must be 1-D");
+        const uint64_t n = uint64_t(bits.size());
+        carray<uint32_t> idx{py::ssize_t(n)};
+        const uint32_t* in = bits.data();
+        uint32_t* out = idx.mutable_data();
+        std::vector<float> codebook;
+        {
+          py::gil_scoped_release nogil;
+          codebook = distinct_values(in, n, out);
+        }
+        return py::make_tuple(carray<float>(py::ssize_t(codebook.size()), codebook.data()), idx);
+      },
+      py::arg("bits").noconvert());
   m.def(
       "hcsr",
       [](uint64_t rows, uint64_t cols, const carray<float>& codebook, const carray<uint64_t>& indptr,

@@ -70,6 +70,49 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint
       next = col[e] + 1;
     }
   }
+  encode(indptr, gaps, vidx, layout);
+}
+
+HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint32_t* idx,
+           Layout layout)
+    : Format(rows, cols, std::move(codebook)) {
+  const uint32_t k = uint32_t(codebook_.size());
+  uint32_t zero = k;  // entries of +0.0 (bits 0) are implicit
+  for (uint32_t v = 0; v < k; ++v) {
+    uint32_t b;
+    std::memcpy(&b, &codebook_[v], 4);
+    if (b == 0) zero = v;
+  }
+  std::vector<uint64_t> indptr(rows + 1, 0);
+  for (uint64_t i = 0; i < rows; ++i) {
+    const uint32_t* row = idx + i * cols;
+    uint64_t count = 0;
+    for (uint64_t j = 0; j < cols; ++j) {
+      if (row[j] >= k) throw InvalidInput("value index " + std::to_string(row[j]) +
+                                          " is not below k = " + std::to_string(k));
+      count += row[j] != zero;
+    }
+    indptr[i + 1] = indptr[i] + count;
+  }
+  nnz_ = indptr[rows];
+  std::vector<uint64_t> gaps(nnz_);
+  std::vector<uint32_t> vidx(nnz_);
+  for (uint64_t i = 0, e = 0; i < rows; ++i) {
+    const uint32_t* row = idx + i * cols;
+    for (uint64_t j = 0, next = 0; j < cols; ++j)
+      if (row[j] != zero) {
+        gaps[e] = j - next;
+        vidx[e++] = row[j];
+        next = j + 1;
+      }
+  }
+  encode(indptr.data(), gaps, vidx.data(), layout);
+}
+
+void HCSR::encode(const uint64_t* indptr, const std::vector<uint64_t>& gaps, const uint32_t* vidx,
+                  Layout layout) {
+  const uint32_t k = uint32_t(codebook_.size());
+  const uint64_t rows = rows_;
   std::unique_ptr<HcsrLanes> lanes;
   if (layout != Layout::Rows)
     lanes = HcsrLanes::build(rows_, cols_, codebook_, indptr, gaps.data(), vidx);

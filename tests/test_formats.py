@@ -1,5 +1,6 @@
 """Every format against numpy: exact round trips and products, on random matrices."""
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -222,3 +223,40 @@ def test_pickle(fmt):
     W = random_quantized(np.random.default_rng(9), 10, 20, 5)
     m = pickle.loads(pickle.dumps(fmt.from_dense(W)))
     assert type(m) is fmt and m.to_dense().tobytes() == W.tobytes()
+
+
+PEAK = r"""
+import sys
+import numpy as np
+import pytest
+import compactnn as cn
+
+def kib(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1])
+
+rng = np.random.default_rng(0)
+W = (rng.integers(-16, 16, (4096, 4096)) / 16).astype(np.float32)
+W[rng.random(W.shape) > float(sys.argv[2])] = 0
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # the peak (VmHWM) starts again from what is resident now
+before = kib("VmRSS:")
+m = getattr(cn, sys.argv[1]).from_dense(W)
+assert np.array_equal(m.to_dense(), W)
+print((kib("VmHWM:") - before) * 1024 / W.nbytes)
+"""
+
+
+@pytest.mark.parametrize("fmt, density", [("IndexMap", 1.0), ("HAM", 1.0), ("HAM", 0.1),
+                                           ("HCSR", 0.1)])
+def test_from_dense_peak_memory(fmt, density):
+    """Building from a dense matrix adds at most twice the matrix's size to the peak memory
+    (np.unique's sort used to add 8 times)."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", PEAK, fmt, str(density)], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert float(r.stdout) <= 2.0, f"{fmt} from_dense added {float(r.stdout):.2f}x its input"

@@ -267,19 +267,7 @@ class HCSR(CompressedMatrix, format_id=3):
 
     __slots__ = ()
 
-    @classmethod
-    def _from_parts(cls, codebook, idx):
-        zero = codebook.view(np.uint32) == 0  # +0.0 entries are implicit
-        stored = ~zero[idx]
-        indptr = np.zeros(idx.shape[0] + 1, np.uint64)
-        np.cumsum(stored.sum(axis=1), out=indptr[1:])
-        _, cols = np.nonzero(stored)
-        return cls(
-            _core.hcsr(
-                idx.shape[0], idx.shape[1], codebook, indptr,
-                cols.astype(np.uint64), np.ascontiguousarray(idx[stored]),
-            )
-        )
+    _build = staticmethod(_core.hcsr_dense)  # entries of +0.0 become implicit
 
     @classmethod
     def from_scipy(cls, A):
