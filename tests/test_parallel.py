@@ -77,3 +77,43 @@ def test_products_on_pytorchs_openmp_threads_match_the_pool():
         _core.use_openmp(libs[0])
     assert not _core.use_openmp("/nonexistent/libgomp.so.1")
     assert not _core.use_openmp("libc.so.6")  # loaded, but not an OpenMP runtime
+
+
+REFUSED = r"""
+import resource, sys
+import numpy as np
+import compactnn as cn
+
+def status(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1])  # kB, or a count
+
+rng = np.random.default_rng(0)
+m = cn.IndexMap.from_dense(rng.integers(-8, 8, (4096, 2048)).astype(np.float32))
+x = rng.standard_normal(2048).astype(np.float32)
+ref = m.dot(x, threads=1)
+threads = status("Threads:")
+# A new thread's stack is mapped at its start: with the address space capped just above
+# what is in use, the system refuses `stacks` threads' worth (0: the first one).
+soft = resource.getrlimit(resource.RLIMIT_STACK)[0]
+stack = soft if 0 < soft < 2**40 else 32 << 20  # glibc's stack size for new threads
+room = int((float(sys.argv[1]) + 0.5) * stack)
+resource.setrlimit(resource.RLIMIT_AS, (status("VmSize:") * 1024 + room, resource.RLIM_INFINITY))
+for _ in range(3):
+    assert np.array_equal(m.dot(x, threads=3), ref)
+print(status("Threads:") - threads)
+"""
+
+
+@pytest.mark.parametrize("stacks", [0, 1])
+def test_products_when_the_system_refuses_threads(stacks):
+    """If the pool cannot start a worker (none, or one of two), the product runs on the
+    calling thread instead of aborting the interpreter."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", REFUSED, str(stacks)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert int(r.stdout) == stacks  # the workers that did start, and no more
