@@ -121,3 +121,41 @@ def test_weight_retraining_of_an_unquantized_model(task):
     again = cnt.compress_model(cnt.decompress(small), quantize=None, progress=False)
     cnt.finetune(again, train_data, epochs=1, lr=1e-3, retrain="weights", progress=False)
     assert all(len(np.unique(m.matrix.to_dense())) <= 8 for m in layers(again).values())
+
+
+def test_prune_gradually_reaches_the_amount_and_keeps_zeros():
+    from compactnn.torch import prune_gradually
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 4))
+    X = torch.randn(256, 20)
+    y = (X[:, :4].argmax(1))
+    before = [m.weight.detach().clone() for m in (model[0], model[2])]
+    prune_gradually(model, (X, y), 0.8, steps=3, epochs_per_step=2, batch_size=32,
+                    progress=False)
+    for m, w0 in zip((model[0], model[2]), before):
+        zero = m.weight == 0
+        assert abs(zero.float().mean().item() - 0.8) < 0.02  # per layer ("layer" scope)
+        assert not torch.equal(m.weight[~zero], w0[~zero])  # survivors were trained
+    assert not model.training
+    # global scope: one threshold, so the layers' fractions differ but the total is 80%
+    model2 = nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 4))
+    with torch.no_grad():
+        model2[2].weight.mul_(10)  # the second layer's weights are the large ones
+    prune_gradually(model2, (X, y), 0.8, steps=2, epochs_per_step=1, scope="global",
+                    progress=False)
+    zeros = [(m.weight == 0).sum().item() for m in (model2[0], model2[2])]
+    assert abs(sum(zeros) / (600 + 120) - 0.8) < 0.01 and zeros[1] < 0.8 * 120
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"amount": 1.0}, "amount must lie"), ({"steps": 0}, "steps must be"),
+    ({"scope": "model"}, "scope must be"), ({"epochs_per_step": 1.5}, "epochs_per_step must"),
+])
+def test_prune_gradually_rejects_bad_arguments(kwargs, match):
+    from compactnn.torch import prune_gradually
+
+    args = {"amount": 0.5, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        prune_gradually(nn.Sequential(nn.Linear(4, 2)), (torch.zeros(4, 4), torch.zeros(4).long()),
+                        **args, progress=False)

@@ -69,6 +69,7 @@ def check_records(records, n):
     (("[finetune]", "[finetune]\nretrain = 'all'"), "retrain must be"),
     (("retrain = [false]", "retrain = [false]\nprune_scope = ['model']"), "prune_scope must"),
     (("[grid]", "[grids]"), "unknown tables"),
+    (("retrain = [false]", "retrain = [false]\nprune_steps = [0]"), "prune_steps must be"),
     (("[sweep]", "[sweep"), "not valid TOML"),
 ])
 def test_config_errors(tmp_path, change, match):
@@ -84,6 +85,25 @@ def test_grid_points(tmp_path):
     assert [p["prune"] for p in pts] == [0.0, 0.5, 0.9]
     assert all(p["k_conv"] == 32 and p["quantize"] == "cws" for p in pts)
     assert len({sweep.point_key(p) for p in pts}) == 3
+    # one-shot points keep the keys of results files written before prune_steps existed
+    assert all(p["prune_steps"] == 1 and "prune_steps" not in sweep.point_key(p) for p in pts)
+    assert "prune_steps" in sweep.point_key({**pts[0], "prune_steps": 3})
+
+
+def test_gradual_pruning_point(tmp_path):
+    path = write_config(tmp_path, prune=(0.9,))
+    path.write_text(path.read_text().replace("retrain = [false]",
+                                             "retrain = [false]\nprune_steps = [3]")
+                    .replace("[finetune]\n", "[finetune]\nprune_epochs = 1\n"))
+    cfg = sweep.load_config(path)
+    (point,) = sweep.points(cfg)
+    task = sweep.load_task(cfg)
+    record = sweep.run_point(cfg, point, sweep.evaluate(sweep.trained_baseline(cfg, task), task))
+    check_records([record], 1)
+    assert record["point"]["prune_steps"] == 3
+    dens = [layer["density"] for layer in record["layers"]]
+    assert all(d <= 0.11 for d in dens), dens  # 90% of each layer's weights are gone
+    assert report.method(record["point"]) == "cws + gradual pruning"
 
 
 # -- runs --------------------------------------------------------------------------------------

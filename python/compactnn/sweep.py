@@ -29,12 +29,13 @@ from ._progress import bar
 MODELS = ("lenet_300_100", "lenet5", "vgg_style", "deepdta")
 DATASETS = ("fashion_mnist", "mnist_5k", "kiba_sample")
 QUANTIZERS = ("cws", "pws", "uq", "ecsq")
-GRID_KEYS = {"prune": float, "prune_scope": str, "quantize": str, "k_fc": int, "k_conv": int,
-             "retrain": bool}
+GRID_KEYS = {"prune": float, "prune_scope": str, "prune_steps": int, "quantize": str,
+             "k_fc": int, "k_conv": int, "retrain": bool}
 SWEEP_DEFAULTS = {"model": None, "dataset": None, "seed": 0, "epochs": 10, "lr": 1e-3,
                   "batch_size": 64, "n_train": 0, "n_test": 0,
                   "cache": "~/.cache/compactnn/baselines", "out": None}
-FINETUNE_DEFAULTS = {"epochs": 2, "lr": 1e-4, "retrain": "codebook", "batch_size": 64}
+FINETUNE_DEFAULTS = {"epochs": 2, "lr": 1e-4, "retrain": "codebook", "batch_size": 64,
+                     "prune_epochs": 2, "prune_lr": 1e-3}
 
 
 # -- configuration --------------------------------------------------------------------------
@@ -45,9 +46,11 @@ def load_config(path) -> dict:
                      training), n_train / n_test (0: all), cache (baselines), out (results)
         [model]      keyword arguments of the zoo's constructor
         [grid]       lists: prune, prune_scope ("layer": each layer's fraction; "global":
-                     one threshold over all layers), quantize (cws, pws, uq, ecsq), k_fc,
-                     k_conv, retrain
-        [finetune]   epochs, lr, retrain ("codebook" or "weights"), batch_size
+                     one threshold over all layers), prune_steps (1: at once; more: gradual
+                     pruning with training between the steps), quantize (cws, pws, uq,
+                     ecsq), k_fc, k_conv, retrain
+        [finetune]   epochs, lr, retrain ("codebook" or "weights"), batch_size; prune_epochs,
+                     prune_lr: training after each step of gradual pruning
 
     ValueError names the first thing wrong."""
     try:
@@ -73,7 +76,8 @@ def load_config(path) -> dict:
     if unknown:
         raise ValueError(f"[grid] unknown keys {sorted(unknown)}; known: {sorted(GRID_KEYS)}")
     cfg["grid"] = {}
-    defaults = {"prune": [0.0], "prune_scope": ["layer"], "quantize": ["cws"], "k_fc": [32],
+    defaults = {"prune": [0.0], "prune_scope": ["layer"], "prune_steps": [1], "quantize": ["cws"],
+                "k_fc": [32],
                 "k_conv": [32], "retrain": [False]}
     for key, typ in GRID_KEYS.items():
         values = grid.get(key, defaults[key])
@@ -91,6 +95,8 @@ def load_config(path) -> dict:
     bad = set(cfg["grid"]["quantize"]) - set(QUANTIZERS)
     if bad:
         raise ValueError(f"[grid] quantize must be among {QUANTIZERS}, got {sorted(bad)}")
+    if any(n < 1 for n in cfg["grid"]["prune_steps"]):
+        raise ValueError("[grid] prune_steps must be at least 1")
     if any(k < 2 or k > 65536 for k in cfg["grid"]["k_fc"] + cfg["grid"]["k_conv"]):
         raise ValueError("[grid] k_fc and k_conv must lie in 2..65536")
     if cfg["finetune"]["retrain"] not in ("codebook", "weights"):
@@ -114,7 +120,10 @@ def points(cfg: dict) -> list[dict]:
 
 
 def point_key(point: dict) -> str:
-    return json.dumps(point, sort_keys=True)
+    # One-shot points keep the keys they had before prune_steps existed, so that results
+    # files written then still resume.
+    return json.dumps({k: v for k, v in point.items() if (k, v) != ("prune_steps", 1)},
+                      sort_keys=True)
 
 
 # -- data, models, baselines ----------------------------------------------------------------
@@ -244,7 +253,7 @@ def run_point(cfg: dict, point: dict, baseline: dict) -> dict:
     that goes into the results file."""
     import torch
 
-    from .torch import compress_model, finetune
+    from .torch import compress_model, finetune, prune_gradually
     from .torch.convert import dense_nbytes, layer_rows, model_nbytes
     from .torch.layers import CompressedModule
 
@@ -255,12 +264,18 @@ def run_point(cfg: dict, point: dict, baseline: dict) -> dict:
     def settings(name, mod):
         return {"k": point["k_conv"]} if "Conv" in type(mod).__name__ else None
 
+    ft = cfg["finetune"]
+    loss = torch.nn.CrossEntropyLoss() if task.kind == "classification" else torch.nn.MSELoss()
+    if point["prune_steps"] > 1 and point["prune"] > 0:
+        prune_gradually(model, _batches(task.train, ft["batch_size"], cfg["sweep"]["seed"]),
+                        point["prune"], point["prune_steps"], ft["prune_epochs"], loss,
+                        ft["prune_lr"], scope=point["prune_scope"], batch_size=ft["batch_size"],
+                        seed=cfg["sweep"]["seed"], progress=False)
+
     model = compress_model(model, prune=point["prune"], quantize=point["quantize"],
                            k=point["k_fc"], prune_scope=point["prune_scope"], layers=settings,
                            progress=False)
     if point["retrain"]:
-        ft = cfg["finetune"]
-        loss = torch.nn.CrossEntropyLoss() if task.kind == "classification" else torch.nn.MSELoss()
         finetune(model, _batches(task.train, ft["batch_size"], cfg["sweep"]["seed"]), loss,
                  epochs=ft["epochs"], lr=ft["lr"], retrain=ft["retrain"], progress=False)
     model.eval()

@@ -18,7 +18,8 @@ MSE_RISE = 0.02  # relative
 
 
 def method(point: dict) -> str:
-    name = point["quantize"] + (" + pruning" if point["prune"] > 0 else "")
+    pruning = " + gradual pruning" if point.get("prune_steps", 1) > 1 else " + pruning"
+    name = point["quantize"] + (pruning if point["prune"] > 0 else "")
     return name + (" + retraining" if point["retrain"] else "")
 
 

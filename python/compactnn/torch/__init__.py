@@ -9,6 +9,7 @@ Requires torch (`pip install torch` first, then `compactnn[torch]`).
 """
 from .convert import compress_model, compressible_layers, decompress, model_nbytes, summary
 from .finetune import finetune
+from .gradual import prune_gradually
 from .io import load, save
 from .layers import CompressedConv1d, CompressedConv2d, CompressedLinear, CompressedModule
 
@@ -23,6 +24,7 @@ __all__ = [
     "finetune",
     "load",
     "model_nbytes",
+    "prune_gradually",
     "save",
     "summary",
 ]

@@ -1,0 +1,81 @@
+"""Gradual magnitude pruning of a dense PyTorch model, with training between the steps.
+
+One-shot pruning of 90% or more of a network's weights costs accuracy that retraining the
+compressed model does not all win back.  Pruning in steps towards the target on a cubic
+schedule (Zhu & Gupta, 2017: most weights go early, while the network can still adapt),
+training the survivors under the mask after each step (Han et al., 2015), keeps it; the
+result then goes to compress_model with the same `prune` and scope, which finds those
+zeros already in place.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .._progress import bar
+from .convert import compressible_layers
+from .finetune import _batches, _count
+
+
+def prune_gradually(model: nn.Module, data, amount: float, steps: int = 4,
+                    epochs_per_step: int = 2, loss_fn=None, lr: float = 1e-3, *,
+                    scope: str = "layer", batch_size: int = 64, seed: int = 0,
+                    progress: bool = True) -> nn.Module:
+    """Zero `amount` of the weights of `model`'s compressible layers (by magnitude, per
+    layer or with one global threshold as `scope` says) in `steps` steps, training with
+    Adam (cosine-decayed rate) for `epochs_per_step` epochs under the mask after each step.
+    Changes and returns `model` (dense, in eval mode).  data and loss_fn: as in finetune."""
+    if not 0 <= amount < 1:
+        raise ValueError(f"amount must lie in [0, 1), got {amount!r}")
+    if scope not in ("layer", "global"):
+        raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
+    for name, v in (("steps", steps), ("epochs_per_step", epochs_per_step),
+                    ("batch_size", batch_size)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    weights = [mod.weight for _, mod in compressible_layers(model)]
+    if not weights:
+        raise ValueError("the model has no Linear, Conv1d or Conv2d layer to prune")
+    loss_fn = nn.CrossEntropyLoss() if loss_fn is None else loss_fn
+    generator = torch.Generator().manual_seed(seed)
+    for step in range(1, steps + 1):
+        masks = _masks(weights, amount * (1 - (1 - step / steps) ** 3), scope)
+        with torch.no_grad():
+            for w, m in zip(weights, masks):
+                w.mul_(m)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        total = epochs_per_step * _count(data, batch_size)
+        sched = torch.optim.lr_scheduler.LambdaLR(  # no length, no schedule: a constant rate
+            opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)) if total else 1)
+        model.train()
+        for epoch in range(epochs_per_step):
+            batches = _batches(data, batch_size, generator)
+            with bar(batches, desc=f"step {step}/{steps}, epoch {epoch + 1}", unit="batch",
+                     disable=not progress) as it:
+                for x, y in it:
+                    opt.zero_grad(set_to_none=True)
+                    loss_fn(model(x), y).backward()
+                    opt.step()
+                    sched.step()
+                    with torch.no_grad():  # Adam's momentum would revive pruned weights
+                        for w, m in zip(weights, masks):
+                            w.mul_(m)
+    return model.eval()
+
+
+def _masks(weights, amount: float, scope: str) -> list[torch.Tensor]:
+    """Keep-masks zeroing the `amount` smallest-magnitude weights, per tensor or over all."""
+    def keep(mags: torch.Tensor) -> torch.Tensor:
+        n = int(amount * mags.numel())
+        if n == 0:
+            return torch.ones_like(mags, dtype=torch.bool)
+        threshold = mags.flatten().kthvalue(n).values
+        return mags > threshold
+
+    mags = [w.detach().abs() for w in weights]
+    if scope == "layer":
+        return [keep(m) for m in mags]
+    flat = keep(torch.cat([m.flatten() for m in mags]))
+    return [f.view_as(m) for f, m in zip(torch.split(flat, [m.numel() for m in mags]), mags)]
