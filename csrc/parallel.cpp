@@ -41,21 +41,25 @@ struct Pool {
   std::condition_variable wake, done;
   std::vector<std::thread>* workers = new std::vector<std::thread>;
   const std::function<void(unsigned)>* task = nullptr;
-  unsigned n = 0;
   std::vector<std::exception_ptr> errors;
-  std::atomic<uint64_t> generation{0};  // a new job: task, n and errors are set
-  std::atomic<unsigned> pending{0};     // tasks of the job still running on workers
+  // The current job: its number (high 32 bits) and task count n (low 32), published after
+  // task and errors are set.  One word, so that a worker sitting out a job (id >= n) cannot
+  // pair that job's number with the next job's count while the caller moves on (with
+  // separate fields it could run a task twice and leave `pending` wrapped: a hang).
+  std::atomic<uint64_t> job{0};
+  std::atomic<unsigned> pending{0};  // tasks of the job still running on workers
 
   void work(unsigned id) {  // worker `id` runs task(id) of every job with n > id
     uint64_t seen = 0;
-    auto fresh = [&] { return generation.load(std::memory_order_acquire) != seen; };
+    auto fresh = [&] { return job.load(std::memory_order_acquire) != seen; };
     for (;;) {
       if (!spin(fresh, kSpin)) {
         std::unique_lock<std::mutex> lock(m);
         wake.wait(lock, fresh);
       }
-      seen = generation.load(std::memory_order_acquire);
-      if (id >= n) continue;
+      seen = job.load(std::memory_order_acquire);
+      // A job with id < n cannot end without this worker, so its task stays valid here.
+      if (id >= uint32_t(seen)) continue;
       try {
         (*task)(id);
       } catch (...) {
@@ -83,10 +87,10 @@ struct Pool {
 
   void run(unsigned count, const std::function<void(unsigned)>& t) {
     task = &t;
-    n = count;
     errors.assign(count, nullptr);
     pending.store(count - 1, std::memory_order_relaxed);
-    generation.fetch_add(1, std::memory_order_release);
+    const uint64_t number = (job.load(std::memory_order_relaxed) >> 32) + 1;
+    job.store(number << 32 | count, std::memory_order_release);
     { std::lock_guard<std::mutex> lock(m); }  // a worker between its check and its sleep
     wake.notify_all();                        // is now asleep and gets this
     std::exception_ptr first;
