@@ -86,6 +86,7 @@ inline __m256i field(__m256i v, unsigned shift, int mask) {
 template <int B>
 inline __m256i im_idx8(const uint8_t* group, unsigned f, unsigned h) {
   __m256i idx = _mm256_setzero_si256();
+  if constexpr (B == 0) return idx;  // k = 1: no planes (group may be null)
   const uint8_t* plane = group + 8 * h;
   if constexpr (B == 8) idx = bytes8(plane + f * 16);
   if constexpr (B != 8 && (B & 4)) {
