@@ -1,0 +1,53 @@
+"""Seed corpus for the file-loader fuzzer (tools/fuzz.sh): small valid files of every format
+and layout, over varied shapes, codebook sizes and densities, one directory per format.
+
+    python tools/fuzz_corpus.py DIR
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import compactnn as cn
+
+SHAPES = [(1, 1), (1, 40), (17, 3), (16, 64), (33, 70), (64, 64), (5, 300)]
+KS = [1, 2, 5, 16, 128]
+DENSITIES = [0.0, 0.05, 0.5, 1.0]
+
+
+def matrices(rng):
+    for rows, cols in SHAPES:
+        for k in KS:
+            for density in DENSITIES:
+                codebook = np.unique(rng.standard_normal(k).astype(np.float32))
+                W = rng.choice(codebook, (rows, cols))
+                W[rng.random(W.shape) >= density] = 0
+                yield f"{rows}x{cols}-k{k}-d{density}", W
+
+
+def write(out: Path) -> int:
+    rng = np.random.default_rng(0)
+    count = 0
+    for name, W in matrices(rng):
+        files = {"index_map": cn.IndexMap.from_dense(W)}
+        for fmt in (cn.HAM, cn.HCSR):
+            m = fmt.from_dense(W)
+            for layout in ("rows", "lanes"):
+                try:
+                    files[f"{fmt.__name__.lower()}_{layout}"] = m.with_layout(layout)
+                except ValueError:  # more values than the lane layout holds
+                    pass
+        for kind, m in files.items():
+            d = out / kind
+            d.mkdir(parents=True, exist_ok=True)
+            (d / name).write_bytes(m.tobytes())
+            count += 1
+    return count
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    print(f"{write(Path(sys.argv[1]))} seed files in {sys.argv[1]}")
