@@ -34,7 +34,7 @@ def format_rows(rows: list[dict]) -> str:
     lines = ["| batch | dense ms | compressed ms | compressed / dense |", "|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['batch']} | {r['dense_ms']:.3f} | {r['ours_ms']:.3f} | "
-                     f"{r['ratio']:.2f}x |")
+                     f"{r['ratio']:.3g}x |")
     return "\n".join(lines)
 
 
