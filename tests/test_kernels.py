@@ -171,3 +171,45 @@ def test_concurrent_products_from_python_threads(fmt):
         got = list(pool.map(lambda x: m.dot(x, threads=2), xs))
     for a, b in zip(got, expected):
         np.testing.assert_array_equal(a, b)
+
+
+def _ieee_class(a):
+    """0 finite, 1 NaN, +-2 +-inf: what IEEE arithmetic decides, independent of rounding."""
+    return np.where(np.isnan(a), 1, np.where(np.isinf(a), 2 * np.sign(a), 0))
+
+
+@pytest.mark.parametrize("shape", [(37, 300), (64, 2048)])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_inf_and_nan_in_x_follow_ieee(fmt, shape):
+    """x holding inf, -inf and NaN: dense formats give numpy's dense results (0 * inf is
+    NaN, so every row meets them); HCSR gives scipy.sparse's, as implicit zeros are not
+    multiplied.  Same on every kernel set, layout and thread count."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(5)
+    W = rng.choice(np.float32([0, 0, 0, -0.5, 0.25, 1.0]), size=shape)
+    W[1] = 0  # a row of zeros: NaN in numpy, 0 in scipy.sparse
+    W[2, :] = 0
+    W[2, 3] = 1.0  # meets +inf only
+    x = rng.standard_normal(shape[1]).astype(np.float32)
+    x[3], x[10], x[20] = np.inf, -np.inf, np.nan
+    X = np.stack([x, -x, np.where(np.isfinite(x), x, 0)], 1).astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        if fmt is cn.HCSR:
+            A = sp.csr_array(W)
+            ref, refX = A @ x, A @ X
+        else:
+            ref, refX = W @ x, W @ X
+    m = fmt.from_dense(W)
+    mats = [m] + ([m.with_layout(lay) for lay in ("rows", "lanes")] if fmt is not cn.IndexMap else [])
+    for isa in ISAS:
+        _core.set_isa(isa)
+        for mat in mats:
+            for threads in (1, 2):
+                y, Y = mat.dot(x, threads=threads), mat.dot(X, threads=threads)
+                L = mat.linear(X.T, threads=threads)
+                np.testing.assert_array_equal(_ieee_class(y), _ieee_class(ref))
+                np.testing.assert_array_equal(_ieee_class(Y), _ieee_class(refX))
+                np.testing.assert_array_equal(_ieee_class(L), _ieee_class(refX.T))
+                finite = _ieee_class(y) == 0
+                np.testing.assert_allclose(y[finite], ref[finite], rtol=1e-5, atol=1e-5)
