@@ -215,6 +215,19 @@ def test_scipy_round_trip():
     m = cn.HCSR.from_scipy(coo)
     np.testing.assert_array_equal(m.to_dense(), [[0, 3, 0], [0, 0, 0]])
     assert m.nnz == 1
+    # a CSR input with unsorted and repeated columns and explicit zeros in several rows:
+    # the same matrix comes out, and the caller's arrays are left as they were
+    data = np.array([2.0, 1.0, 0.0, 1.0, 0.0, -0.0, 4.0], np.float32)
+    indices = np.array([2, 0, 1, 2, 0, 1, 3], np.int32)
+    indptr = np.array([0, 4, 4, 6, 7])
+    csr = sp.csr_array((data, indices, indptr), shape=(4, 4))
+    kept = (data.copy(), indices.copy(), indptr.copy())
+    m = cn.HCSR.from_scipy(csr)
+    np.testing.assert_array_equal(m.to_dense(), csr.toarray())
+    assert m.nnz == 4  # (0,0), (0,2) = 3, row 2's -0.0 (stored, bits kept), (3,3)
+    assert np.signbit(m.to_dense()[2, 1])
+    for a, b in zip((csr.data, csr.indices, csr.indptr), kept):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_pickle(fmt):

@@ -279,21 +279,22 @@ class HCSR(CompressedMatrix, format_id=3):
             raise TypeError(f"from_scipy needs a scipy.sparse matrix, got {type(A).__name__}")
         if A.ndim != 2:
             raise ValueError(f"from_scipy needs a 2-D matrix, got shape {A.shape}")
-        csr = sp.csr_array(A, copy=True)
-        csr.sum_duplicates()
+        csr = sp.csr_array(A)  # a view of a CSR input's arrays: copied below only if changed
+        if not csr.has_canonical_format:
+            csr = csr.copy()
+            csr.sum_duplicates()
         data = float32_input(csr.data, "the matrix values")
         check_finite(data, "the matrix values")
-        keep = data.view(np.uint32) != 0  # explicit +0.0 entries become implicit
-        n_rows = csr.shape[0]
-        row_of = np.repeat(np.arange(n_rows), np.diff(csr.indptr))[keep]
-        indptr = np.zeros(n_rows + 1, np.uint64)
-        np.cumsum(np.bincount(row_of, minlength=n_rows), out=indptr[1:])
-        codebook, vidx = codebook_and_indices(data[keep])
+        indptr, indices = csr.indptr.astype(np.uint64), csr.indices
+        zero = data.view(np.uint32) == 0  # explicit +0.0 entries become implicit
+        if zero.any():
+            kept = np.concatenate(([0], np.cumsum(~zero)))
+            indptr, data, indices = kept[csr.indptr].astype(np.uint64), data[~zero], indices[~zero]
+        del zero
+        codebook, vidx = codebook_and_indices(data)
         return cls(
-            _core.hcsr(
-                n_rows, csr.shape[1], codebook, indptr,
-                csr.indices[keep].astype(np.uint64), vidx,
-            )
+            _core.hcsr(csr.shape[0], csr.shape[1], codebook, indptr,
+                       indices.astype(np.uint64), vidx)
         )
 
     @property
