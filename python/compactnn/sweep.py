@@ -293,7 +293,7 @@ def run_point(cfg: dict, point: dict, baseline: dict) -> dict:
     return {
         "model": cfg["sweep"]["model"], "dataset": cfg["sweep"]["dataset"],
         "key": point_key(point), "point": point, "kind": task.kind,
-        "metrics": evaluate(model, task), "baseline": baseline,
+        "metrics": evaluate(model, task), "baseline": baseline, "finetune": cfg["finetune"],
         "psi": {"fc": _psi(rows, "Linear"), "conv": _psi(rows, "Conv"),
                 "total": model_nbytes(model) / dense_nbytes(model)},
         "layers": layers, "seconds": round(time.perf_counter() - t0, 2),
