@@ -1,10 +1,16 @@
-"""Coverage-guided fuzzing of the compressed PyTorch model loader (compactnn.torch.load) with
-atheris: any input must load, or raise FormatError / ValueError; never crash, hang (2 s) or
-run out of memory.  The head's checksum is recomputed on each input so that mutations reach
-the JSON head and the module tree built from it (the matrices inside are the file loader's,
-fuzzed by tools/fuzz.sh).  Seeds: small compressed models saved by compactnn.torch.save.
+"""Coverage-guided fuzzing of the compressed-model loaders with atheris: any input must load,
+or raise FormatError / ValueError; never crash, hang (2 s; 10 s for Keras) or run out of
+memory.  Only compactnn's own Python code is instrumented.
 
-    python tools/fuzz_models.py [--seconds 60] [--dir build/fuzz_models]
+--loader torch: compactnn.torch.load on a model file; the head's checksum is recomputed on
+each input so that mutations reach the JSON head and the module tree built from it (the
+matrices inside are the file loader's, fuzzed by tools/fuzz.sh).  Seeds: small compressed
+models saved by compactnn.torch.save.
+--loader keras: compactnn.keras.load on a `.keras` archive whose config.json is the input and
+whose weights are a saved compressed model's, so that mutations reach the compressed layers'
+configuration and their checks against the stored matrices.
+
+    python tools/fuzz_models.py [--loader torch|keras] [--seconds 60] [--dir build/fuzz_LOADER]
 
 Needs `pip install atheris`.  A finding is written to DIR/crash-* (or timeout-*, oom-*);
 the run then fails.
@@ -18,6 +24,8 @@ import sys
 import tempfile
 import zlib
 from pathlib import Path
+
+import numpy as np
 
 
 def write_seeds(out: Path) -> None:
@@ -38,6 +46,35 @@ def write_seeds(out: Path) -> None:
         for prune, k in ((0.0, 4), (0.7, 2)):
             small = cnt.compress_model(model, prune=prune, k=k, progress=False)
             cnt.save(small, out / f"{name}-p{prune}-k{k}.cnnm")
+
+
+def write_keras_seed(out: Path) -> Path:
+    """A compressed Keras model saved as `.keras`; its config.json files become the seeds."""
+    import zipfile
+
+    import keras
+
+    import compactnn.keras as cnk
+
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Conv2D(2, 3),
+                              keras.layers.Flatten(), keras.layers.Dense(3, activation="relu"),
+                              keras.layers.Dense(2)])
+    archive = out / "model.keras"
+    cnk.compress_model(model, prune=0.5, k=4, progress=False).save(archive)
+    with zipfile.ZipFile(archive) as z:
+        (out / "config.json").write_bytes(z.read("config.json"))
+    return archive
+
+
+def keras_archive(config: bytes, template: Path, path: str) -> None:
+    """`template`'s archive with `config` as its config.json."""
+    import zipfile
+
+    with zipfile.ZipFile(template) as src, zipfile.ZipFile(path, "w") as dst:
+        for item in src.infolist():
+            dst.writestr(item, config if item.filename == "config.json" else src.read(item))
 
 
 def with_head_crc(data: bytes) -> bytes:
@@ -71,36 +108,53 @@ def instrument_compactnn(atheris) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--loader", choices=("torch", "keras"), default="torch")
     parser.add_argument("--seconds", type=int, default=60)
-    parser.add_argument("--dir", default="build/fuzz_models")
+    parser.add_argument("--dir", help="default build/fuzz_LOADER")
     args = parser.parse_args()
+    if args.loader == "keras":
+        os.environ.setdefault("KERAS_BACKEND", "torch")
 
     import atheris
 
     import compactnn.torch as cnt
     from compactnn import FormatError
 
+    if args.loader == "keras":
+        import compactnn.keras as cnk
     instrument_compactnn(atheris)
 
-    work = Path(args.dir)
+    work = Path(args.dir or f"build/fuzz_{args.loader}")
     seeds, corpus = work / "seeds", work / "corpus"
     if not seeds.exists():
-        write_seeds(seeds)
+        if args.loader == "keras":
+            write_keras_seed(work / "template")
+            seeds.mkdir(parents=True)
+            (seeds / "config.json").write_bytes((work / "template" / "config.json").read_bytes())
+        else:
+            write_seeds(seeds)
     corpus.mkdir(parents=True, exist_ok=True)
-    fd, path = tempfile.mkstemp(suffix=".cnnm")
+    fd, path = tempfile.mkstemp(suffix=".cnnm" if args.loader == "torch" else ".keras")
     os.close(fd)
 
     def one(data: bytes) -> None:
-        with open(path, "wb") as f:
-            f.write(with_head_crc(data))
+        if args.loader == "keras":
+            keras_archive(data, work / "template" / "model.keras", path)
+        else:
+            with open(path, "wb") as f:
+                f.write(with_head_crc(data))
         try:
-            model = cnt.load(path)
+            model = cnt.load(path) if args.loader == "torch" else cnk.load(path)
         except (FormatError, ValueError):
             return
-        sum(t.numel() for t in model.state_dict().values())
+        if args.loader == "torch":
+            sum(t.numel() for t in model.state_dict().values())
+        else:
+            sum(int(np.prod(w.shape)) for w in model.weights)
 
     atheris.Setup([sys.argv[0], str(corpus), str(seeds), f"-max_total_time={args.seconds}",
-                   "-timeout=2", "-rss_limit_mb=4096", "-max_len=65536",
+                   f"-timeout={2 if args.loader == 'torch' else 10}", "-rss_limit_mb=4096",
+                   "-max_len=65536",
                    f"-artifact_prefix={work}/", "-print_final_stats=1"], one)
     atheris.Fuzz()
     return 0
