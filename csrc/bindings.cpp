@@ -48,6 +48,14 @@ Layout parse_layout(const std::string& layout) {
 
 using Ptr = std::shared_ptr<Format>;
 
+// HAM or HCSR from a codebook and a dense matrix of indices into it, in `layout`.
+template <class F>
+Ptr from_indices(const carray<float>& codebook, const carray<uint32_t>& idx,
+                 const std::string& layout) {
+  return std::make_shared<F>(idx.shape(0), idx.shape(1), to_codebook(codebook), index_matrix(idx),
+                             parse_layout(layout));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -201,20 +209,10 @@ PYBIND11_MODULE(_core, m) {
                                           index_matrix(idx));
       },
       py::arg("codebook").noconvert(), py::arg("indices").noconvert());
-  m.def(
-      "ham",
-      [](const carray<float>& codebook, const carray<uint32_t>& idx, const std::string& layout) -> Ptr {
-        return std::make_shared<HAM>(idx.shape(0), idx.shape(1), to_codebook(codebook),
-                                     index_matrix(idx), parse_layout(layout));
-      },
-      py::arg("codebook").noconvert(), py::arg("indices").noconvert(), py::arg("layout") = "auto");
-  m.def(
-      "hcsr_dense",
-      [](const carray<float>& codebook, const carray<uint32_t>& idx, const std::string& layout) -> Ptr {
-        return std::make_shared<HCSR>(idx.shape(0), idx.shape(1), to_codebook(codebook),
-                                      index_matrix(idx), parse_layout(layout));
-      },
-      py::arg("codebook").noconvert(), py::arg("indices").noconvert(), py::arg("layout") = "auto");
+  m.def("ham", &from_indices<HAM>, py::arg("codebook").noconvert(),
+        py::arg("indices").noconvert(), py::arg("layout") = "auto");
+  m.def("hcsr_dense", &from_indices<HCSR>, py::arg("codebook").noconvert(),
+        py::arg("indices").noconvert(), py::arg("layout") = "auto");
   m.def(
       "distinct_values",
       [](const carray<uint32_t>& bits) {

@@ -83,11 +83,7 @@ REFUSED = r"""
 import resource, sys
 import numpy as np
 import compactnn as cn
-
-def status(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field):
-            return int(line.split()[1])  # kB, or a count
+from proc_status import status
 
 rng = np.random.default_rng(0)
 m = cn.IndexMap.from_dense(rng.integers(-8, 8, (4096, 2048)).astype(np.float32))
@@ -114,6 +110,6 @@ def test_products_when_the_system_refuses_threads(stacks):
     import sys
 
     r = subprocess.run([sys.executable, "-c", REFUSED, str(stacks)], capture_output=True,
-                       text=True, timeout=120)
+                       text=True, timeout=120, cwd=os.path.dirname(__file__))
     assert r.returncode == 0, r.stderr[-2000:]
     assert int(r.stdout) == stacks  # the workers that did start, and no more

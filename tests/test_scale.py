@@ -1,6 +1,7 @@
 """Scale: an HCSR matrix of more than 2^31 entries (50,000 x 50,000) with 25 million
 nonzeros, built from CSR arrays, round-tripped through a file and multiplied against scipy.
 Slow (15 s here, 2-3 GB): `python -m pytest -m slow tests/test_scale.py`."""
+import os
 import subprocess
 import sys
 
@@ -11,11 +12,7 @@ import os, sys, tempfile
 import numpy as np
 import scipy.sparse as sp
 import compactnn as cn
-
-def kib(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field):
-            return int(line.split()[1])
+from proc_status import peak_added, reset_peak
 
 n, per_row = 50_000, 500  # 1% dense; 2.5e9 entries > 2^31
 rng = np.random.default_rng(0)
@@ -31,11 +28,9 @@ indptr = np.arange(n + 1, dtype=np.int64) * per_row
 A = sp.csr_array((data, indices, indptr), shape=(n, n))
 csr_bytes = data.nbytes + indices.nbytes + indptr.nbytes
 
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")  # the peak (VmHWM) starts again from what is resident now
-before = kib("VmRSS:")
+before = reset_peak()
 m = cn.HCSR.from_scipy(A)
-added = (kib("VmHWM:") - before) * 1024
+added = peak_added(before)
 assert m.shape == (n, n) and m.nnz == n * per_row and m.size > 2**31
 print(f"build added {added / csr_bytes:.2f}x the CSR input; output {m.nbytes / csr_bytes:.2f}x",
       file=sys.stderr)
@@ -62,6 +57,7 @@ print("OK")
 
 @pytest.mark.slow
 def test_hcsr_beyond_2_31_entries():
-    r = subprocess.run([sys.executable, "-c", SCALE], capture_output=True, text=True, timeout=1200)
+    r = subprocess.run([sys.executable, "-c", SCALE], capture_output=True, text=True, timeout=1200,
+                       cwd=os.path.dirname(__file__))
     assert r.returncode == 0 and r.stdout.strip() == "OK", r.stderr[-3000:]
     print(r.stderr)

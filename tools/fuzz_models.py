@@ -48,42 +48,49 @@ def write_seeds(out: Path) -> None:
             cnt.save(small, out / f"{name}-p{prune}-k{k}.cnnm")
 
 
-def write_keras_seed(out: Path) -> Path:
-    """A compressed Keras model saved as `.keras`; its config.json files become the seeds."""
+def write_keras_seed(template: Path, seeds: Path) -> None:
+    """A compressed Keras model saved as `template`; its config.json is the seed."""
     import zipfile
 
     import keras
 
     import compactnn.keras as cnk
 
-    out.mkdir(parents=True, exist_ok=True)
+    template.parent.mkdir(parents=True, exist_ok=True)
+    seeds.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Conv2D(2, 3),
                               keras.layers.Flatten(), keras.layers.Dense(3, activation="relu"),
                               keras.layers.Dense(2)])
-    archive = out / "model.keras"
-    cnk.compress_model(model, prune=0.5, k=4, progress=False).save(archive)
-    with zipfile.ZipFile(archive) as z:
-        (out / "config.json").write_bytes(z.read("config.json"))
-    return archive
+    cnk.compress_model(model, prune=0.5, k=4, progress=False).save(template)
+    with zipfile.ZipFile(template) as z:
+        (seeds / "config.json").write_bytes(z.read("config.json"))
 
 
-def keras_archive(config: bytes, template: Path, path: str) -> None:
-    """`template`'s archive with `config` as its config.json."""
+def keras_writer(template: Path):
+    """A function writing `template`'s archive to a path with another config.json (the
+    template's members are read once, not per input)."""
     import zipfile
 
-    with zipfile.ZipFile(template) as src, zipfile.ZipFile(path, "w") as dst:
-        for item in src.infolist():
-            dst.writestr(item, config if item.filename == "config.json" else src.read(item))
+    with zipfile.ZipFile(template) as z:
+        members = [(item, z.read(item)) for item in z.infolist()]
+
+    def write(config: bytes, path: str) -> None:
+        with zipfile.ZipFile(path, "w") as dst:
+            for item, data in members:
+                dst.writestr(item, config if item.filename == "config.json" else data)
+    return write
 
 
 def with_head_crc(data: bytes) -> bytes:
     """The input with the checksum its head would have (layout: compactnn/modelfile.py)."""
-    if len(data) < 20 or data[:8] != b"CNNMODEL":
+    from compactnn.modelfile import _PREFIX, MAGIC
+
+    if len(data) < _PREFIX.size or data[:len(MAGIC)] != MAGIC:
         return data
-    head_len = struct.unpack_from("<I", data, 12)[0]
-    head = data[20:20 + head_len]
-    return data[:16] + struct.pack("<I", zlib.crc32(head)) + data[20:]
+    _, _, head_len, _ = _PREFIX.unpack_from(data)
+    head = data[_PREFIX.size:_PREFIX.size + head_len]
+    return data[:_PREFIX.size - 4] + struct.pack("<I", zlib.crc32(head)) + data[_PREFIX.size:]
 
 
 def instrument_compactnn(atheris) -> int:
@@ -126,20 +133,20 @@ def main() -> int:
 
     work = Path(args.dir or f"build/fuzz_{args.loader}")
     seeds, corpus = work / "seeds", work / "corpus"
+    template = work / "template" / "model.keras"
     if not seeds.exists():
         if args.loader == "keras":
-            write_keras_seed(work / "template")
-            seeds.mkdir(parents=True)
-            (seeds / "config.json").write_bytes((work / "template" / "config.json").read_bytes())
+            write_keras_seed(template, seeds)
         else:
             write_seeds(seeds)
+    write_keras = keras_writer(template) if args.loader == "keras" else None
     corpus.mkdir(parents=True, exist_ok=True)
     fd, path = tempfile.mkstemp(suffix=".cnnm" if args.loader == "torch" else ".keras")
     os.close(fd)
 
     def one(data: bytes) -> None:
         if args.loader == "keras":
-            keras_archive(data, work / "template" / "model.keras", path)
+            write_keras(data, path)
         else:
             with open(path, "wb") as f:
                 f.write(with_head_crc(data))

@@ -285,15 +285,15 @@ class HCSR(CompressedMatrix, format_id=3):
             csr.sum_duplicates()
         data = float32_input(csr.data, "the matrix values")
         check_finite(data, "the matrix values")
-        indptr, indices = csr.indptr.astype(np.uint64), csr.indices
-        zero = data.view(np.uint32) == 0  # explicit +0.0 entries become implicit
-        if zero.any():
-            kept = np.concatenate(([0], np.cumsum(~zero)))
-            indptr, data, indices = kept[csr.indptr].astype(np.uint64), data[~zero], indices[~zero]
-        del zero
+        indptr, indices = csr.indptr, csr.indices
+        keep = data.view(np.uint32) != 0  # explicit +0.0 entries become implicit
+        if not keep.all():
+            indptr = np.concatenate(([0], np.cumsum(keep)))[indptr]
+            data, indices = data[keep], indices[keep]
+        del keep
         codebook, vidx = codebook_and_indices(data)
         return cls(
-            _core.hcsr(csr.shape[0], csr.shape[1], codebook, indptr,
+            _core.hcsr(csr.shape[0], csr.shape[1], codebook, indptr.astype(np.uint64),
                        indices.astype(np.uint64), vidx)
         )
 

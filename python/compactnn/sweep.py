@@ -77,8 +77,7 @@ def load_config(path) -> dict:
         raise ValueError(f"[grid] unknown keys {sorted(unknown)}; known: {sorted(GRID_KEYS)}")
     cfg["grid"] = {}
     defaults = {"prune": [0.0], "prune_scope": ["layer"], "prune_steps": [1], "quantize": ["cws"],
-                "k_fc": [32],
-                "k_conv": [32], "retrain": [False]}
+                "k_fc": [32], "k_conv": [32], "retrain": [False]}
     for key, typ in GRID_KEYS.items():
         values = grid.get(key, defaults[key])
         if not isinstance(values, list) or not values:

@@ -126,29 +126,37 @@ def finetune(model: nn.Module, data, loss_fn=None, epochs: int = 1, lr: float = 
     params = [p for p in work.parameters() if p.requires_grad]
     opt = (torch.optim.Adam(params, lr=lr, weight_decay=weight_decay) if optimizer == "adam"
            else torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay))
-    generator = torch.Generator().manual_seed(seed)
+    _train(work, opt, data, loss_fn, epochs, batch_size, torch.Generator().manual_seed(seed),
+           cosine=schedule == "cosine", progress=progress)
+    _write_back(model, work)
+    return model
+
+
+def _train(model: nn.Module, opt, data, loss_fn, epochs: int, batch_size: int, generator, *,
+           cosine: bool, progress: bool, desc: str = "", after_step=None) -> None:
+    """`epochs` epochs over `data` (see _batches) with `opt`; with `cosine`, the rate decays
+    to zero over all steps (where their number is known); after_step() follows every step."""
     steps = epochs * _count(data, batch_size)
     sched = (torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
-        if schedule == "cosine" and steps else None)
-
-    work.train()
+        if cosine and steps else None)
+    model.train()
     for epoch in range(epochs):
         total, count = 0.0, 0
         batches = _batches(data, batch_size, generator)
-        with bar(batches, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
+        with bar(batches, desc=f"{desc}epoch {epoch + 1}/{epochs}", unit="batch",
                  disable=not progress) as it:
             for x, y in it:
                 opt.zero_grad(set_to_none=True)
-                loss = loss_fn(work(x), y)
+                loss = loss_fn(model(x), y)
                 loss.backward()
                 opt.step()
                 if sched is not None:
                     sched.step()
+                if after_step is not None:
+                    after_step()
                 total, count = total + float(loss.detach()), count + 1
                 it.set_postfix(loss=f"{total / count:.4f}", refresh=False)
-    _write_back(model, work)
-    return model
 
 
 def _count(data, batch_size: int) -> int:

@@ -9,14 +9,11 @@ zeros already in place.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from .._progress import bar
 from .convert import compressible_layers
-from .finetune import _batches, _count
+from .finetune import _train
 
 
 def prune_gradually(model: nn.Module, data, amount: float, steps: int = 4,
@@ -42,26 +39,16 @@ def prune_gradually(model: nn.Module, data, amount: float, steps: int = 4,
     generator = torch.Generator().manual_seed(seed)
     for step in range(1, steps + 1):
         masks = _masks(weights, amount * (1 - (1 - step / steps) ** 3), scope)
-        with torch.no_grad():
-            for w, m in zip(weights, masks):
-                w.mul_(m)
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-        total = epochs_per_step * _count(data, batch_size)
-        sched = torch.optim.lr_scheduler.LambdaLR(  # no length, no schedule: a constant rate
-            opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)) if total else 1)
-        model.train()
-        for epoch in range(epochs_per_step):
-            batches = _batches(data, batch_size, generator)
-            with bar(batches, desc=f"step {step}/{steps}, epoch {epoch + 1}", unit="batch",
-                     disable=not progress) as it:
-                for x, y in it:
-                    opt.zero_grad(set_to_none=True)
-                    loss_fn(model(x), y).backward()
-                    opt.step()
-                    sched.step()
-                    with torch.no_grad():  # Adam's momentum would revive pruned weights
-                        for w, m in zip(weights, masks):
-                            w.mul_(m)
+
+        def remask():  # after every step too: Adam's momentum would revive pruned weights
+            with torch.no_grad():
+                for w, m in zip(weights, masks):
+                    w.mul_(m)
+
+        remask()
+        _train(model, torch.optim.Adam(model.parameters(), lr=lr), data, loss_fn,
+               epochs_per_step, batch_size, generator, cosine=True, progress=progress,
+               desc=f"step {step}/{steps}, ", after_step=remask)
     return model.eval()
 
 
