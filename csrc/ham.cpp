@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "bitstream.hpp"
+#include "entries.hpp"
 #include "kernels/decode.hpp"
 #include "kernels/dispatch.hpp"
 #include "parallel.hpp"
@@ -59,7 +60,9 @@ HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint32
 std::unique_ptr<HcsrLanes> HAM::build_lanes(const uint32_t* indices) const {
   std::vector<uint64_t> indptr(rows_ + 1);
   for (uint64_t i = 0; i <= rows_; ++i) indptr[i] = i * cols_;
-  return HcsrLanes::build(rows_, cols_, codebook_, indptr.data(), nullptr, indices);
+  // Every cell stored (no cell holds k): every gap is 0.
+  return HcsrLanes::build(rows_, cols_, codebook_, indptr.data(),
+                          DenseEntries{indices, cols_, uint32_t(codebook_.size())});
 }
 
 void HAM::drop_rows() {

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "bitstream.hpp"
+#include "entries.hpp"
 #include "kernels/decode.hpp"
 #include "kernels/dispatch.hpp"
 #include "kernels/lanes.hpp"
@@ -14,6 +15,14 @@ namespace {
 
 unsigned bit_width(uint64_t v) { return v ? 64 - __builtin_clzll(v) : 0; }
 
+// The entries counted once for every gap split: hist[v << top | min(gap, 2^top - 1)] for the
+// largest split `top` the alphabet allows, and the largest gap.
+struct GapHistogram {
+  unsigned top = 0;
+  std::vector<uint64_t> hist;
+  uint64_t max_gap = 0;
+};
+
 // One way to code the entries: the gap split, the code, and what it costs in bytes.
 struct Plan {
   unsigned gap_bits = 0, esc_bits = 0;
@@ -22,23 +31,19 @@ struct Plan {
   size_t bytes = 0;
 };
 
-Plan plan_for(unsigned gap_bits, uint32_t k, const std::vector<uint64_t>& gaps,
-              const uint32_t* vidx, int max_len) {
+Plan plan_for(unsigned gap_bits, uint32_t k, const GapHistogram& h, int max_len) {
   Plan p;
   p.gap_bits = gap_bits;
-  const uint64_t esc = (uint64_t(1) << gap_bits) - 1;
+  const uint64_t esc = (uint64_t(1) << gap_bits) - 1, span = uint64_t(1) << h.top;
   std::vector<uint64_t> counts(size_t(k) << gap_bits, 0);
-  uint64_t escapes = 0, max_raw = 0;
-  for (size_t e = 0; e < gaps.size(); ++e) {
-    uint64_t g = gaps[e];
-    if (g >= esc) {
-      ++escapes;
-      max_raw = std::max(max_raw, g - esc);
-      g = esc;
+  uint64_t escapes = 0;
+  for (uint64_t v = 0; v < k; ++v)
+    for (uint64_t g = 0; g < span; ++g) {
+      const uint64_t c = h.hist[v << h.top | g];
+      counts[v << gap_bits | std::min(g, esc)] += c;
+      if (g >= esc) escapes += c;
     }
-    counts[uint64_t(vidx[e]) << gap_bits | g]++;
-  }
-  p.esc_bits = bit_width(max_raw);
+  p.esc_bits = h.max_gap >= esc ? bit_width(h.max_gap - esc) : 0;
   // Every code spends at least one bit, so a row's end is where its bits end.
   p.lengths = huff::code_lengths(counts, max_len, /*zero_bit_ok=*/false);
   uint64_t bits = huff::coded_bits(counts, p.lengths) + escapes * p.esc_bits;
@@ -57,7 +62,6 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint
   for (uint64_t i = 0; i < rows; ++i)
     if (indptr[i + 1] < indptr[i]) throw InvalidInput("indptr decreases at row " + std::to_string(i));
   nnz_ = indptr[rows];
-  std::vector<uint64_t> gaps(nnz_);
   for (uint64_t i = 0; i < rows; ++i) {
     uint64_t next = 0;  // first column the next entry may take
     for (uint64_t e = indptr[i]; e < indptr[i + 1]; ++e) {
@@ -66,11 +70,10 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint
                            " are not increasing within 0.." + std::to_string(cols - 1));
       if (vidx[e] >= k) throw InvalidInput("value index " + std::to_string(vidx[e]) +
                                            " is not below k = " + std::to_string(k));
-      gaps[e] = col[e] - next;
       next = col[e] + 1;
     }
   }
-  encode(indptr, gaps, vidx, layout);
+  encode(indptr, CsrEntries{indptr, col, vidx}, layout);
 }
 
 HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint32_t* idx,
@@ -95,27 +98,15 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint
     indptr[i + 1] = indptr[i] + count;
   }
   nnz_ = indptr[rows];
-  std::vector<uint64_t> gaps(nnz_);
-  std::vector<uint32_t> vidx(nnz_);
-  for (uint64_t i = 0, e = 0; i < rows; ++i) {
-    const uint32_t* row = idx + i * cols;
-    for (uint64_t j = 0, next = 0; j < cols; ++j)
-      if (row[j] != zero) {
-        gaps[e] = j - next;
-        vidx[e++] = row[j];
-        next = j + 1;
-      }
-  }
-  encode(indptr.data(), gaps, vidx.data(), layout);
+  encode(indptr.data(), DenseEntries{idx, cols, zero}, layout);
 }
 
-void HCSR::encode(const uint64_t* indptr, const std::vector<uint64_t>& gaps, const uint32_t* vidx,
-                  Layout layout) {
+template <class Entries>
+void HCSR::encode(const uint64_t* indptr, const Entries& entries, Layout layout) {
   const uint32_t k = uint32_t(codebook_.size());
   const uint64_t rows = rows_;
   std::unique_ptr<HcsrLanes> lanes;
-  if (layout != Layout::Rows)
-    lanes = HcsrLanes::build(rows_, cols_, codebook_, indptr, gaps.data(), vidx);
+  if (layout != Layout::Rows) lanes = HcsrLanes::build(rows_, cols_, codebook_, indptr, entries);
   if (lanes && (layout == Layout::Lanes || nnz_ >= kLanesAlways)) {
     lanes_ = std::move(lanes);
     return;
@@ -124,18 +115,31 @@ void HCSR::encode(const uint64_t* indptr, const std::vector<uint64_t>& gaps, con
     throw InvalidInput(
         "the lane layout needs at most 128 distinct stored values, fewer than 2^31 columns "
         "and column gaps below 2^24");
+  GapHistogram h;
+  while (h.top < kMaxGapBits && (uint64_t(k) << (h.top + 1)) <= kMaxAlphabet) ++h.top;
+  h.hist.assign(size_t(k) << h.top, 0);
+  const uint64_t last = (uint64_t(1) << h.top) - 1;
+  for (uint64_t i = 0; i < rows; ++i) {
+    auto row = entries.row(i);
+    for (uint64_t e = indptr[i]; e < indptr[i + 1]; ++e) {
+      const Entry en = row.next();
+      h.max_gap = std::max(h.max_gap, en.gap);
+      h.hist[uint64_t(en.value) << h.top | std::min(en.gap, last)]++;
+    }
+  }
   // The smallest plan, unless one whose codes all fit the kernels' one-lookup table
   // (length <= kFastBits) costs at most 2.5% more: then every entry but the escapes decodes
   // with one lookup.
   Plan best, fast;
-  for (unsigned gb = 0; gb <= kMaxGapBits && (uint64_t(k) << gb) <= kMaxAlphabet; ++gb) {
-    Plan p = plan_for(gb, k, gaps, vidx, huff::kMaxLen);
+  for (unsigned gb = 0; gb <= h.top; ++gb) {
+    Plan p = plan_for(gb, k, h, huff::kMaxLen);
     if (gb == 0 || p.bytes < best.bytes) best = std::move(p);
     if ((uint64_t(k) << gb) <= (uint64_t(1) << kFastBits)) {
-      Plan q = plan_for(gb, k, gaps, vidx, kFastBits);
+      Plan q = plan_for(gb, k, h, kFastBits);
       if (!fast.bytes || q.bytes < fast.bytes) fast = std::move(q);
     }
   }
+  h = {};
   if (fast.bytes && fast.bytes <= best.bytes + best.bytes / 40) best = std::move(fast);
   gap_bits_ = best.gap_bits;
   esc_bits_ = best.esc_bits;
@@ -148,10 +152,12 @@ void HCSR::encode(const uint64_t* indptr, const std::vector<uint64_t>& gaps, con
   offsets_.resize(rows + 1);
   for (uint64_t i = 0; i < rows; ++i) {
     offsets_[i] = w.bits();
+    auto row = entries.row(i);
     for (uint64_t e = indptr[i]; e < indptr[i + 1]; ++e) {
-      uint64_t g = std::min(gaps[e], esc), sym = uint64_t(vidx[e]) << gap_bits_ | g;
+      const Entry en = row.next();
+      const uint64_t g = std::min(en.gap, esc), sym = uint64_t(en.value) << gap_bits_ | g;
       w.put(codes[sym], lengths_[sym]);
-      if (g == esc) w.put(gaps[e] - esc, esc_bits_);
+      if (g == esc) w.put(en.gap - esc, esc_bits_);
     }
   }
   offsets_[rows] = w.bits();
@@ -188,13 +194,11 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
     build_tables();
     return;
   }
-  std::vector<uint64_t> indptr, col, gaps(nnz_);
+  std::vector<uint64_t> indptr, col;
   std::vector<uint32_t> vidx;
   to_csr(indptr, col, vidx);
-  for (uint64_t i = 0; i < rows_; ++i)
-    for (uint64_t e = indptr[i]; e < indptr[i + 1]; ++e)
-      gaps[e] = col[e] - (e > indptr[i] ? col[e - 1] + 1 : 0);
-  lanes_ = HcsrLanes::build(rows_, cols_, codebook_, indptr.data(), gaps.data(), vidx.data());
+  lanes_ = HcsrLanes::build(rows_, cols_, codebook_, indptr.data(),
+                            CsrEntries{indptr.data(), col.data(), vidx.data()});
   if (lanes_)
     drop_rows();
   else

@@ -30,7 +30,7 @@ class HCSR final : public Format {
   HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint64_t* indptr,
        const uint64_t* col, const uint32_t* vidx, Layout layout = Layout::Auto);
   // From a dense row-major matrix of value indices (rows x cols, each below k); entries
-  // whose value is +0.0 are left out.  Needs 12 bytes per stored entry on top of idx.
+  // whose value is +0.0 are left out.  Needs 8 bytes per row on top of idx and the output.
   HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint32_t* idx,
        Layout layout = Layout::Auto);
   // From a file's sections in the row layout; decodes every row to validate it.  `convert`:
@@ -68,10 +68,9 @@ class HCSR final : public Format {
   // Stored entries from which Auto takes the lane layout whatever the row layout weighs.
   static constexpr uint64_t kLanesAlways = 1 << 14;
   const uint8_t* stream() const { return reinterpret_cast<const uint8_t*>(stream_.data()); }
-  // Chooses the layout and codes, and writes the streams (gaps: columns skipped before each
-  // stored entry).
-  void encode(const uint64_t* indptr, const std::vector<uint64_t>& gaps, const uint32_t* vidx,
-              Layout layout);
+  // Chooses the layout and codes, and writes the streams of `entries` (entries.hpp).
+  template <class Entries>
+  void encode(const uint64_t* indptr, const Entries& entries, Layout layout);
   void validate();
   void build_tables();
   // f(col, value_index) for each stored entry of row i, in column order.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "entries.hpp"
 #include "huffman.hpp"
 #include "kernels/lanes.hpp"
 
@@ -88,28 +89,33 @@ struct LaneBits {
 
 }  // namespace
 
+template <class Entries>
 std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t rows, uint64_t cols,
                                             const std::vector<float>& codebook,
-                                            const uint64_t* indptr, const uint64_t* gaps,
-                                            const uint32_t* vidx) {
+                                            const uint64_t* indptr, const Entries& entries) {
   const uint32_t k = uint32_t(codebook.size());
   if (cols > kMaxCols) return nullptr;
   for (uint64_t i = 0; i < rows; ++i)
     if (indptr[i + 1] - indptr[i] >= (uint64_t(1) << 31)) return nullptr;
-  const uint64_t nnz = indptr[rows];
   // Gaps below 2^16 counted in a table; larger ones (rare) sorted.
   const uint64_t small = std::min<uint64_t>(cols, 1 << 16);
-  std::vector<uint64_t> below(small + 1, 0), large;
+  std::vector<uint64_t> below(small + 1, 0), large, value_counts(k);
   uint64_t max_gap = 0;
-  auto gap = [&](uint64_t e) { return gaps ? gaps[e] : 0; };
-  for (uint64_t e = 0; e < nnz; ++e) {
-    const uint64_t g = gap(e);
-    max_gap = std::max(max_gap, g);
-    if (g < small)
-      ++below[g + 1];
-    else
-      large.push_back(g);
+  for (uint64_t i = 0; i < rows; ++i) {
+    auto row = entries.row(i);
+    for (uint64_t e = indptr[i]; e < indptr[i + 1]; ++e) {
+      const Entry en = row.next();
+      max_gap = std::max(max_gap, en.gap);
+      if (en.gap < small)
+        ++below[en.gap + 1];
+      else
+        large.push_back(en.gap);
+      ++value_counts[en.value];
+    }
   }
+  if (size_t(std::count_if(value_counts.begin(), value_counts.end(),
+                           [](uint64_t c) { return c > 0; })) > kMaxValues)
+    return nullptr;
   for (uint64_t g = 0; g < small; ++g) below[g + 1] += below[g];  // below[g]: gaps < g
   std::sort(large.begin(), large.end());
   auto count_below = [&](uint64_t g) {
@@ -119,7 +125,7 @@ std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t rows, uint64_t cols,
 
   // The bucket parameters whose code and raw bits cost least.
   auto lanes = std::unique_ptr<HcsrLanes>(new HcsrLanes);
-  std::vector<uint64_t> base, best_base;
+  std::vector<uint64_t> base, best_base, bucket_counts;
   std::vector<unsigned> raw, best_raw;
   uint64_t best_bits = ~uint64_t(0);
   for (unsigned m = 0; m <= kMaxM; ++m)
@@ -137,25 +143,24 @@ std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t rows, uint64_t cols,
         best_bits = bits;
         best_base = base;
         best_raw = raw;
+        bucket_counts = counts;
         lanes->m_ = m;
         lanes->r0_ = r0;
       }
     }
   if (best_base.empty()) return nullptr;
-
-  std::vector<uint64_t> bucket_counts(best_base.size()), value_counts(k);
-  std::vector<uint8_t> bucket(gaps ? nnz : 0);  // without gaps, every entry's is bucket 0
-  auto bucket_of = [&](uint64_t e) -> unsigned { return gaps ? bucket[e] : 0; };
-  for (uint64_t e = 0; e < nnz; ++e) {
-    if (gaps)
-      bucket[e] = uint8_t(std::upper_bound(best_base.begin(), best_base.end(), gaps[e]) -
-                          best_base.begin() - 1);
-    ++bucket_counts[bucket_of(e)];
-    ++value_counts[vidx[e]];
+  // The bucket of a gap: a table for small gaps, a search for the others.
+  std::vector<uint8_t> small_bucket(small);
+  for (size_t b = 0, g = 0; g < small; ++g) {
+    while (b + 1 < best_base.size() && best_base[b + 1] <= g) ++b;
+    small_bucket[g] = uint8_t(b);
   }
-  if (size_t(std::count_if(value_counts.begin(), value_counts.end(),
-                           [](uint64_t c) { return c > 0; })) > kMaxValues)
-    return nullptr;
+  auto bucket_of = [&](uint64_t g) -> unsigned {
+    return g < small ? small_bucket[g]
+                     : unsigned(std::upper_bound(best_base.begin(), best_base.end(), g) -
+                                best_base.begin() - 1);
+  };
+
   lanes->rows_ = rows;
   lanes->cols_ = cols;
   lanes->value_counts_ = value_counts;
@@ -178,13 +183,14 @@ std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t rows, uint64_t cols,
     const uint64_t r1 = std::min(rows, (g + 1) * kGroupRows);
     uint64_t next = g * kGroupRows;
     LaneBits bits[kLanes];
-    uint64_t at[kLanes], left[kLanes], word[kLanes];
+    std::vector<typename Entries::Row> row(kLanes, entries.row(next));
+    uint64_t left[kLanes], word[kLanes];
     unsigned pos[kLanes];
     std::vector<std::pair<unsigned, uint64_t>> reads;
     auto take = [&](unsigned l) {
       while (next < r1 && indptr[next + 1] == indptr[next]) ++next;
       left[l] = next < r1 ? indptr[next + 1] - indptr[next] : 0;
-      if (next < r1) at[l] = indptr[next++];
+      if (next < r1) row[l] = entries.row(next++);
     };
     for (unsigned l = 0; l < kLanes; ++l) {
       pos[l] = 0;
@@ -196,12 +202,12 @@ std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t rows, uint64_t cols,
       for (unsigned l = 0; l < kLanes; ++l) {
         if (!left[l]) continue;
         any = true;
-        const uint64_t e = at[l]++;
-        const unsigned b = bucket_of(e), lg = code_len(lanes->gap_lengths_[b]),
-                       lv = code_len(lanes->value_lengths_[vidx[e]]);
+        const Entry en = row[l].next();
+        const unsigned b = bucket_of(en.gap), lg = code_len(lanes->gap_lengths_[b]),
+                       lv = code_len(lanes->value_lengths_[en.value]);
         bits[l].put(gap_code[b], lg);
-        bits[l].put(uint32_t(gap(e) - best_base[b]), best_raw[b]);
-        bits[l].put(value_code[vidx[e]], lv);
+        bits[l].put(uint32_t(en.gap - best_base[b]), best_raw[b]);
+        bits[l].put(value_code[en.value], lv);
         pos[l] += lg + best_raw[b] + lv;
       }
       for (unsigned l = 0; l < kLanes; ++l)
@@ -221,6 +227,11 @@ std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t rows, uint64_t cols,
   lanes->build_tables(codebook);
   return lanes;
 }
+
+template std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t, uint64_t, const std::vector<float>&,
+                                                     const uint64_t*, const CsrEntries&);
+template std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t, uint64_t, const std::vector<float>&,
+                                                     const uint64_t*, const DenseEntries&);
 
 HcsrLanes::HcsrLanes(uint64_t rows, uint64_t cols, const std::vector<float>& codebook, uint64_t nnz,
                      const std::vector<uint64_t>& params, std::vector<uint8_t> gap_lengths,

@@ -27,14 +27,14 @@ class HcsrLanes {
   static constexpr uint64_t kMaxBase = uint64_t(1) << 24;
   static constexpr uint64_t kMaxCols = (uint64_t(1) << 31) - 1;  // columns are gather indices
 
-  // The layout of CSR arrays (as HCSR's constructor checked them; gaps[e] = columns skipped
-  // before entry e, null: none, as in HAM's dense rows), or null where it cannot serve: more
-  // than 128 distinct stored values, a gap past 32 buckets, a row of 2^31 entries or more,
-  // 2^31 columns or more.
+  // The layout of `entries` (entries.hpp; row i holds indptr[i + 1] - indptr[i] of them,
+  // checked as HCSR's constructors check them), or null where it cannot serve: more than
+  // 128 distinct stored values, a gap past 32 buckets, a row of 2^31 entries or more, 2^31
+  // columns or more.  Instantiated for CsrEntries and DenseEntries.
+  template <class Entries>
   static std::unique_ptr<HcsrLanes> build(uint64_t rows, uint64_t cols,
                                           const std::vector<float>& codebook,
-                                          const uint64_t* indptr, const uint64_t* gaps,
-                                          const uint32_t* vidx);
+                                          const uint64_t* indptr, const Entries& entries);
   // From a file's sections; FormatError unless every group decodes exactly.
   HcsrLanes(uint64_t rows, uint64_t cols, const std::vector<float>& codebook, uint64_t nnz,
             const std::vector<uint64_t>& params, std::vector<uint8_t> gap_lengths,
