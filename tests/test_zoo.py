@@ -1,5 +1,6 @@
 """The model zoo's architectures, `train` for classifiers and regressors, and the
 concordance index."""
+import functools
 import subprocess
 import sys
 import time
@@ -33,6 +34,8 @@ def kiba_256():
 @pytest.mark.parametrize("build, params", [
     (zoo.lenet_300_100, 784 * 300 + 300 + 300 * 100 + 100 + 100 * 10 + 10),
     (zoo.lenet5, 6 * 25 + 6 + 6 * 16 * 25 + 16 + 400 * 120 + 120 + 120 * 84 + 84 + 84 * 10 + 10),
+    (functools.partial(zoo.lenet5, channels=(20, 50), fc=(500,), padding=0),
+     20 * 25 + 20 + 20 * 50 * 25 + 50 + 800 * 500 + 500 + 500 * 10 + 10),
     (zoo.vgg_style, (16 + 16 * 16 + 16 * 32 + 32 * 32 + 32 * 64 + 64 * 64) * 9 + 2 * (16 + 32 + 64)
      + 64 * 3 * 3 * 512 + 512 + 512 * 512 + 512 + 512 * 10 + 10),
 ])
@@ -47,7 +50,18 @@ def test_image_models(build, params, fashion_256):
 def test_published_parameter_counts():
     assert n_params(zoo.lenet_300_100()) == 266_610
     assert n_params(zoo.lenet5()) == 61_706
+    # Caffe's LeNet, Deep Compression's "LeNet-5" (431K)
+    assert n_params(zoo.lenet5(channels=(20, 50), fc=(500,), padding=0)) == 431_080
     assert n_params(zoo.lenet_300_100(n_classes=3)) == 266_610 - 7 * 101
+
+
+def test_lenet5_bad_geometry():
+    with pytest.raises(ValueError, match="two positive channel counts"):
+        zoo.lenet5(channels=(6,))
+    with pytest.raises(ValueError, match="FC widths"):
+        zoo.lenet5(fc=(120, 0))
+    with pytest.raises(ValueError, match="padding >= 0"):
+        zoo.lenet5(padding=-1)
 
 
 def test_vgg_style_other_geometry():

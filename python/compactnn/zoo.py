@@ -81,17 +81,26 @@ def lenet_300_100(n_classes: int = 10):
                          nn.ReLU(), nn.Linear(100, n_classes))
 
 
-def lenet5(n_classes: int = 10):
-    """LeNet-5 with ReLU and max pooling (the first convolution padded so 28 x 28 inputs
-    give LeNet's 32 x 32 geometry), 61,706 parameters.  Input (N, 1, 28, 28), output
+def lenet5(n_classes: int = 10, channels=(6, 16), fc=(120, 84), padding: int = 2):
+    """LeNet-5 with ReLU and max pooling: two 5 x 5 convolutions of `channels`, each
+    followed by a 2 x 2 max pool, then fully connected layers of the widths in `fc`.  The
+    defaults are LeCun's (the first convolution padded so 28 x 28 inputs give LeNet's 32 x 32
+    geometry), 61,706 parameters; channels=(20, 50), fc=(500,), padding=0 is Caffe's LeNet,
+    the one Deep Compression reports (431,080 parameters).  Input (N, 1, 28, 28), output
     (N, n_classes) logits."""
     from torch import nn
 
-    return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, n_classes))
+    if len(channels) != 2 or min(channels) < 1 or min(fc, default=1) < 1 or padding < 0:
+        raise ValueError(f"lenet5 needs two positive channel counts, positive FC widths and "
+                         f"padding >= 0; got channels={channels}, fc={fc}, padding={padding}")
+    side = ((28 + 2 * padding - 4) // 2 - 4) // 2  # 4 or more for padding >= 0
+    layers = [nn.Conv2d(1, channels[0], 5, padding=padding), nn.ReLU(), nn.MaxPool2d(2),
+              nn.Conv2d(channels[0], channels[1], 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten()]
+    prev = channels[1] * side * side
+    for width in fc:
+        layers += [nn.Linear(prev, width), nn.ReLU()]
+        prev = width
+    return nn.Sequential(*layers, nn.Linear(prev, n_classes))
 
 
 def vgg_style(channels=(16, 32, 64), fc=(512, 512), n_classes: int = 10, in_channels: int = 1,
