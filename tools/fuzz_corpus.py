@@ -5,7 +5,9 @@ and layout, over varied shapes, codebook sizes and densities, one directory per 
 """
 from __future__ import annotations
 
+import struct
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,13 @@ def matrices(rng):
                 yield f"{rows}x{cols}-k{k}-d{density}", W
 
 
+def as_version(data: bytes, version: int) -> bytes:
+    """The file with the container version of its header changed (header checksum redone):
+    row-layout files of versions 1 and 2 load through the conversion to the lane layout."""
+    head = data[:8] + struct.pack("<I", version) + data[12:36]
+    return head + struct.pack("<I", zlib.crc32(head)) + data[40:]
+
+
 def write(out: Path) -> int:
     rng = np.random.default_rng(0)
     count = 0
@@ -44,6 +53,9 @@ def write(out: Path) -> int:
             d.mkdir(parents=True, exist_ok=True)
             (d / name).write_bytes(m.tobytes())
             count += 1
+            if kind.endswith("_rows"):
+                (d / f"{name}-v1").write_bytes(as_version(m.tobytes(), 1))
+                count += 1
     return count
 
 
