@@ -47,7 +47,10 @@ wait
   -o "$out/frombytes_fuzzer"
 
 seeds="$out/seeds"
-[ -d "$seeds" ] || python tools/fuzz_corpus.py "$seeds"
+if [ ! -d "$seeds" ] || [ tools/fuzz_corpus.py -nt "$seeds" ]; then  # new seeds, new corpus
+  rm -rf "$seeds"
+  python tools/fuzz_corpus.py "$seeds"
+fi
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 for c in "${corpora[@]}"; do
   [ -d "$seeds/$c" ] || { echo "no corpus '$c' (see $seeds)" >&2; exit 2; }
