@@ -154,6 +154,30 @@ def test_report_table_picks_the_smallest_lossless_point():
     assert "| 10.00% |" in row and "| 90.50% | 1 |" in row
 
 
+
+def test_report_separates_widths_of_one_model(tmp_path):
+    """Records of one architecture at two widths ([model] arguments) are two tables and two
+    sets of plots; records without arguments (older files) keep the plain title."""
+    def rec(args, acc):
+        point = {"prune": 0.5, "quantize": "cws", "k_fc": 8, "k_conv": 16, "retrain": True}
+        r = {"model": "lenet5", "dataset": "fashion_mnist", "key": json.dumps(point),
+             "point": point, "metrics": {"accuracy": acc}, "baseline": {"accuracy": 90.0},
+             "psi": {"total": 0.03, "fc": 0.02, "conv": 0.1},
+             "layers": [{"format": "HCSR", "psi": 0.02, "us": 3.0}]}
+        if args is not None:
+            r["model_args"] = args
+        return r
+
+    records = [rec({"channels": [20, 50], "fc": [500], "padding": 0}, 91.0), rec({}, 89.0),
+               rec(None, 88.0)]
+    text = report.table(records)
+    assert "### lenet5 (channels=[20, 50], fc=[500], padding=0) on fashion_mnist" in text
+    assert text.count("### lenet5 on fashion_mnist") == 1  # {} and no arguments: one model
+    names = sorted(p.name for p in report.plots(records, tmp_path))
+    assert names == ["lenet5-channels20_50-fc500-padding0-fashion_mnist-psi.png",
+                     "lenet5-channels20_50-fc500-padding0-fashion_mnist-time.png",
+                     "lenet5-fashion_mnist-psi.png", "lenet5-fashion_mnist-time.png"]
+
 def test_killed_sweep_resumes(tmp_path):
     """Kill the sweep (and its workers) once a point is written, cut its last line short as
     a crash mid-write would, and rerun: every point ends up in the file exactly once and

@@ -290,7 +290,8 @@ def run_point(cfg: dict, point: dict, baseline: dict) -> dict:
             entry["us"] = _product_us(m)
         layers.append(entry)
     return {
-        "model": cfg["sweep"]["model"], "dataset": cfg["sweep"]["dataset"],
+        "model": cfg["sweep"]["model"], "model_args": cfg["model"],
+        "dataset": cfg["sweep"]["dataset"],
         "key": point_key(point), "point": point, "kind": task.kind,
         "metrics": evaluate(model, task), "baseline": baseline, "finetune": cfg["finetune"],
         "psi": {"fc": _psi(rows, "Linear"), "conv": _psi(rows, "Conv"),

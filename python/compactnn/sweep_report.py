@@ -8,6 +8,7 @@ below the baseline's (0.3), or test MSE at most 2% above it.
 """
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -45,14 +46,28 @@ def _pct(v) -> str:
     return "-" if v is None else f"{100 * v:.2f}%"
 
 
-def table(records: list[dict]) -> str:
-    """The markdown results table."""
+def _groups(records: list[dict]) -> list[tuple[str, str, list[dict]]]:
+    """The records per model (with its [model] arguments: two widths of one architecture are
+    two models) and dataset, as (title, file stem, records)."""
     groups = defaultdict(list)
     for r in records:
-        groups[(r["model"], r["dataset"])].append(r)
+        args = json.dumps(r.get("model_args") or {}, sort_keys=True)
+        groups[(r["model"], args, r["dataset"])].append(r)
+    out = []
+    for (model, args, dataset), rs in sorted(groups.items()):
+        args = json.loads(args)
+        name = model + (" (" + ", ".join(f"{k}={v}" for k, v in args.items()) + ")" if args else "")
+        stem = "-".join([model] + [k + "_".join(map(str, v if isinstance(v, list) else [v]))
+                                   for k, v in args.items()] + [dataset])
+        out.append((f"{name} on {dataset}", stem, rs))
+    return out
+
+
+def table(records: list[dict]) -> str:
+    """The markdown results table."""
     lines = []
-    for (model, dataset), rs in sorted(groups.items()):
-        lines += [f"### {model} on {dataset}", "",
+    for title, _, rs in _groups(records):
+        lines += [f"### {title}", "",
                   f"Dense baseline: {_metric(rs[0], rs[0]['baseline'])}; {len(rs)} points.", "",
                   "| method | best psi, no loss | FC psi | conv psi | its performance | "
                   "its point (prune, scope, k FC, k conv) | best performance | points |",
@@ -87,11 +102,8 @@ def plots(records: list[dict], out_dir) -> list[Path]:
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    groups = defaultdict(list)
-    for r in records:
-        groups[(r["model"], r["dataset"])].append(r)
     written = []
-    for (model, dataset), rs in sorted(groups.items()):
+    for title, stem, rs in _groups(records):
         classification = "accuracy" in rs[0]["metrics"]
         fig, ax = plt.subplots(figsize=(6, 4))
         for i, q in enumerate(sorted({r["point"]["quantize"] for r in rs})):
@@ -107,9 +119,9 @@ def plots(records: list[dict], out_dir) -> list[Path]:
         _log(ax, "x")
         ax.set_xlabel("psi of the whole network (%)")
         ax.set_ylabel("test accuracy (%)" if classification else "test MSE")
-        ax.set_title(f"{model} on {dataset}")
+        ax.set_title(title)
         ax.legend(fontsize="small")
-        written.append(_save(fig, out_dir / f"{model}-{dataset}-psi.png"))
+        written.append(_save(fig, out_dir / f"{stem}-psi.png"))
         fig, ax = plt.subplots(figsize=(6, 4))
         by_format = defaultdict(list)
         for r in rs:
@@ -122,9 +134,9 @@ def plots(records: list[dict], out_dir) -> list[Path]:
         _log(ax, "y")
         ax.set_xlabel("psi of the layer (%)")
         ax.set_ylabel("matrix-vector product, 1 thread (us)")
-        ax.set_title(f"{model} on {dataset}: layers")
+        ax.set_title(f"{title}: layers")
         ax.legend()
-        written.append(_save(fig, out_dir / f"{model}-{dataset}-time.png"))
+        written.append(_save(fig, out_dir / f"{stem}-time.png"))
     return written
 
 
