@@ -148,6 +148,36 @@ def test_prune_gradually_reaches_the_amount_and_keeps_zeros():
     assert abs(sum(zeros) / (600 + 120) - 0.8) < 0.01 and zeros[1] < 0.8 * 120
 
 
+
+def test_prune_gradually_with_per_layer_amounts():
+    """`layers=` gives layers their own amount; under the global scope the layers sharing
+    the default amount share one threshold, and compress_model with the same settings finds
+    every zero in place."""
+    from compactnn.torch import compress_model, prune_gradually
+
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(64, 40),
+                          nn.ReLU(), nn.Linear(40, 3))
+    X, y = torch.randn(64, 1, 6, 6), torch.randint(0, 3, (64,))
+
+    def conv_kept(name, mod):
+        return 0.0 if isinstance(mod, nn.Conv2d) else None
+
+    prune_gradually(model, (X, y), 0.9, steps=2, epochs_per_step=1, scope="global",
+                    layers=conv_kept, batch_size=16, progress=False)
+    assert (model[0].weight != 0).all()
+    zeros = [(m.weight == 0).sum().item() for m in (model[3], model[5])]
+    assert sum(zeros) == int(0.9 * (64 * 40 + 40 * 3))
+    small = compress_model(model, prune=0.9, quantize=None, prune_scope="global",
+                           layers=lambda n, m: {"prune": 0.0} if n == "0" else None,
+                           progress=False)
+    for name, m in (("3", model[3]), ("5", model[5])):
+        assert np.array_equal(small.get_submodule(name).matrix.to_dense() == 0,
+                              (m.weight == 0).numpy())
+    with pytest.raises(ValueError, match="layer '0'"):
+        prune_gradually(model, (X, y), 0.5, layers=lambda n, m: 1.5 if n == "0" else None,
+                        progress=False)
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"amount": 1.0}, "amount must lie"), ({"steps": 0}, "steps must be"),
     ({"scope": "model"}, "scope must be"), ({"epochs_per_step": 1.5}, "epochs_per_step must"),

@@ -70,6 +70,7 @@ def check_records(records, n):
     (("retrain = [false]", "retrain = [false]\nprune_scope = ['model']"), "prune_scope must"),
     (("[grid]", "[grids]"), "unknown tables"),
     (("retrain = [false]", "retrain = [false]\nprune_steps = [0]"), "prune_steps must be"),
+    (("retrain = [false]", "retrain = [false]\nprune_conv = [1.0]"), "prune_conv holds 1.0"),
     (("[sweep]", "[sweep"), "not valid TOML"),
 ])
 def test_config_errors(tmp_path, change, match):
@@ -88,6 +89,8 @@ def test_grid_points(tmp_path):
     # one-shot points keep the keys of results files written before prune_steps existed
     assert all(p["prune_steps"] == 1 and "prune_steps" not in sweep.point_key(p) for p in pts)
     assert "prune_steps" in sweep.point_key({**pts[0], "prune_steps": 3})
+    assert all(p["prune_conv"] is None and "prune_conv" not in sweep.point_key(p) for p in pts)
+    assert '"prune_conv": 0.0' in sweep.point_key({**pts[0], "prune_conv": 0.0})
 
 
 def test_gradual_pruning_point(tmp_path):
@@ -105,6 +108,28 @@ def test_gradual_pruning_point(tmp_path):
     assert all(d <= 0.11 for d in dens), dens  # 90% of each layer's weights are gone
     assert report.method(record["point"]) == "cws + gradual pruning"
 
+
+
+def test_conv_layers_pruned_apart(tmp_path):
+    """prune_conv gives the conv layers their own fraction (here none) in gradual pruning and
+    in compression; the FC layers share the global threshold."""
+    path = write_config(tmp_path, prune=(0.9,))
+    path.write_text(path.read_text().replace('"lenet_300_100"', '"lenet5"')
+                    .replace("retrain = [false]", "retrain = [false]\nprune_steps = [2]\n"
+                             "prune_conv = [0.0]\nprune_scope = [\"global\"]")
+                    .replace("[finetune]\n", "[finetune]\nprune_epochs = 1\n"))
+    cfg = sweep.load_config(path)
+    (point,) = sweep.points(cfg)
+    task = sweep.load_task(cfg)
+    record = sweep.run_point(cfg, point, sweep.evaluate(sweep.trained_baseline(cfg, task), task))
+    dens = {layer["kind"]: [] for layer in record["layers"]}
+    for layer in record["layers"]:
+        dens[layer["kind"]].append(layer["density"])
+    assert min(dens["Conv2d"]) > 0.9, dens  # a trained conv weight is seldom exactly 0
+    fc_params = [400 * 120, 120 * 84, 84 * 10]
+    kept = sum(d * n for d, n in zip(dens["Linear"], fc_params)) / sum(fc_params)
+    assert abs(kept - 0.1) < 0.005, dens
+    assert "(conv 0)" in report.table([record])
 
 # -- runs --------------------------------------------------------------------------------------
 def test_sweep_then_report_from_the_file_alone(tmp_path, capsys):

@@ -29,8 +29,8 @@ from ._progress import bar
 MODELS = ("lenet_300_100", "lenet5", "vgg_style", "deepdta")
 DATASETS = ("fashion_mnist", "mnist_5k", "kiba_sample")
 QUANTIZERS = ("cws", "pws", "uq", "ecsq")
-GRID_KEYS = {"prune": float, "prune_scope": str, "prune_steps": int, "quantize": str,
-             "k_fc": int, "k_conv": int, "retrain": bool}
+GRID_KEYS = {"prune": float, "prune_conv": float, "prune_scope": str, "prune_steps": int,
+             "quantize": str, "k_fc": int, "k_conv": int, "retrain": bool}
 SWEEP_DEFAULTS = {"model": None, "dataset": None, "seed": 0, "epochs": 10, "lr": 1e-3,
                   "batch_size": 64, "n_train": 0, "n_test": 0,
                   "cache": "~/.cache/compactnn/baselines", "out": None}
@@ -45,8 +45,9 @@ def load_config(path) -> dict:
         [sweep]      model, dataset (required); seed, epochs, lr, batch_size (the baseline's
                      training), n_train / n_test (0: all), cache (baselines), out (results)
         [model]      keyword arguments of the zoo's constructor
-        [grid]       lists: prune, prune_scope ("layer": each layer's fraction; "global":
-                     one threshold over all layers), prune_steps (1: at once; more: gradual
+        [grid]       lists: prune, prune_conv (the conv layers' own fraction; without it
+                     they take `prune`), prune_scope ("layer": each layer's fraction;
+                     "global": one threshold over the layers of one fraction), prune_steps (1: at once; more: gradual
                      pruning with training between the steps), quantize (cws, pws, uq,
                      ecsq), k_fc, k_conv, retrain
         [finetune]   epochs, lr, retrain ("codebook" or "weights"), batch_size; prune_epochs,
@@ -76,10 +77,14 @@ def load_config(path) -> dict:
     if unknown:
         raise ValueError(f"[grid] unknown keys {sorted(unknown)}; known: {sorted(GRID_KEYS)}")
     cfg["grid"] = {}
-    defaults = {"prune": [0.0], "prune_scope": ["layer"], "prune_steps": [1], "quantize": ["cws"],
-                "k_fc": [32], "k_conv": [32], "retrain": [False]}
+    defaults = {"prune": [0.0], "prune_conv": [None], "prune_scope": ["layer"],
+                "prune_steps": [1], "quantize": ["cws"], "k_fc": [32], "k_conv": [32],
+                "retrain": [False]}
     for key, typ in GRID_KEYS.items():
-        values = grid.get(key, defaults[key])
+        if key not in grid:
+            cfg["grid"][key] = defaults[key]
+            continue
+        values = grid[key]
         if not isinstance(values, list) or not values:
             raise ValueError(f"[grid] {key} must be a non-empty list, got {values!r}")
         for v in values:
@@ -119,9 +124,10 @@ def points(cfg: dict) -> list[dict]:
 
 
 def point_key(point: dict) -> str:
-    # One-shot points keep the keys they had before prune_steps existed, so that results
-    # files written then still resume.
-    return json.dumps({k: v for k, v in point.items() if (k, v) != ("prune_steps", 1)},
+    # Points keep the keys they had before prune_steps and prune_conv existed, so that
+    # results files written then still resume.
+    return json.dumps({k: v for k, v in point.items()
+                       if (k, v) not in (("prune_steps", 1), ("prune_conv", None))},
                       sort_keys=True)
 
 
@@ -260,16 +266,24 @@ def run_point(cfg: dict, point: dict, baseline: dict) -> dict:
     task = load_task(cfg)
     model = trained_baseline(cfg, task, log=lambda *a: None)
 
+    conv_prune = point.get("prune_conv")
+
+    def is_conv(mod):
+        return "Conv" in type(mod).__name__
+
     def settings(name, mod):
-        return {"k": point["k_conv"]} if "Conv" in type(mod).__name__ else None
+        if not is_conv(mod):
+            return None
+        return {"k": point["k_conv"], **({} if conv_prune is None else {"prune": conv_prune})}
 
     ft = cfg["finetune"]
     loss = torch.nn.CrossEntropyLoss() if task.kind == "classification" else torch.nn.MSELoss()
-    if point["prune_steps"] > 1 and point["prune"] > 0:
+    if point["prune_steps"] > 1 and max(point["prune"], conv_prune or 0) > 0:
         prune_gradually(model, _batches(task.train, ft["batch_size"], cfg["sweep"]["seed"]),
                         point["prune"], point["prune_steps"], ft["prune_epochs"], loss,
-                        ft["prune_lr"], scope=point["prune_scope"], batch_size=ft["batch_size"],
-                        seed=cfg["sweep"]["seed"], progress=False)
+                        ft["prune_lr"], scope=point["prune_scope"],
+                        layers=lambda name, mod: conv_prune if is_conv(mod) else None,
+                        batch_size=ft["batch_size"], seed=cfg["sweep"]["seed"], progress=False)
 
     model = compress_model(model, prune=point["prune"], quantize=point["quantize"],
                            k=point["k_fc"], prune_scope=point["prune_scope"], layers=settings,

@@ -20,7 +20,8 @@ MSE_RISE = 0.02  # relative
 
 def method(point: dict) -> str:
     pruning = " + gradual pruning" if point.get("prune_steps", 1) > 1 else " + pruning"
-    name = point["quantize"] + (pruning if point["prune"] > 0 else "")
+    pruned = point["prune"] > 0 or (point.get("prune_conv") or 0) > 0
+    name = point["quantize"] + (pruning if pruned else "")
     return name + (" + retraining" if point["retrain"] else "")
 
 
@@ -40,6 +41,12 @@ def _score(record: dict) -> float:
 def _metric(record: dict, metrics: dict | None = None) -> str:
     m = record["metrics"] if metrics is None else metrics
     return f"{m['accuracy']:.2f}%" if "accuracy" in m else f"MSE {m['mse']:.4f}, CI {m['ci']:.3f}"
+
+
+def _point(p: dict) -> str:
+    """prune (conv layers' own fraction), scope, k FC, k conv."""
+    conv = "" if p.get("prune_conv") is None else f" (conv {p['prune_conv']:g})"
+    return f"{p['prune']:g}{conv}, {p.get('prune_scope', 'layer')}, {p['k_fc']}, {p['k_conv']}"
 
 
 def _pct(v) -> str:
@@ -82,8 +89,7 @@ def table(records: list[dict]) -> str:
                 s = min(ok, key=lambda r: r["psi"]["total"])
                 p = s["point"]
                 cells = [_pct(s["psi"]["total"]), _pct(s["psi"]["fc"]), _pct(s["psi"]["conv"]),
-                         _metric(s), f"{p['prune']:g}, {p.get('prune_scope', 'layer')}, "
-                         f"{p['k_fc']}, {p['k_conv']}"]
+                         _metric(s), _point(p)]
             else:
                 cells = ["none", "", "", "", ""]
             lines.append(f"| {name} | " + " | ".join(cells) +

@@ -9,6 +9,8 @@ zeros already in place.
 """
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import nn
 
@@ -18,27 +20,38 @@ from .finetune import _train
 
 def prune_gradually(model: nn.Module, data, amount: float, steps: int = 4,
                     epochs_per_step: int = 2, loss_fn=None, lr: float = 1e-3, *,
-                    scope: str = "layer", batch_size: int = 64, seed: int = 0,
+                    scope: str = "layer", layers=None, batch_size: int = 64, seed: int = 0,
                     progress: bool = True) -> nn.Module:
     """Zero `amount` of the weights of `model`'s compressible layers (by magnitude, per
     layer or with one global threshold as `scope` says) in `steps` steps, training with
     Adam (cosine-decayed rate) for `epochs_per_step` epochs under the mask after each step.
+    layers: a callable (name, module) giving a layer its own amount, or None for `amount`;
+    with scope "global", the layers of one amount share one threshold (as compress_model's
+    `layers=` does), so compress_model with the same settings finds the zeros in place.
     Changes and returns `model` (dense, in eval mode).  data and loss_fn: as in finetune."""
-    if not 0 <= amount < 1:
-        raise ValueError(f"amount must lie in [0, 1), got {amount!r}")
+    def check(a, what="amount"):
+        if isinstance(a, bool) or not isinstance(a, numbers.Real) or not 0 <= a < 1:
+            raise ValueError(f"{what} must lie in [0, 1), got {a!r}")
+        return a
+
+    check(amount)
+    found = compressible_layers(model)
+    own = {n: None if layers is None else layers(n, m) for n, m in found}
+    amounts = [amount if own[n] is None else check(own[n], f"layer {n!r}'s amount")
+               for n, _ in found]
     if scope not in ("layer", "global"):
         raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
     for name, v in (("steps", steps), ("epochs_per_step", epochs_per_step),
                     ("batch_size", batch_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    weights = [mod.weight for _, mod in compressible_layers(model)]
+    weights = [mod.weight for _, mod in found]
     if not weights:
         raise ValueError("the model has no Linear, Conv1d or Conv2d layer to prune")
     loss_fn = nn.CrossEntropyLoss() if loss_fn is None else loss_fn
     generator = torch.Generator().manual_seed(seed)
     for step in range(1, steps + 1):
-        masks = _masks(weights, amount * (1 - (1 - step / steps) ** 3), scope)
+        masks = _masks(weights, amounts, 1 - (1 - step / steps) ** 3, scope)
 
         def remask():  # after every step too: Adam's momentum would revive pruned weights
             with torch.no_grad():
@@ -52,10 +65,11 @@ def prune_gradually(model: nn.Module, data, amount: float, steps: int = 4,
     return model.eval()
 
 
-def _masks(weights, amount: float, scope: str) -> list[torch.Tensor]:
-    """Keep-masks zeroing the `amount` smallest-magnitude weights, per tensor or over all."""
-    def keep(mags: torch.Tensor) -> torch.Tensor:
-        n = int(amount * mags.numel())
+def _masks(weights, amounts, fraction: float, scope: str) -> list[torch.Tensor]:
+    """Keep-masks zeroing `fraction` of each weight's amount by magnitude: per tensor, or
+    with one threshold over the tensors of each amount."""
+    def keep(mags: torch.Tensor, amount: float) -> torch.Tensor:
+        n = int(amount * fraction * mags.numel())
         if n == 0:
             return torch.ones_like(mags, dtype=torch.bool)
         threshold = mags.flatten().kthvalue(n).values
@@ -63,6 +77,11 @@ def _masks(weights, amount: float, scope: str) -> list[torch.Tensor]:
 
     mags = [w.detach().abs() for w in weights]
     if scope == "layer":
-        return [keep(m) for m in mags]
-    flat = keep(torch.cat([m.flatten() for m in mags]))
-    return [f.view_as(m) for f, m in zip(torch.split(flat, [m.numel() for m in mags]), mags)]
+        return [keep(m, a) for m, a in zip(mags, amounts)]
+    masks = [None] * len(mags)
+    for a in set(amounts):
+        group = [i for i, b in enumerate(amounts) if b == a]
+        flat = keep(torch.cat([mags[i].flatten() for i in group]), a)
+        for i, f in zip(group, torch.split(flat, [mags[i].numel() for i in group])):
+            masks[i] = f.view_as(mags[i])
+    return masks
