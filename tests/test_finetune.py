@@ -148,7 +148,6 @@ def test_prune_gradually_reaches_the_amount_and_keeps_zeros():
     assert abs(sum(zeros) / (600 + 120) - 0.8) < 0.01 and zeros[1] < 0.8 * 120
 
 
-
 def test_prune_gradually_with_per_layer_amounts():
     """`layers=` gives layers their own amount; under the global scope the layers sharing
     the default amount share one threshold, and compress_model with the same settings finds
@@ -177,6 +176,7 @@ def test_prune_gradually_with_per_layer_amounts():
     with pytest.raises(ValueError, match="layer '0'"):
         prune_gradually(model, (X, y), 0.5, layers=lambda n, m: 1.5 if n == "0" else None,
                         progress=False)
+
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"amount": 1.0}, "amount must lie"), ({"steps": 0}, "steps must be"),

@@ -252,6 +252,7 @@ def test_hcsr_from_indices_and_from_csr_agree(shape, density, layout):
     assert dense.with_layout(layout).tobytes() == dense.tobytes()  # from its CSR arrays
     assert dense.to_dense().tobytes() == W.tobytes()
 
+
 PEAK = r"""
 import sys
 import numpy as np

@@ -93,15 +93,21 @@ def test_grid_points(tmp_path):
     assert '"prune_conv": 0.0' in sweep.point_key({**pts[0], "prune_conv": 0.0})
 
 
-def test_gradual_pruning_point(tmp_path):
+def gradual_point(tmp_path, grid: str, model: str = "lenet_300_100") -> dict:
+    """The record of the one point of a 90% gradual-pruning grid (`grid`: more [grid] lines),
+    with one epoch per pruning step."""
     path = write_config(tmp_path, prune=(0.9,))
-    path.write_text(path.read_text().replace("retrain = [false]",
-                                             "retrain = [false]\nprune_steps = [3]")
+    path.write_text(path.read_text().replace('"lenet_300_100"', f'"{model}"')
+                    .replace("retrain = [false]", "retrain = [false]\n" + grid)
                     .replace("[finetune]\n", "[finetune]\nprune_epochs = 1\n"))
     cfg = sweep.load_config(path)
     (point,) = sweep.points(cfg)
     task = sweep.load_task(cfg)
-    record = sweep.run_point(cfg, point, sweep.evaluate(sweep.trained_baseline(cfg, task), task))
+    return sweep.run_point(cfg, point, sweep.evaluate(sweep.trained_baseline(cfg, task), task))
+
+
+def test_gradual_pruning_point(tmp_path):
+    record = gradual_point(tmp_path, "prune_steps = [3]")
     check_records([record], 1)
     assert record["point"]["prune_steps"] == 3
     dens = [layer["density"] for layer in record["layers"]]
@@ -109,19 +115,11 @@ def test_gradual_pruning_point(tmp_path):
     assert report.method(record["point"]) == "cws + gradual pruning"
 
 
-
 def test_conv_layers_pruned_apart(tmp_path):
     """prune_conv gives the conv layers their own fraction (here none) in gradual pruning and
     in compression; the FC layers share the global threshold."""
-    path = write_config(tmp_path, prune=(0.9,))
-    path.write_text(path.read_text().replace('"lenet_300_100"', '"lenet5"')
-                    .replace("retrain = [false]", "retrain = [false]\nprune_steps = [2]\n"
-                             "prune_conv = [0.0]\nprune_scope = [\"global\"]")
-                    .replace("[finetune]\n", "[finetune]\nprune_epochs = 1\n"))
-    cfg = sweep.load_config(path)
-    (point,) = sweep.points(cfg)
-    task = sweep.load_task(cfg)
-    record = sweep.run_point(cfg, point, sweep.evaluate(sweep.trained_baseline(cfg, task), task))
+    record = gradual_point(tmp_path, 'prune_steps = [2]\nprune_conv = [0.0]\n'
+                           'prune_scope = ["global"]', model="lenet5")
     dens = {layer["kind"]: [] for layer in record["layers"]}
     for layer in record["layers"]:
         dens[layer["kind"]].append(layer["density"])
@@ -130,6 +128,7 @@ def test_conv_layers_pruned_apart(tmp_path):
     kept = sum(d * n for d, n in zip(dens["Linear"], fc_params)) / sum(fc_params)
     assert abs(kept - 0.1) < 0.005, dens
     assert "(conv 0)" in report.table([record])
+
 
 # -- runs --------------------------------------------------------------------------------------
 def test_sweep_then_report_from_the_file_alone(tmp_path, capsys):
@@ -179,7 +178,6 @@ def test_report_table_picks_the_smallest_lossless_point():
     assert "| 10.00% |" in row and "| 90.50% | 1 |" in row
 
 
-
 def test_report_separates_widths_of_one_model(tmp_path):
     """Records of one architecture at two widths ([model] arguments) are two tables and two
     sets of plots; records without arguments (older files) keep the plain title."""
@@ -202,6 +200,7 @@ def test_report_separates_widths_of_one_model(tmp_path):
     assert names == ["lenet5-channels20_50-fc500-padding0-fashion_mnist-psi.png",
                      "lenet5-channels20_50-fc500-padding0-fashion_mnist-time.png",
                      "lenet5-fashion_mnist-psi.png", "lenet5-fashion_mnist-time.png"]
+
 
 def test_killed_sweep_resumes(tmp_path):
     """Kill the sweep (and its workers) once a point is written, cut its last line short as

@@ -47,9 +47,9 @@ def load_config(path) -> dict:
         [model]      keyword arguments of the zoo's constructor
         [grid]       lists: prune, prune_conv (the conv layers' own fraction; without it
                      they take `prune`), prune_scope ("layer": each layer's fraction;
-                     "global": one threshold over the layers of one fraction), prune_steps (1: at once; more: gradual
-                     pruning with training between the steps), quantize (cws, pws, uq,
-                     ecsq), k_fc, k_conv, retrain
+                     "global": one threshold over the layers of one fraction), prune_steps
+                     (1: at once; more: gradual pruning with training between the steps),
+                     quantize (cws, pws, uq, ecsq), k_fc, k_conv, retrain
         [finetune]   epochs, lr, retrain ("codebook" or "weights"), batch_size; prune_epochs,
                      prune_lr: training after each step of gradual pruning
 

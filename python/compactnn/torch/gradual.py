@@ -36,9 +36,10 @@ def prune_gradually(model: nn.Module, data, amount: float, steps: int = 4,
 
     check(amount)
     found = compressible_layers(model)
-    own = {n: None if layers is None else layers(n, m) for n, m in found}
-    amounts = [amount if own[n] is None else check(own[n], f"layer {n!r}'s amount")
-               for n, _ in found]
+    amounts = []
+    for n, m in found:
+        own = None if layers is None else layers(n, m)
+        amounts.append(amount if own is None else check(own, f"layer {n!r}'s amount"))
     if scope not in ("layer", "global"):
         raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
     for name, v in (("steps", steps), ("epochs_per_step", epochs_per_step),
