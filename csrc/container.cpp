@@ -11,10 +11,11 @@ namespace cnn {
 namespace {
 
 constexpr uint8_t kMagic[8] = {0x89, 'C', 'N', 'N', '\r', '\n', 0x1a, '\n'};
-// Version 2 added HCSR's lane layout (7 sections), version 3 HAM's (7 sections).  Older
-// files still load, converted to the lane layout where it serves: HCSR from version 1, HAM
-// from versions 1 and 2.
-constexpr uint32_t kVersion = 3;
+// Version 2 added HCSR's lane layout (7 sections), version 3 HAM's (7 sections), version 4
+// narrow row counts and row offsets (packed.hpp; before: 4 and 8 bytes each).  Older files
+// still load, converted to the lane layout where it serves: HCSR from version 1, HAM from
+// versions 1 and 2.
+constexpr uint32_t kVersion = 4;
 constexpr size_t kHeaderSize = 40, kSectionHeaderSize = 12;
 
 struct CrcTable {
@@ -82,14 +83,34 @@ std::vector<T> take(const Raw& raw, const char* what) {
   return v;
 }
 
+// The n integers of a section of n * w bytes (PackedInts::bytes): w is 1, 2, 4 or 8 from
+// version 4 on, `old_width` before.
+std::vector<uint64_t> take_ints(const Raw& raw, uint64_t n, uint32_t version, unsigned old_width,
+                                const char* what) {
+  const std::vector<uint8_t> bytes = take<uint8_t>(raw, what);
+  const uint64_t w = n ? bytes.size() / n : 0;
+  const bool sized = n ? bytes.size() % n == 0 && (version >= 4 ? w == 1 || w == 2 || w == 4 || w == 8
+                                                                 : w == old_width)
+                       : bytes.empty();
+  if (!sized)
+    throw FormatError(std::string(what) + " section of " + std::to_string(bytes.size()) +
+                      " bytes does not hold " + std::to_string(n) + " integers of " +
+                      (version >= 4 ? std::string("1, 2, 4 or 8") : std::to_string(old_width)) +
+                      " bytes");
+  std::vector<uint64_t> v(n, 0);
+  for (uint64_t i = 0; i < n; ++i)
+    for (uint64_t b = 0; b < w; ++b) v[i] |= uint64_t(bytes[i * w + b]) << (8 * b);
+  return v;
+}
+
 // HAM or HCSR from the lane layout's sections after the codebook (HcsrLanes::sections).
 template <class F>
 std::unique_ptr<Format> lane_layout(uint64_t rows, uint64_t cols, std::vector<float> codebook,
-                                    const std::vector<Raw>& s) {
+                                    const std::vector<Raw>& s, uint32_t version) {
   return std::make_unique<F>(rows, cols, std::move(codebook), take<uint64_t>(s[1], "params"),
                              take<uint8_t>(s[2], "gap code lengths"),
                              take<uint8_t>(s[3], "value code lengths"),
-                             take<uint32_t>(s[4], "row counts"),
+                             take_ints(s[4], rows, version, 4, "row counts"),
                              take<uint64_t>(s[5], "group offsets"), take<uint32_t>(s[6], "words"));
 }
 
@@ -172,16 +193,16 @@ std::unique_ptr<Format> deserialize(const uint8_t* data, size_t size) {
       return std::make_unique<IndexMap>(rows, cols, std::move(codebook),
                                         take<uint8_t>(s[1], "indices"));
     case FormatId::HAM:
-      if (expected == 7) return lane_layout<HAM>(rows, cols, std::move(codebook), s);
+      if (expected == 7) return lane_layout<HAM>(rows, cols, std::move(codebook), s, version);
       return std::make_unique<HAM>(rows, cols, std::move(codebook),
                                    take<uint8_t>(s[1], "code lengths"),
-                                   take<uint64_t>(s[2], "row offsets"),
+                                   take_ints(s[2], rows + 1, version, 8, "row offsets"),
                                    take<uint64_t>(s[3], "stream"), version < 3);
     case FormatId::HCSR:
-      if (expected == 7) return lane_layout<HCSR>(rows, cols, std::move(codebook), s);
+      if (expected == 7) return lane_layout<HCSR>(rows, cols, std::move(codebook), s, version);
       return std::make_unique<HCSR>(rows, cols, std::move(codebook), take<uint64_t>(s[1], "params"),
                                     take<uint8_t>(s[2], "code lengths"),
-                                    take<uint64_t>(s[3], "row offsets"),
+                                    take_ints(s[3], rows + 1, version, 8, "row offsets"),
                                     take<uint64_t>(s[4], "stream"), version == 1);
   }
   throw FormatError("unknown format");

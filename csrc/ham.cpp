@@ -81,15 +81,16 @@ void HAM::build_rows(const uint32_t* indices, const std::vector<uint64_t>& count
   std::vector<uint8_t> len(lengths_.size());
   for (size_t v = 0; v < len.size(); ++v) len[v] = lengths_[v] == huff::kZeroBits ? 0 : lengths_[v];
   BitWriter w;
-  offsets_.resize(rows_ + 1);
+  std::vector<uint64_t> offsets(rows_ + 1);
   for (uint64_t i = 0; i < rows_; ++i) {
-    offsets_[i] = w.bits();
+    offsets[i] = w.bits();
     for (uint64_t j = 0; j < cols_; ++j) {
       const uint32_t v = indices[i * cols_ + j];
       w.put(codes[v], len[v]);
     }
   }
-  offsets_[rows_] = w.bits();
+  offsets[rows_] = w.bits();
+  offsets_ = PackedInts(offsets);
   stream_ = w.finish();
   build_tables();
 }
@@ -105,7 +106,7 @@ HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, std::vector<
   decoder_ = huff::Decoder(lengths_, huff::table_bits_for(offsets[rows]));
   if (rows * cols && decoder_.max_len() == 0 && !decoder_.zero_bit())
     throw FormatError("code has no symbols but the matrix has entries");
-  offsets_ = std::move(offsets);
+  offsets_ = PackedInts(offsets);
   stream_ = std::move(stream);
   // Decode every row once: each code must be valid and each row must end on its offset.
   // A zero-bit code spends no bits, so there is nothing to check (and no work per entry).
@@ -139,19 +140,21 @@ HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, std::vector<
 
 HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook,
          const std::vector<uint64_t>& params, std::vector<uint8_t> gap_lengths,
-         std::vector<uint8_t> value_lengths, std::vector<uint32_t> counts,
+         std::vector<uint8_t> value_lengths, const std::vector<uint64_t>& counts,
          std::vector<uint64_t> group_words, std::vector<uint32_t> words)
     : Format(rows, cols, std::move(codebook)) {
   // Dense rows: one gap bucket of no raw bits, its code of no bits (the kernels ignore it).
   if (params.empty() || params[0] != rows * cols)
     throw FormatError("HAM's lane layout must hold rows x cols entries");
-  if (params.size() != 4 || params[3] != 0 || gap_lengths != std::vector<uint8_t>{huff::kZeroBits})
+  // (An empty matrix has no gap at all: its one bucket has no code.)
+  const std::vector<uint8_t> no_gaps = {rows * cols ? huff::kZeroBits : uint8_t(0)};
+  if (params.size() != 4 || params[3] != 0 || gap_lengths != no_gaps)
     throw FormatError("HAM's lane layout must code no gaps");
-  if (std::any_of(counts.begin(), counts.end(), [&](uint32_t c) { return c != cols; }))
+  if (std::any_of(counts.begin(), counts.end(), [&](uint64_t c) { return c != cols; }))
     throw FormatError("HAM's lane layout must code every column of every row");
   lanes_ = std::make_unique<HcsrLanes>(rows, cols, codebook_, params[0], params,
                                        std::move(gap_lengths), std::move(value_lengths),
-                                       std::move(counts), std::move(group_words), std::move(words));
+                                       counts, std::move(group_words), std::move(words));
   for (size_t v = 0; v < codebook_.size(); ++v)
     if (codebook_[v] != 0.0f) nnz_ += lanes_->value_counts()[v];
 }
@@ -178,7 +181,7 @@ void HAM::build_tables() {
 
 kernels::HAMView HAM::view() const {
   return {rows_, cols_, index_bits(uint32_t(codebook_.size())), uint32_t(codebook_.size()),
-          codebook_.data(), stream(), offsets_.data(), &decoder_,
+          codebook_.data(), stream(), offsets_.view(), &decoder_,
           multi_.empty() ? nullptr : multi_.data(), huff::kTableBits};
 }
 
@@ -222,7 +225,7 @@ void HAM::linear(const float* X, uint64_t B, float* Y, unsigned threads) const {
 size_t HAM::nbytes() const {
   if (lanes_) return codebook_.size() * 4 + lanes_->nbytes();
   return codebook_.size() * 4 + lengths_.size() + decoder_.nbytes() + multi_.size() * 4 +
-         offsets_.size() * 8 + stream_.size() * 8;
+         offsets_.nbytes() + stream_.size() * 8;
 }
 
 void HAM::decode_rows(uint64_t r0, uint64_t r1, uint32_t* idx, uint32_t zero_index) const {
@@ -238,7 +241,7 @@ void HAM::decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const {
 std::vector<Section> HAM::sections() const {
   // codebook, then the lane layout's sections or code lengths, row offsets, stream
   std::vector<Section> s = lanes_ ? lanes_->sections(rows_ * cols_)
-                                  : std::vector<Section>{lengths_, as_bytes(offsets_),
+                                  : std::vector<Section>{lengths_, offsets_.bytes(),
                                                          as_bytes(stream_)};
   s.insert(s.begin(), as_bytes(codebook_));
   return s;

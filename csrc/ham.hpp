@@ -12,6 +12,7 @@
 #include "hcsr_lanes.hpp"
 #include "huffman.hpp"
 #include "kernels/views.hpp"
+#include "packed.hpp"
 
 namespace cnn {
 
@@ -31,7 +32,7 @@ class HAM final : public Format {
   // must hold all its columns, with no gap code.
   HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook,
       const std::vector<uint64_t>& params, std::vector<uint8_t> gap_lengths,
-      std::vector<uint8_t> value_lengths, std::vector<uint32_t> counts,
+      std::vector<uint8_t> value_lengths, const std::vector<uint64_t>& counts,
       std::vector<uint64_t> group_words, std::vector<uint32_t> words);
 
   FormatId id() const override { return FormatId::HAM; }
@@ -57,7 +58,8 @@ class HAM final : public Format {
   std::vector<uint8_t> lengths_;  // code length per codebook index (0: unused)
   huff::Decoder decoder_;
   std::vector<uint32_t> multi_;  // multi-symbol decode table (kernels/views.hpp)
-  std::vector<uint64_t> offsets_, stream_;
+  PackedInts offsets_;
+  std::vector<uint64_t> stream_;
   std::unique_ptr<HcsrLanes> lanes_;
 };
 

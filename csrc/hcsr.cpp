@@ -149,9 +149,9 @@ void HCSR::encode(const uint64_t* indptr, const Entries& entries, Layout layout)
   std::vector<uint32_t> codes = huff::canonical_codes(lengths_);
   const uint64_t esc = (uint64_t(1) << gap_bits_) - 1;
   BitWriter w;
-  offsets_.resize(rows + 1);
+  std::vector<uint64_t> offsets(rows + 1);
   for (uint64_t i = 0; i < rows; ++i) {
-    offsets_[i] = w.bits();
+    offsets[i] = w.bits();
     auto row = entries.row(i);
     for (uint64_t e = indptr[i]; e < indptr[i + 1]; ++e) {
       const Entry en = row.next();
@@ -160,7 +160,8 @@ void HCSR::encode(const uint64_t* indptr, const Entries& entries, Layout layout)
       if (g == esc) w.put(en.gap - esc, esc_bits_);
     }
   }
-  offsets_[rows] = w.bits();
+  offsets[rows] = w.bits();
+  offsets_ = PackedInts(offsets);
   stream_ = w.finish();
   build_tables();
   if (lanes && 8 + codebook_.size() * 4 + lanes->nbytes() < nbytes()) {
@@ -187,7 +188,7 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
   check_row_offsets(offsets, rows, stream.size());
   decoder_ = huff::Decoder(lengths_, huff::table_bits_for(offsets[rows]));
   if (decoder_.zero_bit()) throw FormatError("HCSR codes must spend at least one bit");
-  offsets_ = std::move(offsets);
+  offsets_ = PackedInts(offsets);
   stream_ = std::move(stream);
   validate();
   if (!convert) {
@@ -217,13 +218,13 @@ void HCSR::drop_rows() {
 
 HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
            const std::vector<uint64_t>& params, std::vector<uint8_t> gap_lengths,
-           std::vector<uint8_t> value_lengths, std::vector<uint32_t> counts,
+           std::vector<uint8_t> value_lengths, const std::vector<uint64_t>& counts,
            std::vector<uint64_t> group_words, std::vector<uint32_t> words)
     : Format(rows, cols, std::move(codebook)) {
   if (params.empty()) throw FormatError("lane layout parameter section is empty");
   nnz_ = params[0];
   lanes_ = std::make_unique<HcsrLanes>(rows, cols, codebook_, nnz_, params, std::move(gap_lengths),
-                                       std::move(value_lengths), std::move(counts),
+                                       std::move(value_lengths), counts,
                                        std::move(group_words), std::move(words));
 }
 
@@ -330,7 +331,7 @@ void HCSR::build_tables() {
 
 kernels::HCSRView HCSR::view() const {
   return {rows_,     cols_,     codebook_.data(),
-          stream(),  offsets_.data(), &decoder_,
+          stream(),  offsets_.view(), &decoder_,
           gap_bits_, esc_bits_, meta_.empty() ? nullptr : meta_.data(),
           value_.data()};
 }
@@ -362,7 +363,7 @@ void HCSR::matmat(const float* X, uint64_t B, float* Y, unsigned threads) const 
 size_t HCSR::nbytes() const {
   if (lanes_) return 8 + codebook_.size() * 4 + lanes_->nbytes();
   return 3 * 8 + codebook_.size() * 4 + lengths_.size() + decoder_.nbytes() +
-         meta_.size() * 2 + value_.size() * 4 + offsets_.size() * 8 + stream_.size() * 8;
+         meta_.size() * 2 + value_.size() * 4 + offsets_.nbytes() + stream_.size() * 8;
 }
 
 void HCSR::to_csr(std::vector<uint64_t>& indptr, std::vector<uint64_t>& col,
@@ -418,7 +419,7 @@ std::vector<Section> HCSR::sections() const {
   }
   std::vector<uint64_t> params = {nnz_, gap_bits_, esc_bits_};
   // codebook, params, code lengths, row offsets, stream
-  return {as_bytes(codebook_), as_bytes(params), lengths_, as_bytes(offsets_),
+  return {as_bytes(codebook_), as_bytes(params), lengths_, offsets_.bytes(),
           as_bytes(stream_)};
 }
 

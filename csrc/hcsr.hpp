@@ -16,6 +16,7 @@
 #include "hcsr_lanes.hpp"
 #include "huffman.hpp"
 #include "kernels/views.hpp"
+#include "packed.hpp"
 
 namespace cnn {
 
@@ -41,7 +42,7 @@ class HCSR final : public Format {
   // From a file's sections in the lane layout (HcsrLanes::sections), validated.
   HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
        const std::vector<uint64_t>& params, std::vector<uint8_t> gap_lengths,
-       std::vector<uint8_t> value_lengths, std::vector<uint32_t> counts,
+       std::vector<uint8_t> value_lengths, const std::vector<uint64_t>& counts,
        std::vector<uint64_t> group_words, std::vector<uint32_t> words);
 
   FormatId id() const override { return FormatId::HCSR; }
@@ -85,7 +86,8 @@ class HCSR final : public Format {
   // One-lookup decode tables (kernels/views.hpp), built when the matrix is large enough.
   std::vector<uint16_t> meta_;
   std::vector<float> value_;
-  std::vector<uint64_t> offsets_, stream_;
+  PackedInts offsets_;
+  std::vector<uint64_t> stream_;
 };
 
 }  // namespace cnn

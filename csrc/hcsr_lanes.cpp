@@ -175,8 +175,9 @@ std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t rows, uint64_t cols,
 
   // Each group: the lanes' bits, then their words in the order the decoder reads them
   // (kernels/lanes.hpp, replayed here on the entry counts and lengths).
-  lanes->counts_.resize(rows);
-  for (uint64_t i = 0; i < rows; ++i) lanes->counts_[i] = uint32_t(indptr[i + 1] - indptr[i]);
+  std::vector<uint64_t> counts(rows);
+  for (uint64_t i = 0; i < rows; ++i) counts[i] = indptr[i + 1] - indptr[i];
+  lanes->counts_ = PackedInts(counts);
   const uint64_t groups = (rows + kGroupRows - 1) / kGroupRows;
   lanes->group_words_.assign(1, 0);
   for (uint64_t g = 0; g < groups; ++g) {
@@ -235,7 +236,7 @@ template std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t, uint64_t, const s
 
 HcsrLanes::HcsrLanes(uint64_t rows, uint64_t cols, const std::vector<float>& codebook, uint64_t nnz,
                      const std::vector<uint64_t>& params, std::vector<uint8_t> gap_lengths,
-                     std::vector<uint8_t> value_lengths, std::vector<uint32_t> counts,
+                     std::vector<uint8_t> value_lengths, const std::vector<uint64_t>& counts,
                      std::vector<uint64_t> group_words, std::vector<uint32_t> words)
     : rows_(rows), cols_(cols) {
   if (cols > kMaxCols) throw FormatError("lane layout needs fewer than 2^31 columns");
@@ -267,8 +268,8 @@ HcsrLanes::HcsrLanes(uint64_t rows, uint64_t cols, const std::vector<float>& cod
   if (counts.size() != rows)
     throw FormatError("lane layout row counts section does not hold rows counts");
   uint64_t total = 0;
-  for (uint32_t c : counts) {
-    if (c > cols || c >= (1u << 31)) throw FormatError("a row count exceeds the columns");
+  for (uint64_t c : counts) {
+    if (c > cols) throw FormatError("a row count exceeds the columns");
     total += c;
   }
   if (total != nnz)
@@ -282,7 +283,7 @@ HcsrLanes::HcsrLanes(uint64_t rows, uint64_t cols, const std::vector<float>& cod
     if (group_words[g + 1] < group_words[g])
       throw FormatError("lane layout group offsets decrease");
   if (nnz / 32 > words.size()) throw FormatError("lane layout words are too few for the entries");
-  counts_ = std::move(counts);
+  counts_ = PackedInts(counts);
   group_words_ = std::move(group_words);
   words_ = std::move(words);
   words_.resize(words_.size() + kLanes, 0);
@@ -346,7 +347,7 @@ kernels::HcsrLanesView HcsrLanes::view(const float* codebook) const {
   return {rows_,
           cols_,
           group_rows_,
-          counts_.data(),
+          counts_.view(),
           group_words_.data(),
           words_.data(),
           gap_table_.data(),
@@ -371,7 +372,7 @@ void HcsrLanes::decode_rows(uint64_t r0, uint64_t r1, uint32_t* idx) const {
 }
 
 size_t HcsrLanes::nbytes() const {
-  return 4 * 8 + gap_lengths_.size() + value_lengths_.size() + counts_.size() * 4 +
+  return 4 * 8 + gap_lengths_.size() + value_lengths_.size() + counts_.nbytes() +
          group_words_.size() * 8 + words_.size() * 4 +
          (gap_table_.size() + value_code_.size()) * 4 + value_.size() * 4 +
          gap_by_rank_.size() * 4 + value_by_rank_.size() * 4 + 2 * sizeof(gap_code_);
@@ -381,7 +382,7 @@ std::vector<Section> HcsrLanes::sections(uint64_t nnz) const {
   std::vector<uint64_t> params = {nnz, group_rows_, m_, r0_};
   std::vector<uint32_t> words(words_.begin(), words_.end() - kLanes);
   return {as_bytes(params),  gap_lengths_,           value_lengths_,
-          as_bytes(counts_), as_bytes(group_words_), as_bytes(words)};
+          counts_.bytes(), as_bytes(group_words_), as_bytes(words)};
 }
 
 }  // namespace cnn

@@ -5,7 +5,7 @@
 // canonical Huffman codes of at most 7 bits, so each decodes with one 128-entry lookup, and
 // an entry never exceeds 32 bits.  Rows are decoded in groups of group_rows by 16 lanes
 // that take the group's rows in turn; each group's words are stored in the order the lanes
-// ask for them.  Per row an entry count (u32) replaces HCSR's 64-bit bit offset.
+// ask for them.  Per row an entry count (packed.hpp: 1-4 bytes) replaces the bit offset.
 //
 // Buckets follow from two parameters: bucket i starts at base_i (base_0 = 0) and holds
 // 2^raw_i gaps, raw_i = max(r0, bit_width(base_i) - 1 - m): exact small gaps, then 2^m
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "format.hpp"
+#include "packed.hpp"
 #include "kernels/views.hpp"
 
 namespace cnn {
@@ -38,7 +39,7 @@ class HcsrLanes {
   // From a file's sections; FormatError unless every group decodes exactly.
   HcsrLanes(uint64_t rows, uint64_t cols, const std::vector<float>& codebook, uint64_t nnz,
             const std::vector<uint64_t>& params, std::vector<uint8_t> gap_lengths,
-            std::vector<uint8_t> value_lengths, std::vector<uint32_t> counts,
+            std::vector<uint8_t> value_lengths, const std::vector<uint64_t>& counts,
             std::vector<uint64_t> group_words, std::vector<uint32_t> words);
 
   kernels::HcsrLanesView view(const float* codebook) const;
@@ -62,7 +63,8 @@ class HcsrLanes {
   uint64_t rows_ = 0, cols_ = 0, group_rows_ = kGroupRows;
   unsigned m_ = 0, r0_ = 0;
   std::vector<uint8_t> gap_lengths_, value_lengths_;  // 0 unused, 1..7, 255: the only code, 0 bits
-  std::vector<uint32_t> counts_, words_;
+  PackedInts counts_;
+  std::vector<uint32_t> words_;
   std::vector<uint64_t> value_counts_;
   std::vector<uint64_t> group_words_;
   std::vector<uint32_t> gap_table_, value_code_, gap_by_rank_;

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import compactnn as cn
+from conftest import random_quantized
 
 FORMATS = [cn.IndexMap, cn.HAM, cn.HCSR]
 FORMAT_IDS = {cn.IndexMap: 1, cn.HAM: 2, cn.HCSR: 3}
@@ -115,6 +116,26 @@ class File:
 
     def set_u64(self, i, values):
         self.sections[i] = struct.pack(f"<{len(values)}Q", *values)
+
+    def ints(self, i) -> list[int]:
+        """Section i as the integers of a row offsets section (rows + 1) or, in the lane
+        layout, a row counts section (rows), at the width the file gives them."""
+        s = self.sections[i]
+        n = self.rows if self.nsections == 7 else self.rows + 1
+        w = len(s) // n if n else 0
+        return [int.from_bytes(s[j * w : (j + 1) * w], "little") for j in range(n)]
+
+    def set_ints(self, i, values, width=8):
+        self.sections[i] = b"".join(int(v).to_bytes(width, "little") for v in values)
+
+    def with_version(self, version):
+        """This file as `version` writes it: before version 4, row counts take 4 bytes and
+        row offsets 8 bytes each."""
+        if version < 4 and self.format_id != 1:
+            i = 4 if self.nsections == 7 else self.nsections - 2
+            self.set_ints(i, self.ints(i), 4 if self.nsections == 7 else 8)
+        self.version = version
+        return self
 
     def set_floats(self, i, values):
         self.sections[i] = np.asarray(values, dtype="<f4").tobytes()
@@ -457,7 +478,7 @@ def test_bad_magic(fmt, magic):
 
 
 @ALL
-@pytest.mark.parametrize("version", [0, 4, 0xFFFFFFFF])
+@pytest.mark.parametrize("version", [0, 5, 0xFFFFFFFF])
 def test_bad_version(fmt, version):
     expect_format_error(_mutated(fmt, _set(version=version)), match="version")
 
@@ -553,10 +574,57 @@ def test_index_map_rows_mismatch(rows):
 @HUFFMAN
 def test_offsets_length_mismatch(fmt):
     def mutate(f):
-        off = f.u64(OFFSETS[fmt])
-        f.set_u64(OFFSETS[fmt], off + [off[-1]])
+        off = f.ints(OFFSETS[fmt])
+        f.set_ints(OFFSETS[fmt], off + [off[-1]])
 
     expect_format_error(_mutated(fmt, mutate))
+
+
+def _layouts(W):
+    """W in every layout of HAM and HCSR (the lane layout where it holds W)."""
+    for fmt in (cn.HAM, cn.HCSR):
+        for layout in ("rows", "lanes"):
+            try:
+                yield fmt.from_dense(W).with_layout(layout)
+            except ValueError:
+                pass
+
+
+@pytest.mark.parametrize("shape, density", [((3, 5), 1.0), ((40, 300), 0.3), ((300, 40), 0.05),
+                                            ((20, 3000), 1.0), ((0, 7), 1.0), ((5, 0), 1.0)])
+def test_row_offsets_and_counts_take_the_narrowest_width(shape, density):
+    """Row offsets and row counts are written in the fewest of 1, 2, 4 or 8 bytes that hold
+    the largest, and a file of version 3 (4-byte counts, 8-byte offsets) loads as the same
+    matrix, written back narrow."""
+    W = random_quantized(np.random.default_rng(5), *shape, 5, density=density)
+    for m in _layouts(W):
+        f = File(m.tobytes())
+        i = 4 if f.nsections == 7 else f.nsections - 2
+        values = f.ints(i)
+        width = next(w for w in (1, 2, 4, 8) if max(values, default=0) < 256**w)
+        assert len(f.sections[i]) == width * len(values), (m, m.layout)
+        old = File(m.tobytes()).with_version(3)
+        assert len(old.sections[i]) == (4 if f.nsections == 7 else 8) * len(values)
+        loaded = cn.frombytes(old.tobytes())
+        assert loaded.layout == m.layout and loaded.nbytes == m.nbytes
+        assert loaded.tobytes() == m.tobytes()
+        np.testing.assert_array_equal(bits(loaded.to_dense()), bits(W))
+        wide = File(m.tobytes())  # 8 bytes each is allowed from version 4 on, if wasteful
+        wide.set_ints(i, values, 8)
+        assert cn.frombytes(wide.tobytes()).tobytes() == m.tobytes()
+
+
+def test_row_offsets_and_counts_of_a_bad_width():
+    W = random_quantized(np.random.default_rng(6), 30, 200, 5, density=0.5)
+    for m in _layouts(W):
+        f = File(m.tobytes())
+        i = 4 if f.nsections == 7 else f.nsections - 2
+        values = f.ints(i)
+        f.set_ints(i, values, 3)
+        expect_format_error(f.tobytes(), match="1, 2, 4 or 8 bytes")
+        f.set_ints(i, values, 2)
+        f.version = 3
+        expect_format_error(f.tobytes(), match=f"integers of {4 if f.nsections == 7 else 8} bytes")
 
 
 @ALL
@@ -588,9 +656,9 @@ def test_section_length_too_short(fmt):
 @HUFFMAN
 def test_row_offset_not_starting_at_zero(fmt):
     def mutate(f):
-        off = f.u64(OFFSETS[fmt])
+        off = f.ints(OFFSETS[fmt])
         off[0] = 1
-        f.set_u64(OFFSETS[fmt], off)
+        f.set_ints(OFFSETS[fmt], off)
 
     expect_format_error(_mutated(fmt, mutate))
 
@@ -598,10 +666,10 @@ def test_row_offset_not_starting_at_zero(fmt):
 @HUFFMAN
 def test_decreasing_row_offsets(fmt):
     def mutate(f):
-        off = f.u64(OFFSETS[fmt])
+        off = f.ints(OFFSETS[fmt])
         assert off[3] > off[2]
         off[2], off[3] = off[3], off[2]
-        f.set_u64(OFFSETS[fmt], off)
+        f.set_ints(OFFSETS[fmt], off)
 
     expect_format_error(_mutated(fmt, mutate))
 
@@ -609,9 +677,9 @@ def test_decreasing_row_offsets(fmt):
 @HUFFMAN
 def test_decreasing_row_offsets_huge(fmt):
     def mutate(f):
-        off = f.u64(OFFSETS[fmt])
+        off = f.ints(OFFSETS[fmt])
         off[1] = 2**64 - 1
-        f.set_u64(OFFSETS[fmt], off)
+        f.set_ints(OFFSETS[fmt], off)
 
     expect_format_error(_mutated(fmt, mutate))
 
@@ -620,9 +688,9 @@ def test_decreasing_row_offsets_huge(fmt):
 @pytest.mark.parametrize("delta", [1, 64, 2**40, 2**63])
 def test_last_offset_beyond_stream(fmt, delta):
     def mutate(f):
-        off = f.u64(OFFSETS[fmt])
+        off = f.ints(OFFSETS[fmt])
         off[-1] += delta
-        f.set_u64(OFFSETS[fmt], off)
+        f.set_ints(OFFSETS[fmt], off)
 
     expect_format_error(_mutated(fmt, mutate))
 
@@ -633,9 +701,9 @@ def test_last_offset_max(fmt):
     for last in (2**64 - 1, 2**64 - 63, 2**64 - 64):
 
         def mutate(f, last=last):
-            off = f.u64(OFFSETS[fmt])
+            off = f.ints(OFFSETS[fmt])
             off[-1] = last
-            f.set_u64(OFFSETS[fmt], off)
+            f.set_ints(OFFSETS[fmt], off)
 
         expect_format_error(_mutated(fmt, mutate))
 
@@ -643,11 +711,11 @@ def test_last_offset_max(fmt):
 @HUFFMAN
 def test_inner_offset_beyond_stream(fmt):
     def mutate(f):
-        off = f.u64(OFFSETS[fmt])
+        off = f.ints(OFFSETS[fmt])
         words = len(f.sections[STREAM[fmt]]) // 8
         off[1:-1] = [words * 64 + 1000] * (len(off) - 2)
         off[-1] = words * 64 + 1000
-        f.set_u64(OFFSETS[fmt], off)
+        f.set_ints(OFFSETS[fmt], off)
 
     expect_format_error(_mutated(fmt, mutate))
 
@@ -790,7 +858,7 @@ def test_ham_two_zero_bit_lengths():
 def test_ham_zero_bit_code_with_stream_bits():
     m = cn.HAM.from_dense(np.full((3, 4), np.float32(2.0)))
     f = File(m.tobytes())
-    f.set_u64(2, [0, 1, 2, 3])
+    f.set_ints(2, [0, 1, 2, 3])
     f.set_u64(3, [0, 0])
     expect_format_error(f.tobytes())
 
@@ -806,7 +874,7 @@ def test_ham_incomplete_code_invalid_bits():
     """Lengths {1} only: the code '1' is invalid and must be reported, not decoded."""
     m = cn.HAM.from_codebook(np.float32([1, 2]), np.array([[0, 1, 0, 1]]))
     f = File(m.tobytes())
-    assert f.u64(2) == [0, 4]
+    assert f.ints(2) == [0, 4]
     f.sections[1] = bytes([1, 0])
     stream = bytearray(f.sections[3])
     stream[0] = 0b1111_0000
@@ -822,7 +890,7 @@ def test_ham_long_incomplete_code_invalid_bits():
     lengths = bytes(range(1, k + 1))  # Kraft sum 1 - 2^-20: the all-ones code is unused
     f.sections[1] = lengths
     bits_total = 20 * 3
-    f.set_u64(2, [0, bits_total])
+    f.set_ints(2, [0, bits_total])
     stream = b"\xff" * 8 + b"\x00" * 8
     f.sections[3] = stream
     expect_format_error(f.tobytes(), match="invalid code")
@@ -831,10 +899,10 @@ def test_ham_long_incomplete_code_invalid_bits():
 def test_ham_row_ends_early_and_overruns():
     m = cn.HAM.from_codebook(np.float32([1, 2]), np.array([[0, 1, 0, 1], [1, 1, 1, 0]]))
     f = File(m.tobytes())
-    assert f.u64(2) == [0, 4, 8]
+    assert f.ints(2) == [0, 4, 8]
     for offsets in ([0, 3, 8], [0, 5, 8], [0, 4, 7]):
         g = File(m.tobytes())
-        g.set_u64(2, offsets)
+        g.set_ints(2, offsets)
         expect_format_error(g.tobytes(), match="row")
 
 
@@ -867,7 +935,7 @@ def test_hcsr_with_zero_bit_length():
     assert lengths.count(1) == 1 and lengths.count(0) == len(lengths) - 1
     lengths[lengths.index(1)] = 255
     f.sections[2] = bytes(lengths)
-    f.set_u64(3, [0, 0, 0, 0])
+    f.set_ints(3, [0, 0, 0, 0])
     f.set_u64(4, [0])
     expect_format_error(f.tobytes(), match="bit")
     # And with the original (non-empty) stream:
@@ -990,11 +1058,11 @@ def test_hcsr_escape_beyond_row_bits():
     f = File(m.tobytes())
     p = _hcsr_params(f)
     assert p[2] > 0
-    off = f.u64(3)
+    off = f.ints(3)
     row_bits = off[1] - off[0]
     for cut in range(1, row_bits):
         g = File(m.tobytes())
-        g.set_u64(3, [0, off[1] - cut, off[2] - cut])
+        g.set_ints(3, [0, off[1] - cut, off[2] - cut])
         g.sections[4] = g.sections[4][: 8 * ((off[2] - cut + 63) // 64 + 1)]
         data = g.tobytes()
         expect_format_error(data)

@@ -11,8 +11,7 @@ from compactnn import _core
 from conftest import random_quantized, reference_error
 from test_files import File, expect_format_error
 from test_kernels import ISAS, restore_isa  # noqa: F401 (fixture)
-from test_lanes import (COUNTS, GAP_LENGTHS, PARAMS, VALUE_LENGTHS, WORDS, _param, _set_u32,
-                        _u32, check)
+from test_lanes import COUNTS, GAP_LENGTHS, PARAMS, VALUE_LENGTHS, WORDS, _param, check
 
 
 def lanes(W):
@@ -138,14 +137,13 @@ def test_older_files_are_converted(version):
     where Auto takes it; a version 3 file in the row layout stays in it."""
     W, m = _sample()
     f = File(m.with_layout("rows").tobytes())
-    assert f.version == 3 and f.nsections == 4
+    assert f.version == 4 and f.nsections == 4
     assert cn.frombytes(f.tobytes()).layout == "rows"
-    f.version = version
+    f.with_version(version)
     old = cn.frombytes(f.tobytes())
     assert old.layout == "lanes" and old.tobytes() == m.tobytes()
     np.testing.assert_array_equal(old.to_dense(), W)
-    f = File(m.tobytes())
-    f.version = version
+    f = File(m.tobytes()).with_version(version)
     expect_format_error(f.tobytes(), match="section count")
 
 
@@ -156,9 +154,9 @@ def _mutated(mutate) -> bytes:
 
 
 def _one_row_short(f):
-    counts = _u32(f, COUNTS)
+    counts = f.ints(COUNTS)
     counts[-1] -= 1
-    _set_u32(f, COUNTS, counts)
+    f.set_ints(COUNTS, counts)
 
 
 @pytest.mark.parametrize("mutate, match", [

@@ -187,14 +187,13 @@ def test_version_1_files_are_converted():
     the row layout stays in it."""
     W, m = _sample()
     f = File(m.with_layout("rows").tobytes())
-    assert f.version == 3 and f.nsections == 5
+    assert f.version == 4 and f.nsections == 5
     assert cn.frombytes(f.tobytes()).layout == "rows"
-    f.version = 1
+    f.with_version(1)
     old = cn.frombytes(f.tobytes())
     assert old.layout == "lanes" and old.tobytes() == m.tobytes()
     np.testing.assert_array_equal(old.to_dense(), W)
-    f = File(m.tobytes())
-    f.version = 1
+    f = File(m.tobytes()).with_version(1)
     expect_format_error(f.tobytes(), match="section count")
 
 
@@ -202,15 +201,6 @@ def _mutated(mutate) -> bytes:
     f = File(_sample()[1].tobytes())
     mutate(f)
     return f.tobytes()
-
-
-def _u32(f, i):
-    s = f.sections[i]
-    return list(struct.unpack(f"<{len(s) // 4}I", s))
-
-
-def _set_u32(f, i, values):
-    f.sections[i] = struct.pack(f"<{len(values)}I", *values)
 
 
 def _param(i, value):
@@ -242,10 +232,10 @@ def _param(i, value):
      "prefix code"),
     (lambda f: f.sections.__setitem__(VALUE_LENGTHS, bytes([7] * len(f.sections[VALUE_LENGTHS]))),
      None),
-    (lambda f: _set_u32(f, COUNTS, _u32(f, COUNTS)[:-1]), "row counts"),
-    (lambda f: _set_u32(f, COUNTS, [301] + _u32(f, COUNTS)[1:]), "exceeds"),
-    (lambda f: _set_u32(f, COUNTS, [2**32 - 1] + _u32(f, COUNTS)[1:]), "exceeds"),
-    (lambda f: _set_u32(f, COUNTS, _u32(f, COUNTS)[1:] + _u32(f, COUNTS)[:1]), None),
+    (lambda f: f.set_ints(COUNTS, f.ints(COUNTS)[:-1]), "row counts"),
+    (lambda f: f.set_ints(COUNTS, [301] + f.ints(COUNTS)[1:]), "exceeds"),
+    (lambda f: f.set_ints(COUNTS, [2**32 - 1] + f.ints(COUNTS)[1:]), "exceeds"),
+    (lambda f: f.set_ints(COUNTS, f.ints(COUNTS)[1:] + f.ints(COUNTS)[:1]), None),
     (lambda f: f.set_u64(GROUP_WORDS, f.u64(GROUP_WORDS)[:-1]), "group offsets"),
     (lambda f: f.set_u64(GROUP_WORDS, [1] + f.u64(GROUP_WORDS)[1:]), "group offsets"),
     (lambda f: f.set_u64(GROUP_WORDS, [0, 2**64 - 1, f.u64(GROUP_WORDS)[-1]]), "decrease"),

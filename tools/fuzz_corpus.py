@@ -30,10 +30,27 @@ def matrices(rng):
 
 
 def as_version(data: bytes, version: int) -> bytes:
-    """The file with the container version of its header changed (header checksum redone):
-    row-layout files of versions 1 and 2 load through the conversion to the lane layout."""
+    """A row-layout file as an older `version` writes it: the header's version changed (its
+    checksum redone) and the row offsets (the next-to-last section) widened to 8 bytes each
+    (version 4 packs them).  Row-layout files of versions 1 and 2 load through the conversion
+    to the lane layout."""
+    rows = struct.unpack_from("<Q", data, 16)[0]
+    nsections = struct.unpack_from("<I", data, 32)[0]
     head = data[:8] + struct.pack("<I", version) + data[12:36]
-    return head + struct.pack("<I", zlib.crc32(head)) + data[40:]
+    out = bytearray(head + struct.pack("<I", zlib.crc32(head)))
+    pos = 40
+    for i in range(nsections):
+        length = struct.unpack_from("<Q", data, pos)[0]
+        payload = data[pos + 12 : pos + 12 + length]
+        pos += 12 + length
+        if i == nsections - 2:
+            w = length // (rows + 1)
+            payload = b"".join(
+                int.from_bytes(payload[j * w : (j + 1) * w], "little").to_bytes(8, "little")
+                for j in range(rows + 1)
+            )
+        out += struct.pack("<QI", len(payload), zlib.crc32(payload)) + payload
+    return bytes(out)
 
 
 def write(out: Path) -> int:

@@ -261,20 +261,20 @@ inline void hcsr_matvec_rows(const HCSRView& v, const float* x, float* y, uint64
       acc = madd(w, x[col - 1], acc);
     };
     for (; i + 4 <= r1; i += 4) {
-      const uint64_t* off = v.offsets + i;
-      uint64_t p0 = off[0], p1 = off[1], p2 = off[2], p3 = off[3];
+      const uint64_t end[4] = {v.offsets[i + 1], v.offsets[i + 2], v.offsets[i + 3], v.offsets[i + 4]};
+      uint64_t p0 = v.offsets[i], p1 = end[0], p2 = end[1], p3 = end[2];
       uint64_t c0 = 0, c1 = 0, c2 = 0, c3 = 0;
       float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-      while (p0 < off[1] && p1 < off[2] && p2 < off[3] && p3 < off[4]) {
+      while (p0 < end[0] && p1 < end[1] && p2 < end[2] && p3 < end[3]) {
         step(p0, c0, a0);
         step(p1, c1, a1);
         step(p2, c2, a2);
         step(p3, c3, a3);
       }
-      while (p0 < off[1]) step(p0, c0, a0);
-      while (p1 < off[2]) step(p1, c1, a1);
-      while (p2 < off[3]) step(p2, c2, a2);
-      while (p3 < off[4]) step(p3, c3, a3);
+      while (p0 < end[0]) step(p0, c0, a0);
+      while (p1 < end[1]) step(p1, c1, a1);
+      while (p2 < end[2]) step(p2, c2, a2);
+      while (p3 < end[3]) step(p3, c3, a3);
       y[i] = a0;
       y[i + 1] = a1;
       y[i + 2] = a2;
@@ -282,8 +282,9 @@ inline void hcsr_matvec_rows(const HCSRView& v, const float* x, float* y, uint64
     }
     for (; i < r1; ++i) {
       uint64_t p = v.offsets[i], col = 0;
+      const uint64_t end = v.offsets[i + 1];
       float acc = 0;
-      while (p < v.offsets[i + 1]) step(p, col, acc);
+      while (p < end) step(p, col, acc);
       y[i] = acc;
     }
     return;

@@ -1,6 +1,7 @@
 // What a kernel sees of each format: plain pointers and sizes, no ownership.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 namespace cnn {
 namespace huff {
@@ -8,6 +9,19 @@ class Decoder;
 }
 
 namespace kernels {
+
+// Integers of 1, 2, 4 or 8 bytes each (packed.hpp), followed by 7 readable bytes: any one
+// loads as 8 bytes and a mask, with no branch on the width.
+struct Packed {
+  const uint8_t* data;
+  unsigned shift;  // log2 of the width in bytes
+  uint64_t mask;
+  uint64_t operator[](uint64_t i) const {
+    uint64_t v;
+    std::memcpy(&v, data + (i << shift), 8);  // little-endian, like every supported CPU
+    return v & mask;
+  }
+};
 
 struct IMView {
   uint64_t rows, cols;
@@ -23,7 +37,7 @@ struct HAMView {
   uint32_t k;
   const float* codebook;
   const uint8_t* stream;
-  const uint64_t* offsets;
+  Packed offsets;  // rows + 1 bit offsets
   const huff::Decoder* decoder;
   // Up to 3 symbols per lookup (k <= 256; null for small matrices): entry = symbols in
   // bytes 0-2 | symbol count << 24 | total length << 27; 0 for a code longer than the table.
@@ -37,7 +51,7 @@ struct HCSRView {
   uint64_t rows, cols;
   const float* codebook;
   const uint8_t* stream;
-  const uint64_t* offsets;
+  Packed offsets;  // rows + 1 bit offsets
   const huff::Decoder* decoder;
   unsigned gap_bits, esc_bits;
   // One lookup per entry: meta = length | column step (gap + 1) << 5 | kEscapeEntry (a raw
@@ -57,7 +71,7 @@ constexpr uint32_t kBadCode = 0xFFFFFFFFu;  // table entry of a prefix no code s
 struct HcsrLanesView {
   uint64_t rows, cols;
   uint64_t group_rows;          // a multiple of kLanes
-  const uint32_t* counts;       // entries of each row
+  Packed counts;                // entries of each row
   const uint64_t* group_words;  // groups + 1 word offsets of the groups' streams
   const uint32_t* words;        // the streams, then kLanes zero words of padding
   // Indexed by the next 7 bits: gap code = length | raw bits << 3 | bucket base << 8;
