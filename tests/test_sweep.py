@@ -130,6 +130,25 @@ def test_conv_layers_pruned_apart(tmp_path):
     assert "(conv 0)" in report.table([record])
 
 
+def test_a_point_does_not_depend_on_the_points_before_it(tmp_path):
+    """Worker processes run several points each: a point seeds torch's global generator
+    (build_model; dropout draws from it), so what it draws does not depend on what ran
+    before it, and its record says on how many threads it ran."""
+    import torch
+
+    cfg = sweep.load_config(write_config(tmp_path, prune=(0.5,)))
+    (point,) = sweep.points(cfg)
+    task = sweep.load_task(cfg)
+    baseline = sweep.evaluate(sweep.trained_baseline(cfg, task), task)
+    after = []
+    for before in (0, 1000):
+        torch.rand(before)  # what another point would have drawn
+        record = sweep.run_point(cfg, point, baseline)
+        after.append((record["metrics"], record["psi"], torch.rand(4).tolist()))
+        assert record["threads"] == torch.get_num_threads()
+    assert after[0] == after[1]
+
+
 # -- runs --------------------------------------------------------------------------------------
 def test_sweep_then_report_from_the_file_alone(tmp_path, capsys):
     cfg_path = write_config(tmp_path)

@@ -311,6 +311,9 @@ def run_point(cfg: dict, point: dict, baseline: dict) -> dict:
         "psi": {"fc": _psi(rows, "Linear"), "conv": _psi(rows, "Conv"),
                 "total": model_nbytes(model) / dense_nbytes(model)},
         "layers": layers, "seconds": round(time.perf_counter() - t0, 2),
+        # Training sums in another order on another thread count: a point reruns to the
+        # same figures on as many threads.
+        "threads": torch.get_num_threads(),
         "host": platform.node(), "date": datetime.date.today().isoformat(),
     }
 
