@@ -89,10 +89,8 @@ std::vector<uint64_t> take_ints(const Raw& raw, uint64_t n, uint32_t version, un
                                 const char* what) {
   const std::vector<uint8_t> bytes = take<uint8_t>(raw, what);
   const uint64_t w = n ? bytes.size() / n : 0;
-  const bool sized = n ? bytes.size() % n == 0 && (version >= 4 ? w == 1 || w == 2 || w == 4 || w == 8
-                                                                 : w == old_width)
-                       : bytes.empty();
-  if (!sized)
+  const bool width_ok = version >= 4 ? w == 1 || w == 2 || w == 4 || w == 8 : w == old_width;
+  if (n ? bytes.size() != n * w || !width_ok : !bytes.empty())
     throw FormatError(std::string(what) + " section of " + std::to_string(bytes.size()) +
                       " bytes does not hold " + std::to_string(n) + " integers of " +
                       (version >= 4 ? std::string("1, 2, 4 or 8") : std::to_string(old_width)) +

@@ -96,7 +96,7 @@ void HAM::build_rows(const uint32_t* indices, const std::vector<uint64_t>& count
 }
 
 HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, std::vector<uint8_t> lengths,
-         std::vector<uint64_t> offsets, std::vector<uint64_t> stream, bool convert)
+         const std::vector<uint64_t>& offsets, std::vector<uint64_t> stream, bool convert)
     : Format(rows, cols, std::move(codebook)) {
   if (lengths.size() != codebook_.size())
     throw FormatError("code lengths section has " + std::to_string(lengths.size()) +

@@ -27,7 +27,7 @@ class HAM final : public Format {
   // From a file's sections in the row layout; decodes every row to validate it.  `convert`:
   // switch to the lane layout where Auto would take it (files before version 3).
   HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, std::vector<uint8_t> lengths,
-      std::vector<uint64_t> offsets, std::vector<uint64_t> stream, bool convert);
+      const std::vector<uint64_t>& offsets, std::vector<uint64_t> stream, bool convert);
   // From a file's sections in the lane layout (HcsrLanes::sections), validated: every row
   // must hold all its columns, with no gap code.
   HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook,

@@ -172,7 +172,7 @@ void HCSR::encode(const uint64_t* indptr, const Entries& entries, Layout layout)
 
 HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
            const std::vector<uint64_t>& params, std::vector<uint8_t> lengths,
-           std::vector<uint64_t> offsets, std::vector<uint64_t> stream, bool convert)
+           const std::vector<uint64_t>& offsets, std::vector<uint64_t> stream, bool convert)
     : Format(rows, cols, std::move(codebook)) {
   if (params.size() != 3) throw FormatError("parameter section must hold 3 values");
   nnz_ = params[0];

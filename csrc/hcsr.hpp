@@ -38,7 +38,7 @@ class HCSR final : public Format {
   // switch to the lane layout where it serves (files of version 1).
   HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
        const std::vector<uint64_t>& params, std::vector<uint8_t> lengths,
-       std::vector<uint64_t> offsets, std::vector<uint64_t> stream, bool convert);
+       const std::vector<uint64_t>& offsets, std::vector<uint64_t> stream, bool convert);
   // From a file's sections in the lane layout (HcsrLanes::sections), validated.
   HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
        const std::vector<uint64_t>& params, std::vector<uint8_t> gap_lengths,

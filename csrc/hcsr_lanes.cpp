@@ -381,8 +381,8 @@ size_t HcsrLanes::nbytes() const {
 std::vector<Section> HcsrLanes::sections(uint64_t nnz) const {
   std::vector<uint64_t> params = {nnz, group_rows_, m_, r0_};
   std::vector<uint32_t> words(words_.begin(), words_.end() - kLanes);
-  return {as_bytes(params),  gap_lengths_,           value_lengths_,
-          counts_.bytes(), as_bytes(group_words_), as_bytes(words)};
+  return {as_bytes(params), gap_lengths_,           value_lengths_,
+          counts_.bytes(),  as_bytes(group_words_), as_bytes(words)};
 }
 
 }  // namespace cnn

@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "format.hpp"
-#include "packed.hpp"
 #include "kernels/views.hpp"
+#include "packed.hpp"
 
 namespace cnn {
 
