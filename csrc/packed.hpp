@@ -14,19 +14,15 @@ namespace cnn {
 class PackedInts {
  public:
   PackedInts() = default;
-  template <class T>
-  explicit PackedInts(const std::vector<T>& values) {
+  explicit PackedInts(const std::vector<uint64_t>& values) {
     uint64_t top = 0;
-    for (T v : values) top = std::max<uint64_t>(top, v);
+    for (uint64_t v : values) top = std::max(top, v);
     width_ = top >> 32 ? 8 : top >> 16 ? 4 : top >> 8 ? 2 : 1;
     n_ = values.size();
     data_.assign(n_ * width_ + kSlack, 0);
     for (size_t i = 0; i < n_; ++i)  // little-endian, as the file is
-      for (unsigned b = 0; b < width_; ++b) data_[i * width_ + b] = uint8_t(uint64_t(values[i]) >> (8 * b));
+      for (unsigned b = 0; b < width_; ++b) data_[i * width_ + b] = uint8_t(values[i] >> (8 * b));
   }
-  size_t size() const { return n_; }
-  bool empty() const { return n_ == 0; }
-  unsigned width() const { return width_; }
   uint64_t operator[](size_t i) const { return view()[i]; }
   uint64_t back() const { return view()[n_ - 1]; }
   kernels::Packed view() const {
@@ -34,7 +30,7 @@ class PackedInts {
             width_ == 8 ? ~uint64_t(0) : (uint64_t(1) << (8 * width_)) - 1};
   }
   size_t nbytes() const { return data_.size(); }
-  // The file's section: size() values of width() bytes each, little-endian.
+  // The file's section: the values, each in the same 1, 2, 4 or 8 bytes, little-endian.
   std::vector<uint8_t> bytes() const {
     return {data_.begin(), data_.begin() + ptrdiff_t(n_ * width_)};
   }

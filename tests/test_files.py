@@ -128,12 +128,21 @@ class File:
     def set_ints(self, i, values, width=8):
         self.sections[i] = b"".join(int(v).to_bytes(width, "little") for v in values)
 
+    @property
+    def packed(self) -> int:
+        """The packed section of HAM and HCSR: row counts in the lane layout, else row
+        offsets."""
+        return 4 if self.nsections == 7 else self.nsections - 2
+
+    @property
+    def old_width(self) -> int:
+        """The packed section's width before version 4: 4-byte counts, 8-byte offsets."""
+        return 4 if self.nsections == 7 else 8
+
     def with_version(self, version):
-        """This file as `version` writes it: before version 4, row counts take 4 bytes and
-        row offsets 8 bytes each."""
+        """This file as `version` writes it (before version 4, at old_width)."""
         if version < 4 and self.format_id != 1:
-            i = 4 if self.nsections == 7 else self.nsections - 2
-            self.set_ints(i, self.ints(i), 4 if self.nsections == 7 else 8)
+            self.set_ints(self.packed, self.ints(self.packed), self.old_width)
         self.version = version
         return self
 
@@ -599,12 +608,12 @@ def test_row_offsets_and_counts_take_the_narrowest_width(shape, density):
     W = random_quantized(np.random.default_rng(5), *shape, 5, density=density)
     for m in _layouts(W):
         f = File(m.tobytes())
-        i = 4 if f.nsections == 7 else f.nsections - 2
+        i = f.packed
         values = f.ints(i)
         width = next(w for w in (1, 2, 4, 8) if max(values, default=0) < 256**w)
         assert len(f.sections[i]) == width * len(values), (m, m.layout)
         old = File(m.tobytes()).with_version(3)
-        assert len(old.sections[i]) == (4 if f.nsections == 7 else 8) * len(values)
+        assert len(old.sections[i]) == f.old_width * len(values)
         loaded = cn.frombytes(old.tobytes())
         assert loaded.layout == m.layout and loaded.nbytes == m.nbytes
         assert loaded.tobytes() == m.tobytes()
@@ -618,13 +627,12 @@ def test_row_offsets_and_counts_of_a_bad_width():
     W = random_quantized(np.random.default_rng(6), 30, 200, 5, density=0.5)
     for m in _layouts(W):
         f = File(m.tobytes())
-        i = 4 if f.nsections == 7 else f.nsections - 2
-        values = f.ints(i)
-        f.set_ints(i, values, 3)
+        values = f.ints(f.packed)
+        f.set_ints(f.packed, values, 3)
         expect_format_error(f.tobytes(), match="1, 2, 4 or 8 bytes")
-        f.set_ints(i, values, 2)
+        f.set_ints(f.packed, values, 2)
         f.version = 3
-        expect_format_error(f.tobytes(), match=f"integers of {4 if f.nsections == 7 else 8} bytes")
+        expect_format_error(f.tobytes(), match=f"integers of {f.old_width} bytes")
 
 
 @ALL

@@ -1,7 +1,6 @@
 """HCSR's lane-interleaved layout: the layout choice, every kernel set against the scalar
 schedule on adversarial matrices, files of both container versions, and hostile lane
 files whose checksums are valid."""
-import struct
 
 import numpy as np
 import pytest

@@ -261,7 +261,8 @@ inline void hcsr_matvec_rows(const HCSRView& v, const float* x, float* y, uint64
       acc = madd(w, x[col - 1], acc);
     };
     for (; i + 4 <= r1; i += 4) {
-      const uint64_t end[4] = {v.offsets[i + 1], v.offsets[i + 2], v.offsets[i + 3], v.offsets[i + 4]};
+      const uint64_t end[4] = {v.offsets[i + 1], v.offsets[i + 2], v.offsets[i + 3],
+                               v.offsets[i + 4]};
       uint64_t p0 = v.offsets[i], p1 = end[0], p2 = end[1], p3 = end[2];
       uint64_t c0 = 0, c1 = 0, c2 = 0, c3 = 0;
       float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
