@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import compactnn.torch as cnt
-from compactnn.datasets import mnist_5k
-from compactnn.zoo import ccexam_mnist, mnist_input
+from compactnn.evaluation.datasets import mnist_5k
+from compactnn.evaluation.zoo import ccexam_mnist, mnist_input
 
 CONFIGS = {
     "dense": None,

@@ -1,11 +1,11 @@
-"""The peers (compactnn.peers) next to compactnn and numpy on the standard Gaussian matrix,
+"""The peers (compactnn.bench.peers) next to compactnn and numpy on the standard Gaussian matrix,
 one benchmark group per product shape (run: pytest benchmarks/test_peers.py
 --benchmark-group-by=group).  Peers whose packages are missing are skipped."""
 import numpy as np
 import pytest
 
 import compactnn as cn
-from compactnn import peers
+from compactnn.bench import peers
 
 MAKERS = {"torch int8": peers.torch_int8, "torch int4": peers.torch_int4,
           "ORT MatMulNBits fp32": peers.ort_matmul_nbits,

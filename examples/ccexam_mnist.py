@@ -15,10 +15,10 @@ import torch
 
 import compactnn as cn
 import compactnn.torch as cnt
-from compactnn.bench import machine_line
-from compactnn.datasets import mnist_5k, split
-from compactnn.modelbench import format_rows, side_by_side
-from compactnn.zoo import ccexam_mnist, mnist_input
+from compactnn.bench.timing import machine_line
+from compactnn.evaluation.datasets import mnist_5k, split
+from compactnn.bench.models import format_rows, side_by_side
+from compactnn.evaluation.zoo import ccexam_mnist, mnist_input
 
 
 def accuracy(model, X, y):

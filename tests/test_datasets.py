@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from compactnn import datasets
-from compactnn.datasets import (PROTEIN_CHARS, PROTEIN_LEN, PROTEIN_VOCAB, SMILES_CHARS,
+from compactnn.evaluation import datasets
+from compactnn.evaluation.datasets import (PROTEIN_CHARS, PROTEIN_LEN, PROTEIN_VOCAB, SMILES_CHARS,
                                 SMILES_LEN, SMILES_VOCAB, encode, fashion_mnist, kiba_sample)
 
 FASHION_FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",

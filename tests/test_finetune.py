@@ -6,8 +6,8 @@ from torch import nn
 
 import compactnn as cn
 import compactnn.torch as cnt
-from compactnn.datasets import digits_8x8, split
-from compactnn.zoo import train
+from compactnn.evaluation.datasets import digits_8x8, split
+from compactnn.evaluation.zoo import train
 
 
 @pytest.fixture(scope="module")

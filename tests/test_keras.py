@@ -11,7 +11,7 @@ import pytest
 
 import compactnn as cn
 import compactnn.keras as cnk
-from compactnn.plan import matrix_to_kernel
+from compactnn.model.plan import matrix_to_kernel
 
 
 def decoded_reference(model, small):

@@ -1,11 +1,12 @@
 """The peers of the benchmark compute the product of the matrix they report (so their
 errors and times are theirs), and `compactnn bench --peers` prints their table."""
 import builtins
+import importlib.util
 
 import numpy as np
 import pytest
 
-from compactnn import peers
+from compactnn.bench import peers
 from compactnn.cli import main
 
 MAKERS = [(peers.torch_int8, 2e-2), (peers.torch_int4, 2e-2), (peers.ort_matmul_nbits, 1e-5),
@@ -25,6 +26,8 @@ def test_peer_multiplies_its_matrix(make, tol, batch):
     W = rng.standard_normal((96, 256)).astype(np.float32)
     W[np.abs(W) < 0.8] = 0  # sparse enough for the sparse peers; harmless for the others
     X = rng.standard_normal((batch, 256)).astype(np.float32)
+    if make is peers.mkl_sparse and importlib.util.find_spec("sparse_dot_mkl") is None:
+        pytest.skip("sparse_dot_mkl is not installed (pip install sparse_dot_mkl mkl)")
     p = make(W)
     y = as_numpy(p.run(X), batch)
     ref = X.astype(np.float64) @ p.dense.T.astype(np.float64)
@@ -67,3 +70,17 @@ def test_bench_prints_the_peer_table(capsys):
     assert names[0] == "numpy float32 (OpenBLAS)" and len(rows) == 11
     assert any(n.startswith("ONNX Runtime") for n in names)
     assert any(n.startswith("compactnn HCSR") for n in names)
+
+
+def test_mkl_that_cannot_load_says_so(monkeypatch):
+    real_import = builtins.__import__
+
+    def unloadable(name, *args, **kw):
+        if name.startswith("sparse_dot_mkl"):
+            raise ImportError("Unable to load the MKL libraries through libmkl_rt")
+        return real_import(name, *args, **kw)
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(builtins, "__import__", unloadable)
+    with pytest.raises(peers.Missing, match="installed but cannot load MKL's libmkl_rt"):
+        peers.mkl_sparse(np.ones((4, 4), np.float32))

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import compactnn as cn
-from compactnn import bounds
+from compactnn.compression import bounds
 from conftest import random_quantized
 
 

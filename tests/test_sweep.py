@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from compactnn import sweep
-from compactnn import sweep_report as report
+from compactnn.evaluation import sweep
+from compactnn.evaluation import results_pages
 from compactnn.cli import main
 
 TINY = """
@@ -112,7 +112,7 @@ def test_gradual_pruning_point(tmp_path):
     assert record["point"]["prune_steps"] == 3
     dens = [layer["density"] for layer in record["layers"]]
     assert all(d <= 0.11 for d in dens), dens  # 90% of each layer's weights are gone
-    assert report.method(record["point"]) == "cws + gradual pruning"
+    assert results_pages.method(record["point"]) == "cws + gradual pruning"
 
 
 def test_conv_layers_pruned_apart(tmp_path):
@@ -127,7 +127,7 @@ def test_conv_layers_pruned_apart(tmp_path):
     fc_params = [400 * 120, 120 * 84, 84 * 10]
     kept = sum(d * n for d, n in zip(dens["Linear"], fc_params)) / sum(fc_params)
     assert abs(kept - 0.1) < 0.005, dens
-    assert "(conv 0)" in report.table([record])
+    assert "(conv 0)" in results_pages.table([record])
 
 
 def test_a_point_does_not_depend_on_the_points_before_it(tmp_path):
@@ -190,7 +190,7 @@ def test_report_table_picks_the_smallest_lossless_point():
 
     records = [rec(0.5, 0.05, 89.8), rec(0.9, 0.02, 89.6), rec(0.95, 0.01, 85.0),
                rec(0.0, 0.10, 90.5)]
-    text = report.table(records)
+    text = results_pages.table(records)
     row = next(line for line in text.splitlines() if line.startswith("| uq + pruning |"))
     assert "| 5.00% | 2.50% | - | 89.80% | 0.5, layer, 8, 32 | 89.80% | 3 |" in row
     row = next(line for line in text.splitlines() if line.startswith("| uq |"))
@@ -212,10 +212,10 @@ def test_report_separates_widths_of_one_model(tmp_path):
 
     records = [rec({"channels": [20, 50], "fc": [500], "padding": 0}, 91.0), rec({}, 89.0),
                rec(None, 88.0)]
-    text = report.table(records)
+    text = results_pages.table(records)
     assert "### lenet5 (channels=[20, 50], fc=[500], padding=0) on fashion_mnist" in text
     assert text.count("### lenet5 on fashion_mnist") == 1  # {} and no arguments: one model
-    names = sorted(p.name for p in report.plots(records, tmp_path))
+    names = sorted(p.name for p in results_pages.plots(records, tmp_path))
     assert names == ["lenet5-channels20_50-fc500-padding0-fashion_mnist-psi.png",
                      "lenet5-channels20_50-fc500-padding0-fashion_mnist-time.png",
                      "lenet5-fashion_mnist-psi.png", "lenet5-fashion_mnist-time.png"]
@@ -260,5 +260,5 @@ def test_two_points_on_local_ray(tmp_path):
 def test_report_of_no_results(tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
     with pytest.raises(ValueError, match="no results"):
-        report.report(tmp_path / "empty.jsonl", tmp_path / "out")
+        results_pages.write_pages(tmp_path / "empty.jsonl", tmp_path / "out")
     assert main(["report", str(tmp_path / "empty.jsonl")]) == 2

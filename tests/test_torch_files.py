@@ -11,7 +11,7 @@ from torch import nn
 
 import compactnn as cn
 import compactnn.torch as cnt
-from compactnn import modelfile
+from compactnn.model import file_format
 
 
 def stack():
@@ -204,14 +204,14 @@ def test_entries_must_be_consistent(tmp_path):
                    dict(kind="code"), dict(name=5)):
         write_raw(path, meta, [(dict(good[0], **change), good[1])])
         with pytest.raises(cn.FormatError, match="malformed"):
-            modelfile.read(path)
+            file_format.read(path)
     write_raw(path, meta, [good, good])
     with pytest.raises(cn.FormatError, match="repeat"):
-        modelfile.read(path)
+        file_format.read(path)
     matrix = cn.IndexMap.from_dense(np.ones((2, 2), np.float32)).tobytes()
     write_raw(path, meta, [(dict(name="m", kind="matrix"), matrix[:-1])])
     with pytest.raises(cn.FormatError, match="matrix 'm'"):
-        modelfile.read(path)
+        file_format.read(path)
 
 
 def test_not_a_model_file(tmp_path):

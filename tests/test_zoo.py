@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from compactnn import zoo
-from compactnn.datasets import PROTEIN_VOCAB, SMILES_VOCAB, fashion_mnist, kiba_sample
+from compactnn.evaluation import zoo
+from compactnn.evaluation.datasets import PROTEIN_VOCAB, SMILES_VOCAB, fashion_mnist, kiba_sample
 
 
 def n_params(model):
@@ -90,7 +90,7 @@ def test_deepdta(kiba_256):
 
 def test_zoo_imports_without_torch():
     code = ("import sys; sys.modules['torch'] = None; "
-            "import compactnn.zoo, compactnn.datasets; print('ok')")
+            "import compactnn.evaluation.zoo, compactnn.evaluation.datasets; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 

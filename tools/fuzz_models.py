@@ -83,14 +83,14 @@ def keras_writer(template: Path):
 
 
 def with_head_crc(data: bytes) -> bytes:
-    """The input with the checksum its head would have (layout: compactnn/modelfile.py)."""
-    from compactnn.modelfile import _PREFIX, MAGIC
+    """The input with the checksum its head would have (layout: compactnn/model/file_format.py)."""
+    from compactnn.model.file_format import MAGIC, PREFIX
 
-    if len(data) < _PREFIX.size or data[:len(MAGIC)] != MAGIC:
+    if len(data) < PREFIX.size or data[:len(MAGIC)] != MAGIC:
         return data
-    _, _, head_len, _ = _PREFIX.unpack_from(data)
-    head = data[_PREFIX.size:_PREFIX.size + head_len]
-    return data[:_PREFIX.size - 4] + struct.pack("<I", zlib.crc32(head)) + data[_PREFIX.size:]
+    _, _, head_len, _ = PREFIX.unpack_from(data)
+    head = data[PREFIX.size:PREFIX.size + head_len]
+    return data[:PREFIX.size - 4] + struct.pack("<I", zlib.crc32(head)) + data[PREFIX.size:]
 
 
 def instrument_compactnn(atheris) -> int:

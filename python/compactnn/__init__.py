@@ -1,11 +1,21 @@
 """compactnn: pruned and quantized weight matrices stored compactly (HAM, HCSR, IndexMap),
 with matrix products computed directly on the compact form."""
-from . import _core, bounds
-from .formats import HAM, HCSR, CompressedMatrix, FormatError, IndexMap, frombytes, load
-from .cer import CER, CSER
-from .compress import compress, report
-from .prune import prune, prune_global
-from .quantize import Quantized, cws, ecsq, pws, uq
+from . import _core
+from .compression import (
+    CER,
+    CSER,
+    Quantized,
+    bounds,
+    compress,
+    cws,
+    ecsq,
+    prune,
+    prune_global,
+    pws,
+    report,
+    uq,
+)
+from .matrix import HAM, HCSR, CompressedMatrix, FormatError, IndexMap, frombytes, load
 
 __version__ = "0.1.0"
 

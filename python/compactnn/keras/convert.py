@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import sys
 
+import keras
 import numpy as np
 
-import keras
-
 from .._progress import bar
-from ..plan import Layer, Plan, compress_layers, kernel_to_matrix, plans_for
-from ..summary import LayerRow, compressed_row, dense_row, format_table
-from .layers import CompressedConv1D, CompressedConv2D, CompressedDense, _Compressed
+from ..model.plan import Layer, Plan, compress_layers, kernel_to_matrix, plans_for
+from ..model.summary import LayerRow, compressed_row, dense_row, format_table
+from .layers import CompressedConv1D, CompressedConv2D, CompressedDense, CompressedLayer
 
 _KINDS = {keras.layers.Dense: "Dense", keras.layers.Conv1D: "Conv1D",
           keras.layers.Conv2D: "Conv2D"}
@@ -69,7 +68,7 @@ def compress_model(model, prune: float = 0.0, quantize: str | None = "cws", k: i
         old = by_name.get(layer.name)
         if old is None or isinstance(layer, keras.Model):
             continue
-        if isinstance(layer, _Compressed):
+        if isinstance(layer, CompressedLayer):
             if layer.use_bias:
                 layer.bias.assign(keras.ops.convert_to_numpy(old.bias))
         else:
@@ -96,7 +95,7 @@ def _variables_nbytes(model) -> int:
 
 def _matrices(model) -> dict:
     return {id(layer.matrix): layer.matrix for layer in _all_layers(model)
-            if isinstance(layer, _Compressed) and layer.matrix is not None}
+            if isinstance(layer, CompressedLayer) and layer.matrix is not None}
 
 
 def model_nbytes(model) -> int:
@@ -113,7 +112,7 @@ def dense_nbytes(model) -> int:
 def layer_rows(model) -> list[LayerRow]:
     rows = []
     for layer in _all_layers(model):
-        if isinstance(layer, _Compressed):
+        if isinstance(layer, CompressedLayer):
             kind = type(layer).__name__.replace("Compressed", "")
             shape = _kernel_shape(layer)
             rows.append(compressed_row(layer.name, kind, shape, layer.matrix))

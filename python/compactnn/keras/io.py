@@ -6,7 +6,7 @@ import zipfile
 
 import keras
 
-from ..formats import FormatError
+from ..matrix.formats import FormatError
 
 
 def load(path, **kwargs):

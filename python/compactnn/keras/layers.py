@@ -8,12 +8,11 @@ pure_callback, TensorFlow's numpy_function).  The matrix is saved in `.keras` fi
 """
 from __future__ import annotations
 
-import numpy as np
-
 import keras
+import numpy as np
 from keras import ops
 
-from ..formats import CompressedMatrix, frombytes
+from ..matrix.formats import CompressedMatrix, frombytes
 
 _PACKAGE = "compactnn"
 
@@ -42,7 +41,7 @@ def _array(x) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-class _Compressed(keras.layers.Layer):
+class CompressedLayer(keras.layers.Layer):
     """Common part: the matrix (one row per output), bias, activation and plan."""
 
     def __init__(self, matrix: CompressedMatrix | None = None, use_bias: bool = True,
@@ -101,7 +100,7 @@ class _Compressed(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class CompressedDense(_Compressed):
+class CompressedDense(CompressedLayer):
     """`keras.layers.Dense` on a compressed (units x input_dim) matrix."""
 
     def __init__(self, units: int, matrix=None, use_bias=True, activation=None, plan=None,
@@ -138,7 +137,7 @@ class CompressedDense(_Compressed):
         return {**super().get_config(), "units": self.units}
 
 
-class _CompressedConv(_Compressed):
+class CompressedConv(CompressedLayer):
     """Convolution (groups = 1) as the compressed (filters x channels * kernel) matrix
     times im2col patches; channel-last or channel-first data."""
 
@@ -253,14 +252,14 @@ def _conv2d(m: CompressedMatrix, x: np.ndarray, kernel, stride, dilation) -> np.
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class CompressedConv2D(_CompressedConv):
+class CompressedConv2D(CompressedConv):
     """`keras.layers.Conv2D` (groups=1) on a compressed matrix."""
 
     _nd = 2
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class CompressedConv1D(_CompressedConv):
+class CompressedConv1D(CompressedConv):
     """`keras.layers.Conv1D` (groups=1) on a compressed matrix; runs as a 2-D convolution
     of height 1."""
 

@@ -7,11 +7,22 @@
 
 Requires torch (`pip install torch` first, then `compactnn[torch]`).
 """
-from .convert import compress_model, compressible_layers, decompress, model_nbytes, summary
+from .convert import (
+    compress_model,
+    compressible_layers,
+    decompress,
+    model_nbytes,
+    summary,
+)
 from .finetune import finetune
 from .gradual import prune_gradually
 from .io import load, save
-from .layers import CompressedConv1d, CompressedConv2d, CompressedLinear, CompressedModule
+from .layers import (
+    CompressedConv1d,
+    CompressedConv2d,
+    CompressedLinear,
+    CompressedModule,
+)
 
 __all__ = [
     "CompressedConv1d",

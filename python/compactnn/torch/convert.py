@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from .._progress import bar
-from ..plan import Layer, Plan, compress_layers, plans_for
-from ..summary import LayerRow, compressed_row, dense_row, format_table
+from ..model.plan import Layer, Plan, compress_layers, plans_for
+from ..model.summary import LayerRow, compressed_row, dense_row, format_table
 from .layers import COMPRESSED, CompressedModule, replace_module
 
 

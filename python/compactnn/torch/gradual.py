@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .convert import compressible_layers
-from .finetune import _train
+from .training import train_epochs
 
 
 def prune_gradually(model: nn.Module, data, amount: float, steps: int = 4,
@@ -60,7 +60,7 @@ def prune_gradually(model: nn.Module, data, amount: float, steps: int = 4,
                     w.mul_(m)
 
         remask()
-        _train(model, torch.optim.Adam(model.parameters(), lr=lr), data, loss_fn,
+        train_epochs(model, torch.optim.Adam(model.parameters(), lr=lr), data, loss_fn,
                epochs_per_step, batch_size, generator, cosine=True, progress=progress,
                desc=f"step {step}/{steps}, ", after_step=remask)
     return model.eval()

@@ -1,6 +1,6 @@
 """Compressed PyTorch models in one file, with no pickle.
 
-The model file (compactnn.modelfile) holds the compressed matrices, every other tensor of
+The model file (compactnn.model.file_format) holds the compressed matrices, every other tensor of
 the state dict, and the module tree as JSON: for each module its type and the constructor
 arguments read back from its attributes.  `load` rebuilds the tree only from modules of
 `torch.nn` and of this package; a model of any other class is rebuilt by passing `model=`
@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import modelfile
-from ..formats import FormatError
-from ..plan import Plan
+from ..matrix.formats import FormatError
+from ..model import file_format
+from ..model.plan import Plan
 from . import layers as L
 
 FRAMEWORK = "torch"
@@ -40,7 +40,7 @@ def save(model: nn.Module, path, *, input_shape=None) -> None:
     tensors = {key: _to_numpy(t) for key, t in model.state_dict().items() if key not in skip}
     meta = dict(framework=FRAMEWORK, root=_describe(model),
                 input_shape=None if input_shape is None else [int(s) for s in input_shape])
-    modelfile.write(path, meta, matrices, tensors)
+    file_format.write(path, meta, matrices, tensors)
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
@@ -103,7 +103,7 @@ def load(path, model=None) -> nn.Module:
     compressed layers) needs nothing else; any other model class needs `model=`: an
     instance of the architecture, or a callable that makes one (called on the meta device,
     so it allocates no weights).  FormatError if the file is not valid."""
-    meta, matrices, tensors = modelfile.read(path)
+    meta, matrices, tensors = file_format.read(path)
     if meta.get("framework") != FRAMEWORK or not isinstance(meta.get("root"), dict):
         raise FormatError(f"{path}: not a compressed PyTorch model file")
     try:

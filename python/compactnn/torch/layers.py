@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..formats import CompressedMatrix, frombytes
-from ..plan import Plan
+from ..matrix.formats import CompressedMatrix, frombytes
+from ..model.plan import Plan
 from . import ops
 
 

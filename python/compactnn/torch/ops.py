@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .. import _core
-from ..formats import CompressedMatrix
+from ..matrix.formats import CompressedMatrix
 
 _matrices: "weakref.WeakValueDictionary[int, CompressedMatrix]" = weakref.WeakValueDictionary()
 _handles = itertools.count(1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import zipfile
 
-from . import modelfile
+from ..model import file_format
 
 MATRIX_MAGIC = b"\x89CNN\r\n\x1a\n"
 
@@ -23,7 +23,7 @@ def kind(path) -> str:
         raise UserError(f"{path} is a directory, not a model file")
     with open(path, "rb") as f:
         head = f.read(8)
-    if head == modelfile.MAGIC:
+    if head == file_format.MAGIC:
         return "model"
     if head == MATRIX_MAGIC:
         return "matrix"

@@ -6,6 +6,9 @@ and a product `run(X)` for X of shape (B, n_cols), batch-major as the frameworks
 A peer whose package is missing is reported with one line on how to install it."""
 from __future__ import annotations
 
+import glob
+import os
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -95,14 +98,32 @@ def torch_sparse(W: np.ndarray) -> Peer:
     return Peer("torch sparse CSR", bits, W, run)
 
 
+def _mkl_dot():
+    """sparse_dot_mkl's product, with MKL's runtime library located first: the mkl wheel
+    puts libmkl_rt.so.N in the environment's lib/, where sparse_dot_mkl (which looks for
+    .so.2 on the loader's path) does not find newer majors unless MKL_RT names the file."""
+    import importlib.util
+
+    if importlib.util.find_spec("sparse_dot_mkl") is None:
+        raise Missing("MKL sparse needs sparse_dot_mkl and mkl: pip install sparse_dot_mkl mkl")
+    if "MKL_RT" not in os.environ:
+        found = sorted(glob.glob(os.path.join(sys.prefix, "lib", "libmkl_rt.so*")))
+        if found:
+            os.environ["MKL_RT"] = found[-1]
+    try:
+        from sparse_dot_mkl import dot_product_mkl
+    except ImportError as e:
+        raise Missing(f"MKL sparse: sparse_dot_mkl is installed but cannot load MKL's "
+                      f"libmkl_rt ({e}); install the mkl wheel into this environment or "
+                      f"set MKL_RT to the path of libmkl_rt.so") from None
+    return dot_product_mkl
+
+
 def mkl_sparse(W: np.ndarray) -> Peer:
     """MKL's sparse CSR product through sparse_dot_mkl (float32 values, int32 indices)."""
-    try:
-        import scipy.sparse as sp
-        from sparse_dot_mkl import dot_product_mkl
-    except ImportError:
-        raise Missing("MKL sparse needs sparse_dot_mkl and mkl: "
-                      "pip install sparse_dot_mkl mkl") from None
+    import scipy.sparse as sp
+
+    dot_product_mkl = _mkl_dot()
     A = sp.csr_matrix(W)
 
     def run(X):
@@ -181,8 +202,9 @@ def rows(n: int = 8192, seed: int = 0, batch: int = 64, log=print) -> list[dict]
     weight, its error against the float32 matrix, and its time for one vector and for a
     batch of `batch` (batch-major, as the frameworks hand it over), all in one run.  The
     sparse peers and HCSR take the matrix pruned to 10% (k=32 for HCSR)."""
-    from .bench import _quantized, median_time
-    from .formats import HCSR, IndexMap
+    from ..matrix.formats import HCSR, IndexMap
+    from .products import quantized_dense
+    from .timing import median_time
 
     rng = np.random.default_rng(seed)
     W = rng.standard_normal((n, n)).astype(np.float32)
@@ -200,13 +222,13 @@ def rows(n: int = 8192, seed: int = 0, batch: int = 64, log=print) -> list[dict]
             add(p.name, p.bits, p.dense, lambda p=p: p.run(X[:1]), lambda p=p: p.run(X))
     for k in (16, 32):
         log(f"  building IndexMap k={k} ...")
-        Q = _quantized(W, k)
+        Q = quantized_dense(W, k)
         m = IndexMap.from_dense(Q)
         add(f"compactnn IndexMap k={k}", 8 * m.nbytes / m.size, Q, lambda m=m: m.dot(X[0]),
             lambda m=m: m.linear(X))
     del Q
     log("  building the 90% pruned matrix ...")
-    P = _quantized(W, 32, 0.9)
+    P = quantized_dense(W, 32, 0.9)
     import scipy.sparse as sp
 
     A = sp.csr_array(P)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import check_finite, real_array
+from ..matrix.checks import check_finite, real_array
 
 
 def _as_float(W, name):

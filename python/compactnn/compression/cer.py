@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import codebook_and_indices, finite_matrix
+from ..matrix.checks import codebook_and_indices, finite_matrix
 
 
 def _width(top: int) -> int:

@@ -18,13 +18,13 @@ import multiprocessing
 import os
 import platform
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import tomllib
 
-from ._progress import bar
+from .._progress import bar
 
 MODELS = ("lenet_300_100", "lenet5", "vgg_style", "deepdta")
 DATASETS = ("fashion_mnist", "mnist_5k", "kiba_sample")
@@ -258,9 +258,9 @@ def run_point(cfg: dict, point: dict, baseline: dict) -> dict:
     that goes into the results file."""
     import torch
 
-    from .torch import compress_model, finetune, prune_gradually
-    from .torch.convert import dense_nbytes, layer_rows, model_nbytes
-    from .torch.layers import CompressedModule
+    from ..torch import compress_model, finetune, prune_gradually
+    from ..torch.convert import dense_nbytes, layer_rows, model_nbytes
+    from ..torch.layers import CompressedModule
 
     t0 = time.perf_counter()
     task = load_task(cfg)

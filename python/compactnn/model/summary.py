@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .formats import CompressedMatrix
+from ..matrix.formats import CompressedMatrix
 
 
 @dataclass

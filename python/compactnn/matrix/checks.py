@@ -54,7 +54,7 @@ def codebook_and_indices(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     is rebuilt bit for bit.  One hashing pass in C++: the only large allocation is the
     uint32 index array (np.unique's sort would need about 8 times the input).
     """
-    from . import _core
+    from .. import _core
 
     if values.size == 0:
         return np.zeros(1, np.float32), np.zeros(values.shape, np.uint32)

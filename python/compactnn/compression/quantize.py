@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import MAX_CODEBOOK, check_finite, real_array
+from ..matrix.checks import MAX_CODEBOOK, check_finite, real_array
 
 EXACT_MAX_DISTINCT = 4096  # exact k-means runs on at most this many distinct values
 

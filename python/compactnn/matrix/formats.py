@@ -9,9 +9,8 @@ import os
 
 import numpy as np
 
-from . import _core
-from ._files import atomic_write
-from ._checks import (
+from .. import _core
+from .checks import (
     check_codebook_size,
     check_finite,
     codebook_and_indices,
@@ -19,6 +18,7 @@ from ._checks import (
     float32_input,
     real_array,
 )
+from .files import atomic_write
 
 FormatError = _core.FormatError
 
