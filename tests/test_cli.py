@@ -71,6 +71,7 @@ def test_compress_info_and_bench(whole_model, tmp_path):
     assert bench.returncode == 0, bench.stderr
     rows = [line for line in bench.stdout.splitlines() if line.startswith("| 1 |")
             or line.startswith("| 64 |")]
+    assert "speed-up (dense / compressed)" in bench.stdout
     assert len(rows) == 2 and all(float(r.split("|")[4].strip().rstrip("x")) > 0 for r in rows)
 
 
@@ -120,6 +121,35 @@ def test_user_mistakes_give_one_line(whole_model, tmp_path):
     bad.write_bytes(b"CNNMODEL" + b"\0" * 30)
     assert "model file" in error_line(run_cli("info", str(bad)))
     assert "no such file" in error_line(run_cli("bench", "--model", str(tmp_path / "nope")))
+
+
+def test_input_shape_that_does_not_fit_the_model(whole_model, capsys):
+    assert main(["bench", "--model", str(whole_model), "--input-shape", "3,8,8"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not take inputs of shape 3,8,8" in err[0]
+    assert "Conv2d of 1 input channels (--input-shape 1,H,W)" in err[0]
+
+
+def test_keras_input_shape_that_does_not_fit_the_model(tmp_path, capsys):
+    import keras
+
+    model = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(4)])
+    model.save(tmp_path / "m.keras")
+    assert main(["bench", "--model", str(tmp_path / "m.keras"), "--input-shape", "6,6,3"]) == 2
+    err = capsys.readouterr().err
+    assert "--input-shape 6,6,3 does not fit the model" in err and "shape 6,6,1" in err
+
+
+def test_help_names_every_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    commands = ("demo", "compress", "info", "bench", "sweep", "report")
+    assert f"`compactnn {' | '.join(commands)}`" in " ".join(out.split())
+    assert all(f"\n    {c} " in out for c in commands)
+    assert "speed-up" in out
 
 
 @pytest.mark.parametrize("args", [["demo", "--k", "0"], ["demo", "--prune", "1.5"],

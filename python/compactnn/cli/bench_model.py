@@ -22,9 +22,13 @@ def bench_model(args) -> int:
         cnk = keras_module()
         model = cnk.load(args.model)
         small = cnk.compress_model(model, **options)
-        shape = shape or tuple(model.input_shape[1:])
+        expected = tuple(model.input_shape[1:])
+        shape = shape or expected
         if None in shape:
             raise UserError("the model's input has free sizes: give --input-shape")
+        if len(shape) != len(expected) or any(e not in (None, s) for e, s in zip(expected, shape)):
+            raise UserError(f"--input-shape {_dims(shape)} does not fit the model, which takes "
+                            f"inputs of shape {_dims(expected)} (batch left out)")
         sizes = cnk.model_nbytes(model), cnk.model_nbytes(small)
         make = lambda b: np.random.default_rng(0).standard_normal((b, *shape)).astype("float32")
         dense_run, small_run = model, small
@@ -52,6 +56,12 @@ def bench_model(args) -> int:
             return run
 
         dense_run, small_run = inference(model), inference(small)
+        try:
+            dense_run(make(1))
+        except (RuntimeError, ValueError, IndexError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(f"the model does not take inputs of shape {_dims(shape)} (batch left "
+                            f"out): {_expected_torch_input(model)}; PyTorch said: {first}") from None
     else:
         raise UserError(f"{args.model} is a single compressed matrix; --model takes a model")
     rows = side_by_side(dense_run, small_run, make)
@@ -61,3 +71,27 @@ def bench_model(args) -> int:
           f"(psi {sizes[1] / sizes[0]:.4f}); medians of 5 rounds, dense and compressed in turn\n")
     print(format_rows(rows))
     return 0
+
+
+def _dims(shape) -> str:
+    return ",".join("?" if s is None else str(s) for s in shape)
+
+
+def _expected_torch_input(model) -> str:
+    """What the model's first weighted layer takes, as a hint for --input-shape."""
+    import torch.nn as nn
+
+    for mod in model.modules():
+        if isinstance(mod, nn.Conv2d):
+            return f"its first layer is a Conv2d of {mod.in_channels} input channels " \
+                   f"(--input-shape {mod.in_channels},H,W)"
+        if isinstance(mod, nn.Conv1d):
+            return f"its first layer is a Conv1d of {mod.in_channels} input channels " \
+                   f"(--input-shape {mod.in_channels},L)"
+        if isinstance(mod, nn.Linear):
+            return f"its first layer is a Linear of {mod.in_features} inputs"
+        if hasattr(mod, "in_channels") and hasattr(mod, "kernel_size"):  # compressed conv
+            return f"its first layer is a convolution of {mod.in_channels} input channels"
+        if hasattr(mod, "in_features"):
+            return f"its first layer takes {mod.in_features} inputs"
+    return "see the model's first layer"

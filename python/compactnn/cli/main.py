@@ -1,6 +1,8 @@
-"""Command line: `compactnn demo | compress | info | bench` (also `python -m compactnn`).
+"""Command line: `compactnn demo | compress | info | bench | sweep | report` (also
+`python -m compactnn`).
 
-A mistake in what was asked (a missing file, a file of the wrong kind, a bad option) ends
+Every ratio printed is a speed-up: the baseline's time over compactnn's, above 1 when
+compactnn is faster.  A mistake in what was asked (a missing file, a file of the wrong kind, a bad option) ends
 with one line on stderr and exit status 2, never a traceback."""
 from __future__ import annotations
 
@@ -160,7 +162,9 @@ def _compression_options(p) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="compactnn", description=__doc__.splitlines()[0])
+    first, rest = __doc__.split("\n\n", 1)
+    p = argparse.ArgumentParser(prog="compactnn", description=" ".join(first.split()),
+                                epilog=" ".join(rest.split()))
     sub = p.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="train, compress and run a small CNN on real digits")
@@ -217,7 +221,8 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="tables and plots of a sweep's results file")
     r.add_argument("results", help="a results file written by `compactnn sweep`")
     r.add_argument("-o", "--out", default=None,
-                   help="directory for results.md and the PNG plots (default: next to RESULTS)")
+                   help="directory for results.md and the PNG plots (default: RESULTS without "
+                   "its suffix, plus -report)")
     r.set_defaults(run=_report)
     return p
 
