@@ -304,7 +304,7 @@ def test_deleted_module_handle_is_a_clear_error():
 
 
 def test_bad_state_dict_matrix_is_refused():
-    small = compressed(nn.Linear(8, 4))
+    small = compressed(nn.Linear(64, 32))  # big enough to be compressed
     state = small.state_dict()
     for bad in (torch.zeros(3), "matrix", torch.zeros(5, dtype=torch.uint8)):
         with pytest.raises(ValueError):

@@ -7,8 +7,8 @@ import keras
 import numpy as np
 
 from .._progress import bar
-from ..model.plan import Layer, Plan, compress_layers, kernel_to_matrix, plans_for
-from ..model.summary import LayerRow, compressed_row, dense_row, format_table
+from ..model.plan import Layer, Plan, compress_layers, kernel_to_matrix, not_smaller, plans_for
+from ..model.summary import KEPT_DENSE, LayerRow, compressed_row, dense_row, format_table
 from .layers import CompressedConv1D, CompressedConv2D, CompressedDense, CompressedLayer
 
 _KINDS = {keras.layers.Dense: "Dense", keras.layers.Conv1D: "Conv1D",
@@ -73,6 +73,8 @@ def compress_model(model, prune: float = 0.0, quantize: str | None = "cws", k: i
                 layer.bias.assign(keras.ops.convert_to_numpy(old.bias))
         else:
             layer.set_weights(old.get_weights())
+    for name in not_smaller(plans, matrices):
+        out.get_layer(name).compactnn_kept_dense = True
     return out
 
 
@@ -118,8 +120,9 @@ def layer_rows(model) -> list[LayerRow]:
             rows.append(compressed_row(layer.name, kind, shape, layer.matrix))
         elif type(layer) in _KINDS:
             kernel = keras.ops.convert_to_numpy(layer.kernel)
+            fmt = KEPT_DENSE if getattr(layer, "compactnn_kept_dense", False) else "dense"
             rows.append(dense_row(layer.name, _KINDS[type(layer)], kernel.shape,
-                                  int(np.count_nonzero(kernel)), kernel.nbytes))
+                                  int(np.count_nonzero(kernel)), kernel.nbytes, fmt))
     return rows
 
 

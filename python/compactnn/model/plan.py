@@ -118,7 +118,9 @@ def compress_layers(layers: list[Layer], plans: dict[str, Plan | None],
 
     scope "layer" prunes each matrix by its own plan; "global" prunes all layers whose
     plans share the default amount with one magnitude threshold (layers given their own
-    amount in `layers=` are pruned by it alone).  `progress(name)` is called per layer."""
+    amount in `layers=` are pruned by it alone).  `progress(name)` is called per layer.
+    A layer whose compact form would be no smaller than its float32 weights is left out of
+    the result: it stays dense, with its weights unchanged (see `not_smaller`)."""
     if scope not in ("layer", "global"):
         raise ValueError(f"prune_scope must be 'layer' or 'global', got {scope!r}")
     todo = [layer for layer in layers if plans[layer.name] is not None]
@@ -140,11 +142,19 @@ def compress_layers(layers: list[Layer], plans: dict[str, Plan | None],
         amount = 0.0 if W is not None else plan.prune
         W = layer.matrix if W is None else W
         try:
-            out[layer.name] = compress(W, prune=amount, quantize=plan.quantize, k=plan.k,
-                                       format=plan.format, **plan.options)
+            m = compress(W, prune=amount, quantize=plan.quantize, k=plan.k,
+                         format=plan.format, **plan.options)
         except (TypeError, ValueError) as e:
             raise type(e)(f"layer {layer.name!r}: {e}") from None
+        if m.nbytes < m.nbytes_dense:
+            out[layer.name] = m
     return out
+
+
+def not_smaller(plans: dict[str, Plan | None], compressed: dict) -> list[str]:
+    """The layers that had a plan but stay dense because their compact form was no smaller
+    than float32 (a tiny layer: the codebook and tables outweigh its weights)."""
+    return [name for name, plan in plans.items() if plan is not None and name not in compressed]
 
 
 # -- convolution kernels as matrices ------------------------------------------------------

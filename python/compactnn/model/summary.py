@@ -29,9 +29,15 @@ def compressed_row(name: str, kind: str, shape, m: CompressedMatrix) -> LayerRow
                     m.nnz / m.size if m.size else 0.0, m.nbytes)
 
 
-def dense_row(name: str, kind: str, shape, nonzeros: int, nbytes: int) -> LayerRow:
+# The format column of a layer that compress_model left dense because its compact form was
+# no smaller than its float32 weights.
+KEPT_DENSE = "dense (compact form not smaller)"
+
+
+def dense_row(name: str, kind: str, shape, nonzeros: int, nbytes: int,
+              format: str = "dense") -> LayerRow:
     size = int(np.prod(shape))
-    return LayerRow(name, kind, tuple(shape), "dense", None,
+    return LayerRow(name, kind, tuple(shape), format, None,
                     nonzeros / size if size else 0.0, int(nbytes))
 
 

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from .._progress import bar
-from ..model.plan import Layer, Plan, compress_layers, plans_for
-from ..model.summary import LayerRow, compressed_row, dense_row, format_table
+from ..model.plan import Layer, Plan, compress_layers, not_smaller, plans_for
+from ..model.summary import KEPT_DENSE, LayerRow, compressed_row, dense_row, format_table
 from .layers import COMPRESSED, CompressedModule, replace_module
 
 
@@ -38,7 +38,9 @@ def compress_model(model: nn.Module, prune: float = 0.0, quantize: str | None = 
     layers: per-layer settings, a dict from layer name (as in `named_modules`) to "dense"
     (leave it as it is) or a dict of settings (prune, quantize, k, format, quantizer
     options), or a callable (name, module) returning one of those or None (defaults).
-    Biases stay float32; every other module and tensor is copied unchanged."""
+    A layer whose compact form would be no smaller than its float32 weights stays dense,
+    unchanged (`summary` says so).  Biases stay float32; every other module and tensor is
+    copied unchanged."""
     _check_model(model)
     found = compressible_layers(model)
     entries = [Layer(name, type(mod).__name__, mod,
@@ -54,6 +56,8 @@ def compress_model(model: nn.Module, prune: float = 0.0, quantize: str | None = 
     for name, m in matrices.items():
         old = out.get_submodule(name)
         out = replace_module(out, old, COMPRESSED[type(old)].from_dense(old, m, plans[name]))
+    for name in not_smaller(plans, matrices):
+        out.get_submodule(name).compactnn_kept_dense = True
     return out
 
 
@@ -93,8 +97,9 @@ def layer_rows(model: nn.Module) -> list[LayerRow]:
             rows.append(compressed_row(name, kind, mod.weight_shape(), mod.matrix))
         elif isinstance(mod, tuple(COMPRESSED)) and isinstance(mod.weight, torch.Tensor):
             w = mod.weight.detach()
+            fmt = KEPT_DENSE if getattr(mod, "compactnn_kept_dense", False) else "dense"
             rows.append(dense_row(name, type(mod).__name__, w.shape,
-                                  int(torch.count_nonzero(w)), w.numel() * w.element_size()))
+                                  int(torch.count_nonzero(w)), w.numel() * w.element_size(), fmt))
     return rows
 
 
