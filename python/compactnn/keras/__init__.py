@@ -1,7 +1,8 @@
 """Compressed Keras 3 models: Dense, Conv1D and Conv2D layers on compact matrices.
 
     import compactnn.keras as cnk
-    small = cnk.compress_model(model, prune=0.9, quantize="cws", k=32)
+    cnk.prune_gradually(model, (X, y), 0.9, scope="global")   # optional: train while pruning
+    small = cnk.compress_model(model, prune=0.9, prune_scope="global", quantize="cws", k=32)
     cnk.summary(small); small.save("model.keras"); cnk.load("model.keras")
 
 Importing this module registers the compressed layers with Keras, so `.keras` files that
@@ -14,6 +15,7 @@ if _keras.backend.backend() == "torch":  # share PyTorch's OpenMP threads (compa
     from ..torch import ops as _torch_ops  # noqa: F401
 
 from .convert import compress_model, compressible_layers, model_nbytes, summary
+from .gradual import prune_gradually
 from .io import load
 from .layers import CompressedConv1D, CompressedConv2D, CompressedDense
 
@@ -25,5 +27,6 @@ __all__ = [
     "compressible_layers",
     "load",
     "model_nbytes",
+    "prune_gradually",
     "summary",
 ]

@@ -1,0 +1,73 @@
+"""Gradual magnitude pruning of a dense Keras model, with training between the steps: the
+Keras counterpart of compactnn.torch.prune_gradually (the reasons are given there)."""
+from __future__ import annotations
+
+import numbers
+
+import keras
+import numpy as np
+
+from ..compression.prune import prune, prune_global
+from .convert import compressible_layers
+
+
+class _Remask(keras.callbacks.Callback):
+    """Zero the pruned weights again after every batch: Adam's momentum would revive them."""
+
+    def __init__(self, kernels, masks):
+        super().__init__()
+        self.kernels, self.masks = kernels, masks
+
+    def apply(self):
+        for kernel, mask in zip(self.kernels, self.masks):
+            kernel.assign(keras.ops.convert_to_numpy(kernel) * mask)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.apply()
+
+
+def prune_gradually(model, data, amount: float, steps: int = 4, epochs_per_step: int = 2,
+                    loss=None, lr: float = 1e-3, *, scope: str = "layer",
+                    batch_size: int = 64, seed: int = 0, progress: bool = True):
+    """Zero `amount` of the weights of the model's Dense, Conv1D and Conv2D kernels (by
+    magnitude, per layer or with one global threshold as `scope` says) in `steps` steps on
+    a cubic schedule, training for `epochs_per_step` epochs under the mask after each step
+    with Adam (rate decayed to zero by a cosine over each step's batches).
+
+    data: a pair (X, y) of arrays.  loss: a Keras loss (default: sparse categorical
+    cross-entropy on logits).  The model is compiled with that optimizer and loss; it is
+    changed in place and returned, still dense, so that compress_model with the same
+    `prune` and scope finds the zeros in place."""
+    if isinstance(amount, bool) or not isinstance(amount, numbers.Real) or not 0 <= amount < 1:
+        raise ValueError(f"amount must lie in [0, 1), got {amount!r}")
+    if scope not in ("layer", "global"):
+        raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
+    for name, v in (("steps", steps), ("epochs_per_step", epochs_per_step),
+                    ("batch_size", batch_size)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise TypeError("data must be a pair (X, y) of arrays")
+    X, y = (np.asarray(a) for a in data)
+    if len(X) != len(y):
+        raise ValueError(f"data has {len(X)} inputs but {len(y)} targets")
+    kernels = [layer.kernel for layer in compressible_layers(model)]
+    if not kernels:
+        raise ValueError("the model has no Dense, Conv1D or Conv2D layer to prune")
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True) if loss is None else loss
+    keras.utils.set_random_seed(seed)
+    batches = epochs_per_step * -(-len(X) // batch_size)
+    for step in range(1, steps + 1):
+        fraction = amount * (1 - (1 - step / steps) ** 3)
+        weights = [keras.ops.convert_to_numpy(k) for k in kernels]
+        if scope == "layer":
+            masks = [prune(w, fraction)[1] for w in weights]
+        else:
+            masks = prune_global(weights, fraction)[1]
+        remask = _Remask(kernels, [m.astype(w.dtype) for m, w in zip(masks, weights)])
+        remask.apply()
+        model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(lr, batches)),
+                      loss)
+        model.fit(X, y, batch_size=batch_size, epochs=epochs_per_step, shuffle=True,
+                  verbose=2 if progress else 0, callbacks=[remask])
+    return model
