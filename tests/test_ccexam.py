@@ -7,6 +7,8 @@ import compactnn.torch as cnt
 from compactnn.evaluation.datasets import mnist_5k, split
 from compactnn.evaluation.zoo import ccexam_mnist, mnist_input
 
+pytestmark = pytest.mark.training
+
 
 @pytest.fixture(scope="module")
 def mnist():

@@ -31,6 +31,7 @@ def layers(model):
             if isinstance(mod, cnt.CompressedModule)}
 
 
+@pytest.mark.training
 def test_codebook_retraining_recovers_accuracy_and_keeps_the_index_maps(task):
     model, train, test = task
     assert accuracy(model, test) > 0.95
@@ -55,6 +56,7 @@ def test_codebook_retraining_recovers_accuracy_and_keeps_the_index_maps(task):
                    if isinstance(t, torch.Tensor) and t.dtype != torch.uint8)
 
 
+@pytest.mark.training
 def test_weight_retraining_then_quantizing(task):
     model, train, test = task
     small = cnt.compress_model(model, prune=0.9, k=8, prune_scope="global", progress=False)
@@ -68,6 +70,7 @@ def test_weight_retraining_then_quantizing(task):
         assert len(np.unique(dense)) <= 8  # quantized again by the layer's plan (k = 8)
 
 
+@pytest.mark.training
 def test_a_data_loader_works_and_interruptions_leave_the_model(task):
     model, train, test = task
     small = cnt.compress_model(model, prune=0.5, k=8, progress=False)
@@ -83,6 +86,7 @@ def test_a_data_loader_works_and_interruptions_leave_the_model(task):
     assert {n: m.matrix.tobytes() for n, m in layers(small).items()} == bytes_before
 
 
+@pytest.mark.training
 @pytest.mark.parametrize("kw, message", [
     (dict(retrain="all"), "retrain must be"), (dict(epochs=0), "epochs"),
     (dict(lr=-1.0), "lr must be"), (dict(optimizer="lbfgs"), "optimizer"),
@@ -95,6 +99,7 @@ def test_bad_arguments(task, kw, message):
         cnt.finetune(small, train, progress=False, **kw)
 
 
+@pytest.mark.training
 def test_needs_a_compressed_model(task):
     model, train, _ = task
     with pytest.raises(ValueError, match="no compressed layers"):
@@ -104,6 +109,7 @@ def test_needs_a_compressed_model(task):
                      (train[0], train[1][:10]), progress=False)
 
 
+@pytest.mark.training
 def test_uncompressed_layers_train_too(task):
     model, train, _ = task
     small = cnt.compress_model(model, prune=0.5, k=8, progress=False, layers={"3": "dense"})
@@ -113,6 +119,7 @@ def test_uncompressed_layers_train_too(task):
     assert isinstance(small[0].matrix, (cn.IndexMap, cn.HAM, cn.HCSR))
 
 
+@pytest.mark.training
 def test_weight_retraining_of_an_unquantized_model(task):
     """A model compressed without weight sharing (its weights already had few values) is
     shared again with k-means after its weights were trained."""
@@ -123,6 +130,7 @@ def test_weight_retraining_of_an_unquantized_model(task):
     assert all(len(np.unique(m.matrix.to_dense())) <= 8 for m in layers(again).values())
 
 
+@pytest.mark.training
 def test_prune_gradually_reaches_the_amount_and_keeps_zeros():
     from compactnn.torch import prune_gradually
 
@@ -148,6 +156,7 @@ def test_prune_gradually_reaches_the_amount_and_keeps_zeros():
     assert abs(sum(zeros) / (600 + 120) - 0.8) < 0.01 and zeros[1] < 0.8 * 120
 
 
+@pytest.mark.training
 def test_prune_gradually_with_per_layer_amounts():
     """`layers=` gives layers their own amount; under the global scope the layers sharing
     the default amount share one threshold, and compress_model with the same settings finds

@@ -106,6 +106,7 @@ def gradual_point(tmp_path, grid: str, model: str = "lenet_300_100") -> dict:
     return sweep.run_point(cfg, point, sweep.evaluate(sweep.trained_baseline(cfg, task), task))
 
 
+@pytest.mark.training
 def test_gradual_pruning_point(tmp_path):
     record = gradual_point(tmp_path, "prune_steps = [3]")
     check_records([record], 1)
@@ -115,6 +116,7 @@ def test_gradual_pruning_point(tmp_path):
     assert results_pages.method(record["point"]) == "cws + gradual pruning"
 
 
+@pytest.mark.training
 def test_conv_layers_pruned_apart(tmp_path):
     """prune_conv gives the conv layers their own fraction (here none) in gradual pruning and
     in compression; the FC layers share the global threshold."""
@@ -130,6 +132,7 @@ def test_conv_layers_pruned_apart(tmp_path):
     assert "(conv 0)" in results_pages.table([record])
 
 
+@pytest.mark.training
 def test_a_point_does_not_depend_on_the_points_before_it(tmp_path):
     """Worker processes run several points each: a point seeds torch's global generator
     (build_model; dropout draws from it), so what it draws does not depend on what ran
@@ -150,6 +153,7 @@ def test_a_point_does_not_depend_on_the_points_before_it(tmp_path):
 
 
 # -- runs --------------------------------------------------------------------------------------
+@pytest.mark.training
 def test_sweep_then_report_from_the_file_alone(tmp_path, capsys):
     cfg_path = write_config(tmp_path)
     out = tmp_path / "results.jsonl"
@@ -221,6 +225,7 @@ def test_report_separates_widths_of_one_model(tmp_path):
                      "lenet5-fashion_mnist-psi.png", "lenet5-fashion_mnist-time.png"]
 
 
+@pytest.mark.training
 def test_killed_sweep_resumes(tmp_path):
     """Kill the sweep (and its workers) once a point is written, cut its last line short as
     a crash mid-write would, and rerun: every point ends up in the file exactly once and
@@ -250,6 +255,7 @@ def test_killed_sweep_resumes(tmp_path):
     check_records(sweep.read_results(out), 4)
 
 
+@pytest.mark.training
 def test_two_points_on_local_ray(tmp_path):
     cfg = sweep.load_config(write_config(tmp_path))
     out = tmp_path / "ray.jsonl"

@@ -101,6 +101,7 @@ def _loss(model, X, y, fn):
         return float(fn(model.eval()(X), y))
 
 
+@pytest.mark.training
 def test_train_classifier_reduces_cross_entropy(fashion_256):
     X, y = fashion_256
     torch.manual_seed(0)
@@ -112,6 +113,7 @@ def test_train_classifier_reduces_cross_entropy(fashion_256):
     assert after < 0.5 * before
 
 
+@pytest.mark.training
 def test_train_regressor_on_a_tuple_reduces_mse(kiba_256):
     (drugs, proteins), y = kiba_256
     X, y = (drugs[:128], proteins[:128]), y[:128]
@@ -125,6 +127,7 @@ def test_train_regressor_on_a_tuple_reduces_mse(kiba_256):
     assert after < 0.5 * before
 
 
+@pytest.mark.training
 def test_train_default_is_the_former_classifier_loop(fashion_256):
     """The default loss and a tensor X train exactly as `train` did before loss= and tuples."""
     X, y = fashion_256[0][:96], fashion_256[1][:96]
