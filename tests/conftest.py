@@ -1,13 +1,17 @@
+"""Fixtures shared by the test modules; shared helpers live in tests/helpers/.
+
+Tiers (the markers are described in pyproject.toml): `python -m pytest` runs the fast tier,
+every test not marked training, slow or hardening; `-m training`, `-m hardening` and
+`-m slow` run those; `-m emulated` runs the kernel, format, file and lane tests that CI runs
+again on emulated instruction sets; `-m ""` runs everything."""
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # keras 3 on the installed backend
 
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-import compactnn as cn  # noqa: E402
-
-FORMATS = [cn.IndexMap, cn.HAM, cn.HCSR]
+from compactnn import _core  # noqa: E402
+from helpers.matrices import FORMATS  # noqa: E402
 
 
 @pytest.fixture(params=FORMATS, ids=lambda f: f.__name__)
@@ -15,22 +19,9 @@ def fmt(request):
     return request.param
 
 
-def random_quantized(rng, n_rows, n_cols, k, density=1.0, skew=0.0):
-    """A float32 matrix with at most k distinct values and about `density` nonzeros.
-
-    skew > 0 makes index i about exp(-skew * i) times as likely as index 0.
-    """
-    codebook = rng.standard_normal(k).astype(np.float32)
-    p = np.exp(-skew * np.arange(k))
-    idx = rng.choice(k, size=(n_rows, n_cols), p=p / p.sum())
-    W = codebook[idx]
-    W[rng.random((n_rows, n_cols)) >= density] = 0
-    return W
-
-
-def reference_error(W, x, y):
-    """Largest |y - W x| relative to |W| |x|, with W x in float64."""
-    W64 = W.astype(np.float64)
-    ref = W64 @ x.astype(np.float64)
-    scale = np.abs(W64) @ np.abs(x.astype(np.float64)) + 1e-30
-    return float(np.max(np.abs(y - ref) / scale)) if ref.size else 0.0
+@pytest.fixture
+def restore_isa():
+    """Puts the kernel set back after a test that switches it (_core.set_isa)."""
+    before = _core.isa()
+    yield
+    _core.set_isa(before)

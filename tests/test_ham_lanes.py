@@ -3,15 +3,19 @@ layout choice, every kernel set against the scalar schedule, old files converted
 hostile lane files whose checksums are valid."""
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import compactnn as cn
 from compactnn import _core
-from conftest import random_quantized, reference_error
-from test_files import File, expect_format_error
-from test_kernels import ISAS, restore_isa  # noqa: F401 (fixture)
-from test_lanes import COUNTS, GAP_LENGTHS, PARAMS, VALUE_LENGTHS, WORDS, _param, check
+from helpers.files import File, expect_format_error
+from helpers.kernels import ISAS
+from helpers.lanes import COUNTS, GAP_LENGTHS, PARAMS, VALUE_LENGTHS, WORDS, check, set_param
+from helpers.matrices import random_quantized, reference_error
+
+pytest.importorskip("hypothesis")  # an emulated platform without it skips this module
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("restore_isa")
 
 
 def lanes(W):
@@ -160,10 +164,10 @@ def _one_row_short(f):
 
 
 @pytest.mark.parametrize("mutate, match", [
-    (_param(0, 70 * 3800 - 1), "rows x cols"),
-    (_param(0, 2**64 - 1), "rows x cols"),
+    (set_param(0, 70 * 3800 - 1), "rows x cols"),
+    (set_param(0, 2**64 - 1), "rows x cols"),
     (lambda f: f.set_u64(PARAMS, []), "rows x cols"),
-    (_param(3, 1), "no gaps"),  # one raw gap bit per entry
+    (set_param(3, 1), "no gaps"),  # one raw gap bit per entry
     (lambda f: f.sections.__setitem__(GAP_LENGTHS, bytes([1])), "no gaps"),
     (lambda f: f.sections.__setitem__(GAP_LENGTHS, bytes([255, 255])), "no gaps"),
     (lambda f: f.sections.__setitem__(VALUE_LENGTHS, bytes([7] * len(f.sections[VALUE_LENGTHS]))),

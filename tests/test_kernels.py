@@ -1,40 +1,17 @@
 """Every kernel set this CPU supports against the scalar reference, and thread counts."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import compactnn as cn
 from compactnn import _core
-from conftest import FORMATS, random_quantized, reference_error
+from helpers.kernels import ISAS, compare_isas
+from helpers.matrices import FORMATS, random_quantized
 
-ISAS = _core.supported_isas()
+pytest.importorskip("hypothesis")  # an emulated platform without it skips this module
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def restore_isa():
-    before = _core.isa()
-    yield
-    _core.set_isa(before)
-
-
-def products(m, x, X):
-    return m.dot(x), m.dot(X), m.linear(X.T)
-
-
-def compare_isas(m, W, rng, B=5):
-    x = rng.standard_normal(W.shape[1]).astype(np.float32)
-    X = rng.standard_normal((W.shape[1], B)).astype(np.float32)
-    _core.set_isa("scalar")
-    ref = products(m, x, X)
-    assert reference_error(W, x, ref[0]) < 2e-6
-    for isa in ISAS:
-        _core.set_isa(isa)
-        got = products(m, x, X)
-        for a, b in zip(got, ref):
-            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * (np.abs(W).sum(1).max() + 1))
-        if B > 1:  # the batch-major product sums as the column-major one does
-            np.testing.assert_array_equal(got[2], got[1].T)
+pytestmark = pytest.mark.usefixtures("restore_isa")
 
 
 # Shapes cover cols % 16 == 0 (the multi-row paths) and not, row counts that leave

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import compactnn as cn
-from conftest import random_quantized
+from helpers.matrices import random_quantized
 
 
 def _product_in_child(queue):
@@ -83,7 +83,7 @@ REFUSED = r"""
 import resource, sys
 import numpy as np
 import compactnn as cn
-from proc_status import status
+from helpers.proc_status import status
 
 rng = np.random.default_rng(0)
 m = cn.IndexMap.from_dense(rng.integers(-8, 8, (4096, 2048)).astype(np.float32))

@@ -12,7 +12,7 @@ import os, sys, tempfile
 import numpy as np
 import scipy.sparse as sp
 import compactnn as cn
-from proc_status import peak_added, reset_peak
+from helpers.proc_status import peak_added, reset_peak
 
 n, per_row = 50_000, 500  # 1% dense; 2.5e9 entries > 2^31
 rng = np.random.default_rng(0)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import compactnn as cn
 from compactnn.compression import bounds
-from conftest import random_quantized
+from helpers.matrices import random_quantized
 
 
 @pytest.fixture(scope="module")

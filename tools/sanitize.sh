@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds compactnn with sanitizers into a temporary directory and runs tests against it.
 #   tools/sanitize.sh address [pytest args]  AddressSanitizer + UndefinedBehaviorSanitizer;
-#                                            default: the kernel, format, input and file tests
+#                                            default: the kernel, format, input, file and
+#                                            lane tests
 #   tools/sanitize.sh thread [pytest args]   ThreadSanitizer; default: the concurrency tests
 # The sanitizer runtime must be loaded before Python (LD_PRELOAD), as the interpreter itself
 # is not instrumented.  Any report ends the run with a non-zero status.
@@ -14,8 +15,9 @@ case "$mode" in
     sanitize=address,undefined runtime=libasan.so
     # Tests whose child processes measure memory or cap their address space are left out:
     # the children inherit the runtime, whose shadow memory distorts both.
-    defaults=(tests/test_kernels.py tests/test_formats.py tests/test_inputs.py tests/test_files.py
-              tests/test_lanes.py tests/test_ham_lanes.py -k "not peak_memory and not huge_cols")
+    defaults=(tests/test_kernels.py tests/test_formats.py tests/test_inputs.py
+              tests/test_matrix_files_*.py tests/test_hcsr_lanes.py tests/test_ham_lanes.py
+              -k "not peak_memory and not huge_cols")
     # Python's own allocations live until exit by design: leak reports would be noise.
     export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_string_checks=1
     export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ;;
@@ -23,8 +25,8 @@ case "$mode" in
     sanitize=thread runtime=libtsan.so
     # The OpenMP test runs tasks on PyTorch's uninstrumented libgomp, whose barriers TSan
     # cannot see; the refused-threads test limits address space, which TSan's shadow needs.
-    defaults=(tests/test_parallel.py tests/test_files.py tests/test_kernels.py tests/test_lanes.py
-              tests/test_ham_lanes.py -k "thread and not openmp and not refuse")
+    defaults=(tests/test_parallel.py tests/test_matrix_files_*.py tests/test_kernels.py
+              tests/test_hcsr_lanes.py tests/test_ham_lanes.py -k "thread and not openmp and not refuse")
     export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ;;
   *) echo "usage: tools/sanitize.sh address|thread [pytest arguments]" >&2; exit 2 ;;
 esac

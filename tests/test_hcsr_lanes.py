@@ -1,33 +1,26 @@
 """HCSR's lane-interleaved layout: the layout choice, every kernel set against the scalar
 schedule on adversarial matrices, files of both container versions, and hostile lane
 files whose checksums are valid."""
-
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import compactnn as cn
 from compactnn import _core
-from conftest import random_quantized, reference_error
-from test_files import File, expect_format_error
-from test_kernels import ISAS, compare_isas, restore_isa  # noqa: F401 (fixture)
+from helpers.files import File, expect_format_error
+from helpers.kernels import ISAS
+from helpers.lanes import COUNTS, GAP_LENGTHS, GROUP_WORDS, PARAMS, VALUE_LENGTHS, WORDS, check
+from helpers.lanes import set_param
+from helpers.matrices import random_quantized, reference_error
 
-# Sections of a lane-layout HCSR file (docs/FORMAT.md).
-PARAMS, GAP_LENGTHS, VALUE_LENGTHS, COUNTS, GROUP_WORDS, WORDS = range(1, 7)
+pytest.importorskip("hypothesis")  # an emulated platform without it skips this module
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("restore_isa")
 
 
 def lanes(W):
     return cn.HCSR.from_dense(W).with_layout("lanes")
-
-
-def check(m, W, rng, B=5):
-    """Exact decode, and every kernel set's products against the scalar schedule."""
-    assert m.layout == "lanes"
-    np.testing.assert_array_equal(m.to_dense().view(np.uint32), W.view(np.uint32))
-    back = cn.frombytes(m.tobytes())
-    assert back.layout == "lanes" and back.tobytes() == m.tobytes()
-    compare_isas(m, W, rng, B=B)
 
 
 # -- the layout choice ---------------------------------------------------------------------
@@ -202,22 +195,14 @@ def _mutated(mutate) -> bytes:
     return f.tobytes()
 
 
-def _param(i, value):
-    def mutate(f):
-        p = f.u64(PARAMS)
-        p[i] = value
-        f.set_u64(PARAMS, p)
-    return mutate
-
-
 @pytest.mark.parametrize("mutate, match", [
-    (_param(0, 0), "add up"),
-    (_param(0, 2**63), "add up"),
-    (_param(1, 32), "group rows"),
-    (_param(1, 0), "group rows"),
-    (_param(2, 5), "bucket parameters"),
-    (_param(3, 19), "bucket parameters"),
-    (_param(3, 2**64 - 1), "bucket parameters"),
+    (set_param(0, 0), "add up"),
+    (set_param(0, 2**63), "add up"),
+    (set_param(1, 32), "group rows"),
+    (set_param(1, 0), "group rows"),
+    (set_param(2, 5), "bucket parameters"),
+    (set_param(3, 19), "bucket parameters"),
+    (set_param(3, 2**64 - 1), "bucket parameters"),
     (lambda f: f.set_u64(PARAMS, [1, 64, 0]), "4 values"),
     (lambda f: f.set_u64(PARAMS, []), "empty"),
     (lambda f: f.sections.__setitem__(GAP_LENGTHS, b""), "gap buckets"),

@@ -1,5 +1,6 @@
 """What Linux says of this process, for tests whose child processes measure themselves
-(run with the tests directory as their working directory, so that they can import this)."""
+(run with the tests directory as their working directory, so that they can import
+helpers.proc_status)."""
 
 
 def status(field: str) -> int:
