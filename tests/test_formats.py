@@ -9,6 +9,9 @@ pytest.importorskip("hypothesis")  # an emulated platform without it skips this 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+# Every test here but the ones that need scipy or measure the process's memory is marked
+# emulated.
+
 TOL = 2e-6  # float32 rounding over up to a few thousand terms
 
 matrices = st.builds(
@@ -24,6 +27,7 @@ matrices = st.builds(
 )
 
 
+@pytest.mark.emulated
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(W=matrices, fmt=st.sampled_from(FORMATS), B=st.integers(1, 9), seed=st.integers(0, 99))
 def test_matches_numpy(W, fmt, B, seed):
@@ -59,6 +63,7 @@ def test_matches_numpy(W, fmt, B, seed):
     assert back.nbytes == m.nbytes
 
 
+@pytest.mark.emulated
 @settings(max_examples=25, deadline=None)
 @given(W=matrices, src=st.sampled_from(FORMATS), dst=st.sampled_from(FORMATS))
 def test_conversion_is_exact(W, src, dst):
@@ -67,6 +72,7 @@ def test_conversion_is_exact(W, src, dst):
     assert m.to_dense().tobytes() == W.tobytes()
 
 
+@pytest.mark.emulated
 @settings(max_examples=25, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
@@ -82,6 +88,7 @@ def test_from_codebook(seed, k, shape):
         assert m.to_dense().tobytes() == codebook[idx].tobytes()
 
 
+@pytest.mark.emulated
 def test_codebook_is_sorted_distinct_values(fmt):
     W = np.array([[3, -1, 0], [0, 3, 2.5]], np.float32)
     m = fmt.from_dense(W)
@@ -89,12 +96,14 @@ def test_codebook_is_sorted_distinct_values(fmt):
     assert m.k == 4 and m.nnz == 4
 
 
+@pytest.mark.emulated
 def test_negative_zero_is_kept(fmt):
     W = np.array([[-0.0, 0.0, 1.0]], np.float32)
     m = fmt.from_dense(W)
     assert m.to_dense().tobytes() == W.tobytes()
 
 
+@pytest.mark.emulated
 def test_other_input_dtypes(fmt):
     rng = np.random.default_rng(1)
     W = random_quantized(rng, 20, 30, 8).astype(np.float64)
@@ -106,6 +115,7 @@ def test_other_input_dtypes(fmt):
         assert reference_error(W.astype(np.float32), xf, m.dot(x)) < TOL
 
 
+@pytest.mark.emulated
 def test_non_contiguous_inputs(fmt):
     rng = np.random.default_rng(2)
     W = random_quantized(rng, 25, 40, 16, 0.3)
@@ -120,6 +130,7 @@ def test_non_contiguous_inputs(fmt):
     np.testing.assert_allclose(m.linear(X.T), Y.T, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.emulated
 def test_out_argument(fmt):
     rng = np.random.default_rng(3)
     W = random_quantized(rng, 12, 9, 4)
@@ -134,6 +145,7 @@ def test_out_argument(fmt):
     np.testing.assert_allclose(Y, X @ W.T, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.emulated
 def test_out_may_alias_input():
     W = np.eye(6, dtype=np.float32)[::-1].copy()  # reverses a vector
     for fmt in FORMATS:
@@ -142,6 +154,7 @@ def test_out_may_alias_input():
         np.testing.assert_array_equal(buf, np.arange(6)[::-1])
 
 
+@pytest.mark.emulated
 def test_empty_matrices(fmt):
     for shape in [(0, 0), (0, 7), (5, 0)]:
         W = np.zeros(shape, np.float32)
@@ -155,6 +168,7 @@ def test_empty_matrices(fmt):
         assert cn.frombytes(m.tobytes()).shape == shape
 
 
+@pytest.mark.emulated
 def test_all_zero_and_single_value(fmt):
     for W in (np.zeros((30, 50), np.float32), np.full((30, 50), 0.75, np.float32)):
         m = fmt.from_dense(W)
@@ -164,6 +178,7 @@ def test_all_zero_and_single_value(fmt):
         assert cn.frombytes(m.tobytes()).to_dense().tobytes() == W.tobytes()
 
 
+@pytest.mark.emulated
 def test_one_huge_row(fmt):
     rng = np.random.default_rng(4)
     W = random_quantized(rng, 1, 2_000_000, 7, density=0.1)
@@ -173,6 +188,7 @@ def test_one_huge_row(fmt):
     assert cn.frombytes(m.tobytes()).to_dense().tobytes() == W.tobytes()
 
 
+@pytest.mark.emulated
 def test_long_codes(fmt):
     """Value counts 2^i give Huffman codes longer than the 11-bit table (and than the
     24-bit limit, which the length limiter enforces)."""
@@ -191,6 +207,7 @@ def test_long_codes(fmt):
         assert cn.frombytes(m.tobytes()).to_dense().tobytes() == W.tobytes()
 
 
+@pytest.mark.emulated
 def test_large_codebook(fmt):
     rng = np.random.default_rng(7)
     W = rng.permutation(np.arange(65536, dtype=np.float32)).reshape(256, 256)
@@ -232,6 +249,7 @@ def test_scipy_round_trip():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.emulated
 def test_pickle(fmt):
     import pickle
 
@@ -240,6 +258,7 @@ def test_pickle(fmt):
     assert type(m) is fmt and m.to_dense().tobytes() == W.tobytes()
 
 
+@pytest.mark.emulated
 @pytest.mark.parametrize("layout", ["auto", "rows", "lanes"])
 @pytest.mark.parametrize("shape, density", [((1, 1), 1.0), ((70, 3), 0.5), ((130, 257), 0.05),
                                             ((64, 64), 1.0), ((3, 200_000), 0.001)])

@@ -15,7 +15,7 @@ pytest.importorskip("hypothesis")  # an emulated platform without it skips this 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("restore_isa")
+pytestmark = [pytest.mark.usefixtures("restore_isa"), pytest.mark.emulated]
 
 
 def lanes(W):
@@ -181,6 +181,7 @@ def test_hostile_lane_files(mutate, match):
     expect_format_error(_mutated(mutate), match=match)
 
 
+@pytest.mark.hardening
 def test_flipped_words_load_or_raise():
     """Any change of the words decodes to another valid matrix or raises FormatError; a
     matrix that loads gives the same products on every kernel set."""

@@ -16,6 +16,7 @@ pytest.importorskip("hypothesis")  # an emulated platform without it skips this 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+# Every test here but the one that needs scipy is marked emulated.
 pytestmark = pytest.mark.usefixtures("restore_isa")
 
 
@@ -24,6 +25,7 @@ def lanes(W):
 
 
 # -- the layout choice ---------------------------------------------------------------------
+@pytest.mark.emulated
 def test_auto_picks_lanes_where_they_serve():
     rng = np.random.default_rng(0)
     W = random_quantized(rng, 300, 1000, 32, density=0.1)
@@ -37,6 +39,7 @@ def test_auto_picks_lanes_where_they_serve():
     assert rows.with_layout("auto").tobytes() == m.tobytes()
 
 
+@pytest.mark.emulated
 def test_rows_where_lanes_cannot_serve():
     rng = np.random.default_rng(1)
     W = random_quantized(rng, 200, 300, 400, density=0.5)  # k > 128
@@ -48,6 +51,7 @@ def test_rows_where_lanes_cannot_serve():
         m.with_layout("columns")
 
 
+@pytest.mark.emulated
 def test_small_matrix_takes_the_smaller_layout():
     W = np.zeros((4, 6), np.float32)
     W[1, 2] = 1.5
@@ -55,6 +59,7 @@ def test_small_matrix_takes_the_smaller_layout():
     assert m.nbytes == min(m.with_layout("rows").nbytes, m.with_layout("lanes").nbytes)
 
 
+@pytest.mark.emulated
 def test_bits_per_entry_no_worse_than_rows():
     rng = np.random.default_rng(2)
     for density in (0.1, 0.01):
@@ -65,6 +70,7 @@ def test_bits_per_entry_no_worse_than_rows():
 
 
 # -- kernels against the scalar schedule -----------------------------------------------------
+@pytest.mark.emulated
 @pytest.mark.parametrize("k", [1, 2, 7, 32, 100, 128])
 def test_rows_of_every_length_side_by_side(k):
     """Rows of 0, 1 and all 8192 entries next to each other, in groups that do not fill."""
@@ -82,6 +88,7 @@ def test_rows_of_every_length_side_by_side(k):
     check(lanes(W), W, rng)
 
 
+@pytest.mark.emulated
 @pytest.mark.parametrize("scale", [1, 3, 40, 700, 20000, 10**6])
 def test_every_gap_bucket(scale):
     """Gaps spread over every bucket the encoder makes, up to 2^20 columns."""
@@ -99,6 +106,7 @@ def test_every_gap_bucket(scale):
     check(m, W, rng, B=3)
 
 
+@pytest.mark.emulated
 @pytest.mark.parametrize("shape", [(1, 1), (1, 5000), (5000, 1), (64, 64), (65, 3), (17, 16)])
 @pytest.mark.parametrize("density", [1.0, 0.3])
 def test_small_and_thin_shapes(shape, density):
@@ -109,6 +117,7 @@ def test_small_and_thin_shapes(shape, density):
     check(lanes(W), W, rng)
 
 
+@pytest.mark.emulated
 def test_dense_rows_of_one_value():
     """One bucket and one value: the gap code takes no bits, so the value code takes one."""
     W = np.full((70, 90), np.float32(0.75))
@@ -117,6 +126,7 @@ def test_dense_rows_of_one_value():
     check(m, W, np.random.default_rng(3))
 
 
+@pytest.mark.emulated
 def test_empty_and_all_empty_rows():
     rng = np.random.default_rng(4)
     for W in (np.zeros((100, 30), np.float32), np.zeros((0, 30), np.float32)):
@@ -129,6 +139,7 @@ def test_empty_and_all_empty_rows():
     check(lanes(W), W, rng)
 
 
+@pytest.mark.emulated
 @pytest.mark.parametrize("k", [1, 2, 3, 8, 9, 16, 17, 32, 33, 64, 65, 128])
 def test_full_codebooks(k):
     """Every rank count the register lookups distinguish."""
@@ -143,6 +154,7 @@ def test_full_codebooks(k):
     check(m, W, rng)
 
 
+@pytest.mark.emulated
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=st.integers(1, 200), cols=st.integers(1, 3000), k=st.integers(1, 128),
        density=st.floats(0.001, 1.0), skew=st.floats(0, 1), seed=st.integers(0, 2**32 - 1))
@@ -152,6 +164,7 @@ def test_random_matrices(rows, cols, k, density, skew, seed):
     check(lanes(W), W, rng, B=2)
 
 
+@pytest.mark.emulated
 def test_threads_give_the_same_result():
     rng = np.random.default_rng(6)
     W = random_quantized(rng, 1000, 4000, 32, density=0.1)
@@ -174,6 +187,7 @@ def _sample():
     return W, lanes(W)
 
 
+@pytest.mark.emulated
 def test_version_1_files_are_converted():
     """A file of version 1 (row layout only) loads in the lane layout; a version 2 file in
     the row layout stays in it."""
@@ -195,6 +209,7 @@ def _mutated(mutate) -> bytes:
     return f.tobytes()
 
 
+@pytest.mark.emulated
 @pytest.mark.parametrize("mutate, match", [
     (set_param(0, 0), "add up"),
     (set_param(0, 2**63), "add up"),
@@ -236,6 +251,7 @@ def test_hostile_lane_files(mutate, match):
     expect_format_error(_mutated(mutate), match=match)
 
 
+@pytest.mark.emulated
 def test_entries_of_no_bits_are_refused():
     """A dense one-value matrix with both codes of zero bits would let a tiny file claim
     any number of entries."""
@@ -246,6 +262,8 @@ def test_entries_of_no_bits_are_refused():
     expect_format_error(f.tobytes(), match="no bits")
 
 
+@pytest.mark.hardening
+@pytest.mark.emulated
 def test_flipped_words_load_or_raise():
     """Any change of the words decodes to another valid matrix or raises FormatError; a
     matrix that loads gives the same products on every kernel set."""
@@ -272,6 +290,7 @@ def test_flipped_words_load_or_raise():
     assert loaded < 300
 
 
+@pytest.mark.emulated
 def test_large_codebook_few_values_used():
     """The lane layout bounds the values stored, not the codebook: 65536 entries, 100 used."""
     rng = np.random.default_rng(9)

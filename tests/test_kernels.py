@@ -11,7 +11,7 @@ pytest.importorskip("hypothesis")  # an emulated platform without it skips this 
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("restore_isa")
+pytestmark = [pytest.mark.usefixtures("restore_isa"), pytest.mark.emulated]
 
 
 # Shapes cover cols % 16 == 0 (the multi-row paths) and not, row counts that leave

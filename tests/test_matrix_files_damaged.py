@@ -8,8 +8,11 @@ import compactnn as cn
 from helpers.files import FORMAT_IDS, MAGIC, expect_format_error, valid_file
 from helpers.matrices import FORMATS
 
+pytestmark = pytest.mark.emulated
+
 
 # -- truncation ----------------------------------------------------------------------------
+@pytest.mark.hardening
 @pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.__name__)
 def test_every_truncation_raises(fmt):
     data = valid_file(fmt)
@@ -20,6 +23,7 @@ def test_every_truncation_raises(fmt):
         assert str(exc.value), f"empty message for a truncation to {i} bytes"
 
 
+@pytest.mark.hardening
 @pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.__name__)
 def test_truncated_empty_matrix_raises(fmt):
     data = fmt.from_dense(np.zeros((0, 3), np.float32)).tobytes()
@@ -29,6 +33,7 @@ def test_truncated_empty_matrix_raises(fmt):
 
 
 # -- corruption ----------------------------------------------------------------------------
+@pytest.mark.hardening
 @pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.__name__)
 def test_random_byte_corruption_raises(fmt):
     data = valid_file(fmt)
@@ -44,6 +49,7 @@ def test_random_byte_corruption_raises(fmt):
         assert str(exc.value), f"trial {trial}: empty message (bytes {sorted(where)})"
 
 
+@pytest.mark.hardening
 @pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.__name__)
 def test_single_bit_flips_raise(fmt):
     data = valid_file(fmt)
@@ -74,6 +80,7 @@ def test_junk_raises(data):
 
 
 # -- a buffer changed while it loads -------------------------------------------------------
+@pytest.mark.hardening
 def test_checksum_is_checked_on_the_bytes_kept():
     """A buffer rewritten while it loads (another thread, a file mapped while rewritten):
     what loads is always what passed the checksum.  The codebook section of a 256x256 HCSR

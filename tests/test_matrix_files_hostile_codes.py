@@ -7,6 +7,8 @@ import pytest
 import compactnn as cn
 from helpers.files import HUFFMAN, LENGTHS, File, expect_format_error, mutated
 
+pytestmark = pytest.mark.emulated
+
 
 # -- code lengths --------------------------------------------------------------------------
 @HUFFMAN

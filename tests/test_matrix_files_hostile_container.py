@@ -7,6 +7,8 @@ import compactnn as cn
 from helpers.files import (ALL, FORMAT_IDS, SECTION_COUNTS, File, expect_format_error, mutated,
                            set_fields, valid_file)
 
+pytestmark = pytest.mark.emulated
+
 
 # -- header --------------------------------------------------------------------------------
 @ALL

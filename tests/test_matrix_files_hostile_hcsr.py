@@ -8,6 +8,8 @@ import pytest
 import compactnn as cn
 from helpers.files import File, expect_format_error, mutated, sample_file
 
+pytestmark = pytest.mark.emulated
+
 
 # -- parameters ----------------------------------------------------------------------------
 def _hcsr_params(f: File) -> list[int]:
@@ -116,6 +118,7 @@ def test_hcsr_escape_runs_past_columns():
         expect_format_error(f.tobytes())
 
 
+@pytest.mark.hardening
 def test_hcsr_escape_beyond_row_bits():
     """A row whose last code announces an escape field that lies past the row's end."""
     W = np.zeros((2, 5000), np.float32)

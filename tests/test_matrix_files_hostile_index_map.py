@@ -6,6 +6,8 @@ import pytest
 import compactnn as cn
 from helpers.files import File, expect_format_error, mutated, sample_file
 
+pytestmark = pytest.mark.emulated
+
 
 @pytest.mark.parametrize("rows", [0, 1, 5, 11, 100])
 def test_index_map_rows_mismatch(rows):

@@ -8,6 +8,8 @@ import compactnn as cn
 from helpers.files import (HUFFMAN, OFFSETS, STREAM, File, expect_format_error, mutated,
                            sample_file)
 
+pytestmark = pytest.mark.emulated
+
 
 # -- row offsets ---------------------------------------------------------------------------
 @HUFFMAN
@@ -140,6 +142,7 @@ def test_stream_not_whole_words(fmt, cut):
     expect_format_error(mutated(fmt, mutate))
 
 
+@pytest.mark.hardening
 @HUFFMAN
 def test_stream_garbage_bits(fmt):
     """Same sizes, different bits: rows no longer end on their offsets (or codes are

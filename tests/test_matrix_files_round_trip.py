@@ -17,6 +17,8 @@ pytest.importorskip("hypothesis")  # an emulated platform without it skips this 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+pytestmark = pytest.mark.emulated
+
 
 def test_file_helper_reproduces_files():
     for fmt in FORMATS:

@@ -11,6 +11,8 @@ import compactnn as cn
 from helpers.files import ALL, MATRICES, assert_same_matrix, valid_file
 from helpers.matrices import FORMATS
 
+pytestmark = pytest.mark.emulated
+
 
 # -- paths and argument types --------------------------------------------------------------
 def test_load_missing_path(tmp_path):

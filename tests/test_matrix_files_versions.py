@@ -8,6 +8,8 @@ import compactnn as cn
 from helpers.files import File, expect_format_error
 from helpers.matrices import bits, random_quantized
 
+pytestmark = pytest.mark.emulated
+
 
 def _layouts(W):
     """W in every layout of HAM and HCSR (the lane layout where it holds W)."""

@@ -18,6 +18,7 @@ def _product_in_child(queue):
     queue.put(bool(np.array_equal(m.dot(x, threads=2), m.dot(x, threads=1))))
 
 
+@pytest.mark.emulated
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
 def test_products_after_fork():
     """A forked child has none of the parent's pool workers; its products start their own."""
@@ -35,6 +36,7 @@ def test_products_after_fork():
     assert queue.get(timeout=5)
 
 
+@pytest.mark.emulated
 def test_many_threads_and_repeated_calls_agree():
     rng = np.random.default_rng(2)
     W = random_quantized(rng, 2000, 300, 8, density=0.5)

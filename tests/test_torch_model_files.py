@@ -109,6 +109,7 @@ def write_raw(path, meta, entries_blobs):
     path.write_bytes(data + b"".join(blobs))
 
 
+@pytest.mark.hardening
 def test_every_truncation_and_flip_is_a_format_error(small, tmp_path):
     path = tmp_path / "m.cnnm"
     cnt.save(small, path)

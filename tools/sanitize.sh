@@ -2,7 +2,7 @@
 # Builds compactnn with sanitizers into a temporary directory and runs tests against it.
 #   tools/sanitize.sh address [pytest args]  AddressSanitizer + UndefinedBehaviorSanitizer;
 #                                            default: the kernel, format, input, file and
-#                                            lane tests
+#                                            lane tests, their hardening tier included
 #   tools/sanitize.sh thread [pytest args]   ThreadSanitizer; default: the concurrency tests
 # The sanitizer runtime must be loaded before Python (LD_PRELOAD), as the interpreter itself
 # is not instrumented.  Any report ends the run with a non-zero status.
@@ -17,7 +17,7 @@ case "$mode" in
     # the children inherit the runtime, whose shadow memory distorts both.
     defaults=(tests/test_kernels.py tests/test_formats.py tests/test_inputs.py
               tests/test_matrix_files_*.py tests/test_hcsr_lanes.py tests/test_ham_lanes.py
-              -k "not peak_memory and not huge_cols")
+              -m "not slow" -k "not peak_memory and not huge_cols")
     # Python's own allocations live until exit by design: leak reports would be noise.
     export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_string_checks=1
     export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ;;
