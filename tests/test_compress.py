@@ -29,6 +29,7 @@ def test_auto_is_never_larger(seed, shape, prune, quantize, k):
     np.testing.assert_array_equal(m.to_dense(), cands[0].to_dense())
 
 
+@pytest.mark.training
 def test_auto_on_trained_layers():
     layers = products.real_layers()
     if not layers:
