@@ -11,12 +11,14 @@ pytest.importorskip("hypothesis")  # an emulated platform without it skips this 
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-pytestmark = [pytest.mark.usefixtures("restore_isa"), pytest.mark.emulated]
+# Every test here but the one that needs scipy is marked emulated.
+pytestmark = pytest.mark.usefixtures("restore_isa")
 
 
 # Shapes cover cols % 16 == 0 (the multi-row paths) and not, row counts that leave
 # remainders after groups of 4, and sizes that build the one-lookup decode tables
 # (HAM from 2^18 entries, HCSR from 16384 stored entries).
+@pytest.mark.emulated
 @pytest.mark.parametrize("shape", [(37, 64), (21, 70), (5, 1), (1, 300), (515, 512), (130, 2048)])
 @pytest.mark.parametrize("k", [1, 2, 3, 5, 11, 16, 17, 32, 40, 64, 65, 128, 256, 300])
 def test_isas_agree(fmt, shape, k):
@@ -28,6 +30,7 @@ def test_isas_agree(fmt, shape, k):
 # Every index width with the whole codebook in use (from_dense keeps only the values that
 # occur, which a skewed draw leaves below k), and column counts that are and are not
 # multiples of 16, 32 and 64 (the byte-plane lookups need whole blocks of 32 or 64).
+@pytest.mark.emulated
 @pytest.mark.parametrize("k", [3, 9, 16, 17, 33, 64, 65, 100, 128, 129, 200, 256])
 @pytest.mark.parametrize("shape", [(3, 64), (37, 128), (10, 192), (6, 1024), (7, 96), (5, 100)])
 def test_isas_agree_full_codebooks(fmt, k, shape):
@@ -41,6 +44,7 @@ def test_isas_agree_full_codebooks(fmt, k, shape):
 
 # Column counts of X around the register tiles' widths (16 AVX2, 64 AVX-512, 64 sparse,
 # 256 per panel), rows around the tiles' 6 and linear's panels of 64.
+@pytest.mark.emulated
 @pytest.mark.parametrize("B", [2, 3, 15, 17, 49, 64, 65, 130, 1000])
 @pytest.mark.parametrize("rows", [9, 130])
 def test_isas_agree_wide_x(fmt, B, rows):
@@ -49,6 +53,7 @@ def test_isas_agree_wide_x(fmt, B, rows):
     compare_isas(fmt.from_dense(W), W, rng, B)
 
 
+@pytest.mark.emulated
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 70), m=st.integers(1, 200),
        k=st.sampled_from([1, 3, 8, 16, 30, 64, 200, 256, 1000]),
@@ -60,6 +65,7 @@ def test_isas_agree_random(seed, n, m, k, density, B):
         compare_isas(fmt.from_dense(W), W, rng, B)
 
 
+@pytest.mark.emulated
 def test_long_codes_on_every_isa():
     counts = 2 ** np.arange(20)
     values = np.repeat(np.arange(1, 21, dtype=np.float32), counts)
@@ -72,6 +78,7 @@ def test_long_codes_on_every_isa():
         compare_isas(fmt.from_dense(W), W, rng)
 
 
+@pytest.mark.emulated
 def test_hcsr_second_level_tables():
     """At 99% sparsity the joint (value, gap) alphabet is nearly flat and many codes are
     longer than the 12-bit table: their prefixes link to second-level tables."""
@@ -84,6 +91,7 @@ def test_hcsr_second_level_tables():
     assert cn.frombytes(m.tobytes()).info() == info
 
 
+@pytest.mark.emulated
 @pytest.mark.parametrize("isa", ISAS)
 def test_threads_do_not_change_results(fmt, isa):
     _core.set_isa(isa)
@@ -99,6 +107,7 @@ def test_threads_do_not_change_results(fmt, isa):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.emulated
 def test_cpu_info_and_isa_choice():
     info = cn.cpu_info()
     assert info["isa"] in ISAS and "scalar" in info["supported"]
@@ -110,6 +119,7 @@ def test_cpu_info_and_isa_choice():
                 _core.set_isa(isa)
 
 
+@pytest.mark.emulated
 def test_isa_environment_variable():
     import subprocess
     import sys
@@ -123,6 +133,7 @@ def test_isa_environment_variable():
     assert bad.returncode != 0 and "unknown kernel set 'nope'" in bad.stderr
 
 
+@pytest.mark.emulated
 def test_set_num_threads():
     before = cn.get_num_threads()
     try:
@@ -134,6 +145,7 @@ def test_set_num_threads():
         cn.set_num_threads(before)
 
 
+@pytest.mark.emulated
 def test_concurrent_products_from_python_threads(fmt):
     """Products release the GIL and share nothing mutable: calls from several Python
     threads at once give the same results as one at a time."""
