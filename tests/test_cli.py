@@ -15,9 +15,17 @@ from compactnn.cli import main
 
 
 def run_cli(*args):
+    """The command through its entry point, in a process of its own."""
     env = dict(os.environ, KERAS_BACKEND="torch")
     return subprocess.run([sys.executable, "-m", "compactnn", *args], capture_output=True,
                           text=True, env=env, timeout=600)
+
+
+def run_main(capsys, *args):
+    """The command in this process (saves importing torch and Keras again per command)."""
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out.out, out.err)
 
 
 def test_matrix_demo_prints_every_format():
@@ -61,18 +69,18 @@ def whole_model(tmp_path_factory):
     return path
 
 
-def test_compress_info_and_bench(whole_model, tmp_path):
+def test_compress_info_and_bench(whole_model, tmp_path, capsys):
     out_path = tmp_path / "small.cnnm"
-    out = run_cli("compress", str(whole_model), "-o", str(out_path), "--prune", "0.5",
+    out = run_main(capsys, "compress", str(whole_model), "-o", str(out_path), "--prune", "0.5",
                   "--k", "8", "--global", "--input-shape", "1,8,8")
     assert out.returncode == 0, out.stderr
     assert "| whole model |" in out.stdout and out_path.exists()
     small = cnt.load(out_path)
     assert isinstance(small[0], cnt.CompressedConv2d) and small[3].matrix.k <= 8
-    info = run_cli("info", str(out_path))
+    info = run_main(capsys, "info", str(out_path))
     assert info.returncode == 0, info.stderr
     assert "| 0 | Conv2d | 4x1x3x3 |" in info.stdout and "| 3 | Linear | 5x144 |" in info.stdout
-    bench = run_cli("bench", "--model", str(out_path))
+    bench = run_main(capsys, "bench", "--model", str(out_path))
     assert bench.returncode == 0, bench.stderr
     rows = [line for line in bench.stdout.splitlines() if line.startswith("| 1 |")
             or line.startswith("| 64 |")]
@@ -87,19 +95,19 @@ def test_info_on_a_matrix_file(tmp_path):
     assert out.returncode == 0 and "IndexMap 3x4" in out.stdout
 
 
-def test_keras_compress(tmp_path):
+def test_keras_compress(tmp_path, capsys):
     import keras
 
     model = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Conv2D(3, 3),
                               keras.layers.Flatten(), keras.layers.Dense(4)])
     src, dst = tmp_path / "m.keras", tmp_path / "small.keras"
     model.save(src)
-    out = run_cli("compress", str(src), "-o", str(dst), "--k", "4")
+    out = run_main(capsys, "compress", str(src), "-o", str(dst), "--k", "4")
     assert out.returncode == 0, out.stderr
     assert "CompressedConv2D" not in out.stdout and "| Conv2D |" in out.stdout
-    info = run_cli("info", str(dst))
+    info = run_main(capsys, "info", str(dst))
     assert info.returncode == 0 and "| whole model |" in info.stdout
-    wrong = run_cli("compress", str(src), "-o", str(tmp_path / "small.cnnm"))
+    wrong = run_main(capsys, "compress", str(src), "-o", str(tmp_path / "small.cnnm"))
     assert wrong.returncode == 2 and ".keras" in wrong.stderr
 
 
@@ -109,23 +117,23 @@ def error_line(out):
     return lines[0]
 
 
-def test_user_mistakes_give_one_line(whole_model, tmp_path):
-    assert "no such file" in error_line(run_cli("compress", str(tmp_path / "nope.pt"),
+def test_user_mistakes_give_one_line(whole_model, tmp_path, capsys):
+    assert "no such file" in error_line(run_main(capsys, "compress", str(tmp_path / "nope.pt"),
                                                 "-o", str(tmp_path / "x")))
     text = tmp_path / "notes.txt"
     text.write_text("not a model")
-    assert "not a PyTorch model" in error_line(run_cli("compress", str(text), "-o",
+    assert "not a PyTorch model" in error_line(run_main(capsys, "compress", str(text), "-o",
                                                        str(tmp_path / "x")))
     state = tmp_path / "state.pt"
     torch.save(nn.Linear(2, 2).state_dict(), state)
-    assert "state dict" in error_line(run_cli("compress", str(state), "-o", str(tmp_path / "x")))
-    assert "not a compactnn file" in error_line(run_cli("info", str(text)))
-    assert "is a directory" in error_line(run_cli("info", str(tmp_path)))
-    assert "--input-shape" in error_line(run_cli("bench", "--model", str(whole_model)))
+    assert "state dict" in error_line(run_main(capsys, "compress", str(state), "-o", str(tmp_path / "x")))
+    assert "not a compactnn file" in error_line(run_main(capsys, "info", str(text)))
+    assert "is a directory" in error_line(run_main(capsys, "info", str(tmp_path)))
+    assert "--input-shape" in error_line(run_main(capsys, "bench", "--model", str(whole_model)))
     bad = tmp_path / "bad.cnnm"
     bad.write_bytes(b"CNNMODEL" + b"\0" * 30)
-    assert "model file" in error_line(run_cli("info", str(bad)))
-    assert "no such file" in error_line(run_cli("bench", "--model", str(tmp_path / "nope")))
+    assert "model file" in error_line(run_main(capsys, "info", str(bad)))
+    assert "no such file" in error_line(run_main(capsys, "bench", "--model", str(tmp_path / "nope")))
 
 
 def test_input_shape_that_does_not_fit_the_model(whole_model, capsys):

@@ -10,10 +10,11 @@ from . import bounds
 from .cer import CER, CSER
 
 
-def report(W, file=sys.stdout) -> list[dict]:
+def report(W, file=None) -> list[dict]:
     """Print, for one quantized matrix (at most 65536 distinct values), its size in every
     format with psi (bytes over dense float32 bytes), bits per weight and the published
     bound where there is one; returns the rows."""
+    file = sys.stdout if file is None else file  # the stdout of the moment
     W = finite_matrix(W)
     n, m = W.shape
     if W.size == 0:

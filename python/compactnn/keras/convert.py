@@ -135,9 +135,10 @@ def _kernel_shape(layer) -> tuple:
     return (*layer.kernel_size, cols // size, out)
 
 
-def summary(model, file=sys.stdout) -> list[LayerRow]:
+def summary(model, file=None) -> list[LayerRow]:
     """Print the per-layer table (name, kind, kernel shape, format, k, density, bytes,
     psi) and the whole model's bytes and psi against float32; returns the rows."""
+    file = sys.stdout if file is None else file  # the stdout of the moment
     _check_model(model)
     rows = layer_rows(model)
     print(format_table(rows, model_nbytes(model), dense_nbytes(model)), file=file)

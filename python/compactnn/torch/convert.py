@@ -103,9 +103,10 @@ def layer_rows(model: nn.Module) -> list[LayerRow]:
     return rows
 
 
-def summary(model: nn.Module, file=sys.stdout) -> list[LayerRow]:
+def summary(model: nn.Module, file=None) -> list[LayerRow]:
     """Print a per-layer table (name, kind, weight shape, format, k, density, bytes, psi)
     and the whole model's bytes and psi against float32; returns the rows."""
+    file = sys.stdout if file is None else file  # the stdout of the moment
     _check_model(model)
     rows = layer_rows(model)
     print(format_table(rows, model_nbytes(model), dense_nbytes(model)), file=file)
