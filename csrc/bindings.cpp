@@ -177,7 +177,7 @@ PYBIND11_MODULE(_core, m) {
         if (auto* im = dynamic_cast<const IndexMap*>(&f)) d["index_bits"] = im->bits();
         if (auto* h = dynamic_cast<const HAM*>(&f)) {
           d["stream_bits"] = h->stream_bits();
-          if (const HcsrLanes* lanes = h->lanes()) {
+          if (const LaneLayout* lanes = h->lanes()) {
             d["layout"] = "lanes";
             d["groups"] = lanes->groups();
           } else {
@@ -187,7 +187,7 @@ PYBIND11_MODULE(_core, m) {
         }
         if (auto* h = dynamic_cast<const HCSR*>(&f)) {
           d["stream_bits"] = h->stream_bits();
-          if (const HcsrLanes* lanes = h->lanes()) {
+          if (const LaneLayout* lanes = h->lanes()) {
             d["layout"] = "lanes";
             d["gap_buckets"] = lanes->buckets();
             d["groups"] = lanes->groups();

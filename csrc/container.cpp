@@ -101,7 +101,7 @@ std::vector<uint64_t> take_ints(const Raw& raw, uint64_t n, uint32_t version, un
   return v;
 }
 
-// HAM or HCSR from the lane layout's sections after the codebook (HcsrLanes::sections).
+// HAM or HCSR from the lane layout's sections after the codebook (LaneLayout::sections).
 template <class F>
 std::unique_ptr<Format> lane_layout(uint64_t rows, uint64_t cols, std::vector<float> codebook,
                                     const std::vector<Raw>& s, uint32_t version) {

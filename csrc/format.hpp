@@ -11,7 +11,7 @@ namespace cnn {
 enum class FormatId : uint32_t { IndexMap = 1, HAM = 2, HCSR = 3 };
 
 // HAM's and HCSR's layouts: one row at a time, or the lane-interleaved layout of
-// hcsr_lanes.hpp.  Auto: lanes where they serve; on small matrices, whose decode tables and
+// lane_layout.hpp.  Auto: lanes where they serve; on small matrices, whose decode tables and
 // per-group words weigh more, the smaller of the two (each format's threshold).
 enum class Layout { Auto, Rows, Lanes };
 

@@ -18,10 +18,10 @@ namespace {
 // no bits in the row layout and one per entry in the lane layout).
 bool lanes_pay(const std::vector<uint64_t>& counts) {
   if (std::count_if(counts.begin(), counts.end(), [](uint64_t c) { return c > 0; }) >
-      HcsrLanes::kMaxValues)
+      LaneLayout::kMaxValues)
     return false;
   const uint64_t rows = huff::coded_bits(counts, huff::code_lengths(counts)),
-                 lanes = huff::coded_bits(counts, huff::code_lengths(counts, HcsrLanes::kCodeBits, false));
+                 lanes = huff::coded_bits(counts, huff::code_lengths(counts, LaneLayout::kCodeBits, false));
   return lanes <= rows + rows / 50;
 }
 
@@ -40,7 +40,7 @@ HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint32
   }
   for (uint32_t v = 0; v < k; ++v)
     if (codebook_[v] != 0.0f) nnz_ += counts[v];
-  std::unique_ptr<HcsrLanes> lanes;
+  std::unique_ptr<LaneLayout> lanes;
   if (layout == Layout::Lanes || (layout == Layout::Auto && lanes_pay(counts)))
     lanes = build_lanes(indices);
   if (lanes && (layout == Layout::Lanes || n >= kAlwaysLanes)) {
@@ -57,12 +57,12 @@ HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint32
   }
 }
 
-std::unique_ptr<HcsrLanes> HAM::build_lanes(const uint32_t* indices) const {
+std::unique_ptr<LaneLayout> HAM::build_lanes(const uint32_t* indices) const {
   std::vector<uint64_t> indptr(rows_ + 1);
   for (uint64_t i = 0; i <= rows_; ++i) indptr[i] = i * cols_;
   // Every cell stored (no cell holds k): every gap is 0.
-  return HcsrLanes::build(rows_, cols_, codebook_, indptr.data(),
-                          DenseEntries{indices, cols_, uint32_t(codebook_.size())});
+  return LaneLayout::build(rows_, cols_, codebook_, indptr.data(),
+                           DenseEntries{indices, cols_, uint32_t(codebook_.size())});
 }
 
 void HAM::drop_rows() {
@@ -152,9 +152,9 @@ HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook,
     throw FormatError("HAM's lane layout must code no gaps");
   if (std::any_of(counts.begin(), counts.end(), [&](uint64_t c) { return c != cols; }))
     throw FormatError("HAM's lane layout must code every column of every row");
-  lanes_ = std::make_unique<HcsrLanes>(rows, cols, codebook_, params[0], params,
-                                       std::move(gap_lengths), std::move(value_lengths),
-                                       counts, std::move(group_words), std::move(words));
+  lanes_ = std::make_unique<LaneLayout>(rows, cols, codebook_, params[0], params,
+                                        std::move(gap_lengths), std::move(value_lengths),
+                                        counts, std::move(group_words), std::move(words));
   for (size_t v = 0; v < codebook_.size(); ++v)
     if (codebook_[v] != 0.0f) nnz_ += lanes_->value_counts()[v];
 }
@@ -188,7 +188,7 @@ kernels::HAMView HAM::view() const {
 void HAM::matvec(const float* x, float* y, unsigned threads) const {
   const auto& k = kernels::active();
   if (lanes_) {
-    const kernels::HcsrLanesView v = lanes_->view(codebook_.data());
+    const kernels::LanesView v = lanes_->view(codebook_.data());
     return parallel_rows(
         lanes_->groups(), threads, double(cols_) * v.group_rows * 4 + 64,
         [&](uint64_t g0, uint64_t g1) { k.ham_lanes_matvec(v, x, y, g0, g1); }, 1);
@@ -201,7 +201,7 @@ void HAM::matvec(const float* x, float* y, unsigned threads) const {
 void HAM::matmat(const float* X, uint64_t B, float* Y, unsigned threads) const {
   const auto& k = kernels::active();
   if (lanes_) {
-    const kernels::HcsrLanesView v = lanes_->view(codebook_.data());
+    const kernels::LanesView v = lanes_->view(codebook_.data());
     return parallel_rows(
         lanes_->groups(), threads, double(cols_) * v.group_rows * (B / 4 + 8) + 64,
         [&](uint64_t g0, uint64_t g1) { k.ham_lanes_matmat(v, X, B, Y, g0, g1); }, 1);

@@ -105,8 +105,8 @@ template <class Entries>
 void HCSR::encode(const uint64_t* indptr, const Entries& entries, Layout layout) {
   const uint32_t k = uint32_t(codebook_.size());
   const uint64_t rows = rows_;
-  std::unique_ptr<HcsrLanes> lanes;
-  if (layout != Layout::Rows) lanes = HcsrLanes::build(rows_, cols_, codebook_, indptr, entries);
+  std::unique_ptr<LaneLayout> lanes;
+  if (layout != Layout::Rows) lanes = LaneLayout::build(rows_, cols_, codebook_, indptr, entries);
   if (lanes && (layout == Layout::Lanes || nnz_ >= kLanesAlways)) {
     lanes_ = std::move(lanes);
     return;
@@ -198,8 +198,8 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
   std::vector<uint64_t> indptr, col;
   std::vector<uint32_t> vidx;
   to_csr(indptr, col, vidx);
-  lanes_ = HcsrLanes::build(rows_, cols_, codebook_, indptr.data(),
-                            CsrEntries{indptr.data(), col.data(), vidx.data()});
+  lanes_ = LaneLayout::build(rows_, cols_, codebook_, indptr.data(),
+                             CsrEntries{indptr.data(), col.data(), vidx.data()});
   if (lanes_)
     drop_rows();
   else
@@ -223,9 +223,9 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
     : Format(rows, cols, std::move(codebook)) {
   if (params.empty()) throw FormatError("lane layout parameter section is empty");
   nnz_ = params[0];
-  lanes_ = std::make_unique<HcsrLanes>(rows, cols, codebook_, nnz_, params, std::move(gap_lengths),
-                                       std::move(value_lengths), counts,
-                                       std::move(group_words), std::move(words));
+  lanes_ = std::make_unique<LaneLayout>(rows, cols, codebook_, nnz_, params, std::move(gap_lengths),
+                                        std::move(value_lengths), counts,
+                                        std::move(group_words), std::move(words));
 }
 
 // Decodes every row with bounds checks: valid codes, columns inside the row, each row
@@ -339,7 +339,7 @@ kernels::HCSRView HCSR::view() const {
 void HCSR::matvec(const float* x, float* y, unsigned threads) const {
   const auto& k = kernels::active();
   if (lanes_) {
-    const kernels::HcsrLanesView v = lanes_->view(codebook_.data());
+    const kernels::LanesView v = lanes_->view(codebook_.data());
     return parallel_rows(
         lanes_->groups(), threads, double(nnz_) / lanes_->groups() * 16 + 64,
         [&](uint64_t g0, uint64_t g1) { k.hcsr_lanes_matvec(v, x, y, g0, g1); }, 1);
@@ -351,7 +351,7 @@ void HCSR::matvec(const float* x, float* y, unsigned threads) const {
 void HCSR::matmat(const float* X, uint64_t B, float* Y, unsigned threads) const {
   const auto& k = kernels::active();
   if (lanes_) {
-    const kernels::HcsrLanesView v = lanes_->view(codebook_.data());
+    const kernels::LanesView v = lanes_->view(codebook_.data());
     return parallel_rows(
         lanes_->groups(), threads, double(nnz_) / lanes_->groups() * (B / 2 + 20) + 64,
         [&](uint64_t g0, uint64_t g1) { k.hcsr_lanes_matmat(v, X, B, Y, g0, g1); }, 1);
@@ -369,7 +369,7 @@ size_t HCSR::nbytes() const {
 void HCSR::to_csr(std::vector<uint64_t>& indptr, std::vector<uint64_t>& col,
                   std::vector<uint32_t>& vidx) const {
   if (lanes_) {
-    const kernels::HcsrLanesView v = lanes_->view(codebook_.data());
+    const kernels::LanesView v = lanes_->view(codebook_.data());
     indptr.assign(rows_ + 1, 0);
     for (uint64_t i = 0; i < rows_; ++i) indptr[i + 1] = indptr[i] + v.counts[i];
     col.resize(nnz_);

@@ -7,13 +7,13 @@
 // where the next begins.  Entries whose value is +0.0 are implicit.
 //
 // That is the row layout.  Where it can (at most 128 distinct stored values, gaps within 32
-// buckets), HCSR stores the lane-interleaved layout of hcsr_lanes.hpp instead, which SIMD
+// buckets), HCSR stores the lane-interleaved layout of lane_layout.hpp instead, which SIMD
 // kernels decode 16 rows at a time; files of version 1 are converted to it on load.
 #pragma once
 #include <memory>
 
 #include "format.hpp"
-#include "hcsr_lanes.hpp"
+#include "lane_layout.hpp"
 #include "huffman.hpp"
 #include "kernels/views.hpp"
 #include "packed.hpp"
@@ -39,7 +39,7 @@ class HCSR final : public Format {
   HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
        const std::vector<uint64_t>& params, std::vector<uint8_t> lengths,
        const std::vector<uint64_t>& offsets, std::vector<uint64_t> stream, bool convert);
-  // From a file's sections in the lane layout (HcsrLanes::sections), validated.
+  // From a file's sections in the lane layout (LaneLayout::sections), validated.
   HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
        const std::vector<uint64_t>& params, std::vector<uint8_t> gap_lengths,
        std::vector<uint8_t> value_lengths, const std::vector<uint64_t>& counts,
@@ -53,7 +53,7 @@ class HCSR final : public Format {
   void decode_rows(uint64_t r0, uint64_t r1, uint32_t* idx, uint32_t zero_index) const override;
   std::vector<Section> sections() const override;
   // The lane layout, or null for the row layout (whose accessors follow).
-  const HcsrLanes* lanes() const { return lanes_.get(); }
+  const LaneLayout* lanes() const { return lanes_.get(); }
   unsigned gap_bits() const { return gap_bits_; }
   unsigned esc_bits() const { return esc_bits_; }
   uint64_t stream_bits() const { return lanes_ ? lanes_->stream_bits() : offsets_.back(); }
@@ -79,7 +79,7 @@ class HCSR final : public Format {
   void for_each_in_row(uint64_t i, F&& f) const;
   kernels::HCSRView view() const;
   void drop_rows();  // frees the row layout's data once the lane layout took over
-  std::unique_ptr<HcsrLanes> lanes_;
+  std::unique_ptr<LaneLayout> lanes_;
   unsigned gap_bits_ = 0, esc_bits_ = 0;
   std::vector<uint8_t> lengths_;  // code length per joint symbol (0: unused)
   huff::Decoder decoder_;

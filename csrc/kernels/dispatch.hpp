@@ -28,16 +28,17 @@ struct KernelSet {
   void (*im_linear)(const IMView&, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1);
   void (*ham_linear)(const HAMView&, const float* X, uint64_t B, float* Y, uint64_t r0,
                      uint64_t r1);
-  // HCSR's lane layout: the rows of groups [g0, g1), as hcsr_matvec / hcsr_matmat.
-  void (*hcsr_lanes_matvec)(const HcsrLanesView&, const float* x, float* y, uint64_t g0,
+  // The lane layout (HCSR's stored entries): the rows of groups [g0, g1), as hcsr_matvec /
+  // hcsr_matmat.
+  void (*hcsr_lanes_matvec)(const LanesView&, const float* x, float* y, uint64_t g0,
                             uint64_t g1);
-  void (*hcsr_lanes_matmat)(const HcsrLanesView&, const float* X, uint64_t B, float* Y,
+  void (*hcsr_lanes_matmat)(const LanesView&, const float* X, uint64_t B, float* Y,
                             uint64_t g0, uint64_t g1);
-  // HAM's lane layout (the same layout with dense rows): the same products, every lane of
-  // a block at the same column (the scalar set runs HCSR's lane kernels on it).
-  void (*ham_lanes_matvec)(const HcsrLanesView&, const float* x, float* y, uint64_t g0,
+  // The lane layout with dense rows (HAM's): the same products, every lane of a block at
+  // the same column (the scalar set runs the general lane kernels above on it).
+  void (*ham_lanes_matvec)(const LanesView&, const float* x, float* y, uint64_t g0,
                            uint64_t g1);
-  void (*ham_lanes_matmat)(const HcsrLanesView&, const float* X, uint64_t B, float* Y,
+  void (*ham_lanes_matmat)(const LanesView&, const float* X, uint64_t B, float* Y,
                            uint64_t g0, uint64_t g1);
 };
 

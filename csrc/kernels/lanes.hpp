@@ -1,6 +1,7 @@
-// HCSR's lane-interleaved layout: the decoding schedule, one lane at a time.  This is the
-// reference every SIMD kernel follows step for step, the loader's validator (Checked) and
-// the encoder's model of the decoder (hcsr_lanes.cpp).  TU-local, like decode.hpp.
+// The lane-interleaved layout (HCSR's and HAM's, lane_layout.hpp): the decoding schedule,
+// one lane at a time.  This is the reference every SIMD kernel follows step for step, the
+// loader's validator (Checked) and the encoder's model of the decoder (lane_layout.cpp).
+// TU-local, like decode.hpp.
 //
 // Each group of rows is decoded by kLanes lanes.  A lane holds two stream words (buf, nxt)
 // and a bit position in buf.  One step: every active lane decodes one entry; then, in lane
@@ -24,7 +25,7 @@ struct LaneEntry {
   bool ok;
 };
 
-inline LaneEntry lane_entry(const HcsrLanesView& v, uint32_t w) {
+inline LaneEntry lane_entry(const LanesView& v, uint32_t w) {
   const uint32_t ge = v.gap[w >> 25];
   const uint32_t lg = ge & 7, raw = (ge >> 3) & 31;
   const uint32_t w1 = w << lg;
@@ -38,7 +39,7 @@ inline LaneEntry lane_entry(const HcsrLanesView& v, uint32_t w) {
 // reading outside the group's words or the row's columns, or decoding a prefix no code
 // starts with, and unless the group's words are used up exactly.
 template <bool Checked, class Entry, class Finish>
-bool lanes_group(const HcsrLanesView& v, uint64_t g, Entry&& entry, Finish&& finish) {
+bool lanes_group(const LanesView& v, uint64_t g, Entry&& entry, Finish&& finish) {
   const uint64_t r1 = std::min(v.rows, (g + 1) * v.group_rows);
   uint64_t next = g * v.group_rows;
   const uint32_t* p = v.words + v.group_words[g];
@@ -92,7 +93,7 @@ bool lanes_group(const HcsrLanesView& v, uint64_t g, Entry&& entry, Finish&& fin
 }
 
 // y[r] for the rows of groups [g0, g1): each row summed in column order.
-inline void lanes_matvec_scalar(const HcsrLanesView& v, const float* x, float* y, uint64_t g0,
+inline void lanes_matvec_scalar(const LanesView& v, const float* x, float* y, uint64_t g0,
                                 uint64_t g1) {
   float acc[kLanes + 1] = {};
   for (uint64_t g = g0; g < g1; ++g)
@@ -109,7 +110,7 @@ inline void lanes_matvec_scalar(const HcsrLanesView& v, const float* x, float* y
 
 // Y[r, :] = W[r] X for the rows of groups [g0, g1) (X: cols x B), each row's terms in
 // column order: a row is one lane's, from its first entry to its last.
-inline void lanes_matmat_scalar(const HcsrLanesView& v, const float* X, uint64_t B, float* Y,
+inline void lanes_matmat_scalar(const LanesView& v, const float* X, uint64_t B, float* Y,
                                 uint64_t g0, uint64_t g1) {
   const uint64_t r0 = g0 * v.group_rows, r1 = std::min(v.rows, g1 * v.group_rows);
   std::fill(Y + r0 * B, Y + r1 * B, 0.0f);

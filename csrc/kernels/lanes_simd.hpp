@@ -1,4 +1,4 @@
-// HCSR's lane layout decoded kLanes lanes at a time: the schedule of lanes.hpp, step for
+// The lane layout decoded kLanes lanes at a time: the schedule of lanes.hpp, step for
 // step, with each lane's state in a vector element.  O supplies the instructions of one
 // set (avx2.cpp, avx512.cpp): O::width lanes per vector, kLanes / O::width vectors per group.
 // Per entry one gather, of x[col]: each code's length is counted from compares against its
@@ -20,7 +20,7 @@ template <class O>
 struct LaneCode {
   typename O::vi limit[7], offset, base;
   unsigned n = 0;
-  explicit LaneCode(const HcsrLanesView::Code& c) : offset(O::load8(c.offset)) {
+  explicit LaneCode(const LanesView::Code& c) : offset(O::load8(c.offset)) {
     int32_t b = 0;
     for (unsigned L = 0; L < 7; ++L)
       if (c.limit[L] < 0)
@@ -42,7 +42,7 @@ struct LaneCode {
 // (lanes in order) spill() once, end_row(lane, row) and begin_row(lane) for the lane's next
 // row (begin_row also starts each lane's first), then reload().
 template <class O, class GapLut, class ValueLut, class Sink>
-void lanes_group_simd(const HcsrLanesView& v, uint64_t g, const GapLut& gap_lut,
+void lanes_group_simd(const LanesView& v, uint64_t g, const GapLut& gap_lut,
                       const ValueLut& value_lut, Sink& sink) {
   using I = typename O::vi;
   using F = typename O::vf;
@@ -224,7 +224,7 @@ void with_rank_lut(const float* table, uint32_t ranks, F&& f) {
 // weights from the fewest entries that hold the value code's ranks.  Unused where the set
 // gathers from the tables.
 template <class O, class F>
-void with_lane_luts(const HcsrLanesView& v, F&& f) {
+void with_lane_luts(const LanesView& v, F&& f) {
   if constexpr (O::gather_tables) {
     auto unused = [](typename O::vi r) { return r; };
     return f(unused, unused);
@@ -243,7 +243,7 @@ void with_lane_luts(const HcsrLanesView& v, F&& f) {
 }
 
 template <class O>
-void lanes_matvec(const HcsrLanesView& v, const float* x, float* y, uint64_t g0, uint64_t g1) {
+void lanes_matvec(const LanesView& v, const float* x, float* y, uint64_t g0, uint64_t g1) {
   with_lane_luts<O>(v, [&](const auto& gap_lut, const auto& value_lut) {
     LaneDots<O> sink{x, y, {}};
     for (uint64_t g = g0; g < g1; ++g) lanes_group_simd<O>(v, g, gap_lut, value_lut, sink);
@@ -251,7 +251,7 @@ void lanes_matvec(const HcsrLanesView& v, const float* x, float* y, uint64_t g0,
 }
 
 template <class O, class V>
-void lanes_matmat(const HcsrLanesView& v, const float* X, uint64_t B, float* Y, uint64_t g0,
+void lanes_matmat(const LanesView& v, const float* X, uint64_t B, float* Y, uint64_t g0,
                   uint64_t g1) {
   with_lane_luts<O>(v, [&](const auto& gap_lut, const auto& value_lut) {
     LaneRowsOut<O, V> sink{X, B, Y, {}, {}};
@@ -262,15 +262,15 @@ void lanes_matmat(const HcsrLanesView& v, const float* X, uint64_t B, float* Y, 
   });
 }
 
-// HAM's lane layout (HcsrLanes::dense(): every row holds all its columns and no gap code is
-// spent): a block of kLanes rows decodes side by side with every lane at the same column,
-// so a step needs one x[t] for all lanes, no gather.  G groups of as many rows decode in
+// HAM's use of the lane layout (every row holds all its columns and no gap code is spent):
+// a block of kLanes rows decodes side by side with every lane at the same column, so a
+// step needs one x[t] for all lanes, no gather.  G groups of as many rows decode in
 // lockstep, since one group's step is a chain of dependent latencies (decode, refill) that
 // alone would leave the core idle.  The sink gets begin(q, row, n) for a block of n rows of
 // group q (lane l holds row + l), step(t, v, weights) for vector v = q * H + h of each
 // step, end(q, row, n).
 template <class O, unsigned G, class ValueLut, class Sink>
-void ham_lanes_groups_simd(const HcsrLanesView& v, uint64_t g, const ValueLut& value_lut,
+void ham_lanes_groups_simd(const LanesView& v, uint64_t g, const ValueLut& value_lut,
                            Sink& sink) {
   using I = typename O::vi;
   constexpr unsigned W = O::width, H = kLanes / W, N = G * H;
@@ -360,7 +360,7 @@ struct HamLaneBlock {
 
 // Groups in flight: 4 vectors of lanes (AVX2: 2 groups, AVX-512: 4).
 template <class O>
-void ham_lanes_matvec(const HcsrLanesView& v, const float* x, float* y, uint64_t g0, uint64_t g1) {
+void ham_lanes_matvec(const LanesView& v, const float* x, float* y, uint64_t g0, uint64_t g1) {
   constexpr unsigned G = 4 * O::width / kLanes;
   with_rank_lut(v.value_by_rank, v.value_code_ranks.ranks, [&](const auto& value_lut) {
     HamLaneDots<O, G> many{x, y, {}, {}};
@@ -374,7 +374,7 @@ void ham_lanes_matvec(const HcsrLanesView& v, const float* x, float* y, uint64_t
 }
 
 template <class O, class V>
-void ham_lanes_matmat(const HcsrLanesView& v, const float* X, uint64_t B, float* Y, uint64_t g0,
+void ham_lanes_matmat(const LanesView& v, const float* X, uint64_t B, float* Y, uint64_t g0,
                       uint64_t g1) {
   with_rank_lut(v.value_by_rank, v.value_code_ranks.ranks, [&](const auto& value_lut) {
     HamLaneBlock<O, V> sink{v.cols, X, B, Y};

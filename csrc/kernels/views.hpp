@@ -63,12 +63,13 @@ struct HCSRView {
   const float* value;
 };
 
-// HCSR's lane-interleaved layout (hcsr_lanes.hpp): rows in groups of group_rows, each group
-// decoded by kLanes lanes that take its rows in turn from one word stream.
+// The lane-interleaved layout of HCSR and HAM (lane_layout.hpp): rows in groups of
+// group_rows, each group decoded by kLanes lanes that take its rows in turn from one word
+// stream.
 constexpr unsigned kLanes = 16;
 constexpr uint32_t kBadCode = 0xFFFFFFFFu;  // table entry of a prefix no code starts with
 
-struct HcsrLanesView {
+struct LanesView {
   uint64_t rows, cols;
   uint64_t group_rows;          // a multiple of kLanes
   Packed counts;                // entries of each row

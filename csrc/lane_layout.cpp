@@ -1,4 +1,4 @@
-#include "hcsr_lanes.hpp"
+#include "lane_layout.hpp"
 
 #include <algorithm>
 
@@ -24,7 +24,7 @@ bool make_buckets(unsigned m, unsigned r0, size_t n, std::vector<uint64_t>& base
   uint64_t b = 0;  // where the next bucket starts
   while (base.size() < n && (base.empty() || b <= last)) {
     const unsigned w = bit_width(b), r = std::max(r0, w > m + 1 ? w - 1 - m : 0u);
-    if (r > HcsrLanes::kMaxRaw || b >= HcsrLanes::kMaxBase) return false;
+    if (r > LaneLayout::kMaxRaw || b >= LaneLayout::kMaxBase) return false;
     base.push_back(b);
     raw.push_back(r);
     b += uint64_t(1) << r;
@@ -37,7 +37,7 @@ std::vector<uint32_t> short_codes(const std::vector<uint8_t>& lengths) {
   std::vector<uint32_t> code(lengths.size(), 0);
   uint32_t c = 0;
   unsigned prev = 1;
-  for (unsigned len = 1; len <= HcsrLanes::kCodeBits; ++len)
+  for (unsigned len = 1; len <= LaneLayout::kCodeBits; ++len)
     for (size_t s = 0; s < lengths.size(); ++s)
       if (lengths[s] == len) {
         c <<= len - prev;
@@ -55,12 +55,12 @@ void check_lengths(const std::vector<uint8_t>& lengths, const char* what) {
   for (uint8_t l : lengths) {
     if (l == huff::kZeroBits)
       ++zero;
-    else if (l > HcsrLanes::kCodeBits)
+    else if (l > LaneLayout::kCodeBits)
       throw FormatError(std::string(what) + " code length " + std::to_string(l) + " > 7");
     else if (l)
-      kraft += 1u << (HcsrLanes::kCodeBits - l);
+      kraft += 1u << (LaneLayout::kCodeBits - l);
   }
-  if (kraft > (1u << HcsrLanes::kCodeBits) || (zero && (zero > 1 || kraft)))
+  if (kraft > (1u << LaneLayout::kCodeBits) || (zero && (zero > 1 || kraft)))
     throw FormatError(std::string(what) + " code lengths do not form a prefix code");
 }
 
@@ -90,9 +90,9 @@ struct LaneBits {
 }  // namespace
 
 template <class Entries>
-std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t rows, uint64_t cols,
-                                            const std::vector<float>& codebook,
-                                            const uint64_t* indptr, const Entries& entries) {
+std::unique_ptr<LaneLayout> LaneLayout::build(uint64_t rows, uint64_t cols,
+                                              const std::vector<float>& codebook,
+                                              const uint64_t* indptr, const Entries& entries) {
   const uint32_t k = uint32_t(codebook.size());
   if (cols > kMaxCols) return nullptr;
   for (uint64_t i = 0; i < rows; ++i)
@@ -124,7 +124,7 @@ std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t rows, uint64_t cols,
   };
 
   // The bucket parameters whose code and raw bits cost least.
-  auto lanes = std::unique_ptr<HcsrLanes>(new HcsrLanes);
+  auto lanes = std::unique_ptr<LaneLayout>(new LaneLayout);
   std::vector<uint64_t> base, best_base, bucket_counts;
   std::vector<unsigned> raw, best_raw;
   uint64_t best_bits = ~uint64_t(0);
@@ -229,15 +229,18 @@ std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t rows, uint64_t cols,
   return lanes;
 }
 
-template std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t, uint64_t, const std::vector<float>&,
-                                                     const uint64_t*, const CsrEntries&);
-template std::unique_ptr<HcsrLanes> HcsrLanes::build(uint64_t, uint64_t, const std::vector<float>&,
-                                                     const uint64_t*, const DenseEntries&);
+template std::unique_ptr<LaneLayout> LaneLayout::build(uint64_t, uint64_t,
+                                                       const std::vector<float>&,
+                                                       const uint64_t*, const CsrEntries&);
+template std::unique_ptr<LaneLayout> LaneLayout::build(uint64_t, uint64_t,
+                                                       const std::vector<float>&,
+                                                       const uint64_t*, const DenseEntries&);
 
-HcsrLanes::HcsrLanes(uint64_t rows, uint64_t cols, const std::vector<float>& codebook, uint64_t nnz,
-                     const std::vector<uint64_t>& params, std::vector<uint8_t> gap_lengths,
-                     std::vector<uint8_t> value_lengths, const std::vector<uint64_t>& counts,
-                     std::vector<uint64_t> group_words, std::vector<uint32_t> words)
+LaneLayout::LaneLayout(uint64_t rows, uint64_t cols, const std::vector<float>& codebook,
+                       uint64_t nnz, const std::vector<uint64_t>& params,
+                       std::vector<uint8_t> gap_lengths,
+                       std::vector<uint8_t> value_lengths, const std::vector<uint64_t>& counts,
+                       std::vector<uint64_t> group_words, std::vector<uint32_t> words)
     : rows_(rows), cols_(cols) {
   if (cols > kMaxCols) throw FormatError("lane layout needs fewer than 2^31 columns");
   if (params.size() != 4) throw FormatError("lane layout parameter section must hold 4 values");
@@ -288,7 +291,7 @@ HcsrLanes::HcsrLanes(uint64_t rows, uint64_t cols, const std::vector<float>& cod
   words_ = std::move(words);
   words_.resize(words_.size() + kLanes, 0);
   build_tables(codebook);
-  const kernels::HcsrLanesView v = view(codebook.data());
+  const kernels::LanesView v = view(codebook.data());
   value_counts_.assign(codebook.size(), 0);
   auto count = [&](unsigned, uint64_t, uint64_t, uint32_t i) { ++value_counts_[i]; };
   auto done = [](unsigned, uint64_t) {};
@@ -297,7 +300,7 @@ HcsrLanes::HcsrLanes(uint64_t rows, uint64_t cols, const std::vector<float>& cod
       throw FormatError("lane layout group " + std::to_string(g) + " does not decode to its rows");
 }
 
-void HcsrLanes::build_tables(const std::vector<float>& codebook) {
+void LaneLayout::build_tables(const std::vector<float>& codebook) {
   std::vector<uint64_t> base;
   std::vector<unsigned> raw;
   make_buckets(m_, r0_, gap_lengths_.size(), base, raw);
@@ -317,7 +320,7 @@ void HcsrLanes::build_tables(const std::vector<float>& codebook) {
   for (uint32_t t = 0; t < (1u << kCodeBits); ++t)
     if (value_code_[t] != kernels::kBadCode) value_[t] = codebook[value_code_[t] >> 8];
   // The arithmetic form: symbols in rank order, the limits and offsets per length.
-  auto ranks = [](const std::vector<uint8_t>& lengths, kernels::HcsrLanesView::Code& c) {
+  auto ranks = [](const std::vector<uint8_t>& lengths, kernels::LanesView::Code& c) {
     std::vector<uint32_t> order;
     uint32_t covered = 0, first = 0;  // prefixes of shorter codes; first code of this length
     for (unsigned L = 0; L <= kCodeBits; ++L) {
@@ -343,7 +346,7 @@ void HcsrLanes::build_tables(const std::vector<float>& codebook) {
   for (size_t r = 0; r < values.size(); ++r) value_by_rank_[r] = codebook[values[r]];
 }
 
-kernels::HcsrLanesView HcsrLanes::view(const float* codebook) const {
+kernels::LanesView LaneLayout::view(const float* codebook) const {
   return {rows_,
           cols_,
           group_rows_,
@@ -360,8 +363,8 @@ kernels::HcsrLanesView HcsrLanes::view(const float* codebook) const {
           value_by_rank_.data()};
 }
 
-void HcsrLanes::decode_rows(uint64_t r0, uint64_t r1, uint32_t* idx) const {
-  const kernels::HcsrLanesView v = view(nullptr);
+void LaneLayout::decode_rows(uint64_t r0, uint64_t r1, uint32_t* idx) const {
+  const kernels::LanesView v = view(nullptr);
   for (uint64_t g = r0 / group_rows_; g * group_rows_ < r1; ++g)
     kernels::lanes_group<false>(
         v, g,
@@ -371,14 +374,14 @@ void HcsrLanes::decode_rows(uint64_t r0, uint64_t r1, uint32_t* idx) const {
         [](unsigned, uint64_t) {});
 }
 
-size_t HcsrLanes::nbytes() const {
+size_t LaneLayout::nbytes() const {
   return 4 * 8 + gap_lengths_.size() + value_lengths_.size() + counts_.nbytes() +
          group_words_.size() * 8 + words_.size() * 4 +
          (gap_table_.size() + value_code_.size()) * 4 + value_.size() * 4 +
          gap_by_rank_.size() * 4 + value_by_rank_.size() * 4 + 2 * sizeof(gap_code_);
 }
 
-std::vector<Section> HcsrLanes::sections(uint64_t nnz) const {
+std::vector<Section> LaneLayout::sections(uint64_t nnz) const {
   std::vector<uint64_t> params = {nnz, group_rows_, m_, r0_};
   std::vector<uint32_t> words(words_.begin(), words_.end() - kLanes);
   return {as_bytes(params), gap_lengths_,           value_lengths_,

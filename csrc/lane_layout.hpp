@@ -1,5 +1,7 @@
-// HCSR's lane-interleaved layout, built for SIMD decoding (kernels/lanes.hpp has the
-// schedule).  Each stored entry is [gap bucket code][raw low bits of the gap][value code]:
+// The lane-interleaved layout, built for SIMD decoding (kernels/lanes.hpp has the schedule),
+// of both entry-coding formats: HCSR's stored entries, and HAM's dense rows (every entry
+// stored, one gap bucket of zero bits, so 16 lanes always sit at the same column).  Each
+// stored entry is [gap bucket code][raw low bits of the gap][value code]:
 // gaps (columns skipped since the row's previous entry) fall into at most 32 buckets, each a
 // base and a count of raw bits as in Deflate, so there are no escapes; both codes are
 // canonical Huffman codes of at most 7 bits, so each decodes with one 128-entry lookup, and
@@ -20,7 +22,7 @@
 
 namespace cnn {
 
-class HcsrLanes {
+class LaneLayout {
  public:
   static constexpr uint64_t kGroupRows = 64;
   static constexpr unsigned kCodeBits = 7, kMaxRaw = 18, kMaxBuckets = 32, kMaxM = 4;
@@ -33,16 +35,16 @@ class HcsrLanes {
   // 128 distinct stored values, a gap past 32 buckets, a row of 2^31 entries or more, 2^31
   // columns or more.  Instantiated for CsrEntries and DenseEntries.
   template <class Entries>
-  static std::unique_ptr<HcsrLanes> build(uint64_t rows, uint64_t cols,
-                                          const std::vector<float>& codebook,
-                                          const uint64_t* indptr, const Entries& entries);
+  static std::unique_ptr<LaneLayout> build(uint64_t rows, uint64_t cols,
+                                           const std::vector<float>& codebook,
+                                           const uint64_t* indptr, const Entries& entries);
   // From a file's sections; FormatError unless every group decodes exactly.
-  HcsrLanes(uint64_t rows, uint64_t cols, const std::vector<float>& codebook, uint64_t nnz,
-            const std::vector<uint64_t>& params, std::vector<uint8_t> gap_lengths,
-            std::vector<uint8_t> value_lengths, const std::vector<uint64_t>& counts,
-            std::vector<uint64_t> group_words, std::vector<uint32_t> words);
+  LaneLayout(uint64_t rows, uint64_t cols, const std::vector<float>& codebook, uint64_t nnz,
+             const std::vector<uint64_t>& params, std::vector<uint8_t> gap_lengths,
+             std::vector<uint8_t> value_lengths, const std::vector<uint64_t>& counts,
+             std::vector<uint64_t> group_words, std::vector<uint32_t> words);
 
-  kernels::HcsrLanesView view(const float* codebook) const;
+  kernels::LanesView view(const float* codebook) const;
   // Codebook indices of the entries of rows [r0, r1) into idx (cols per row); other cells
   // keep what they hold.
   void decode_rows(uint64_t r0, uint64_t r1, uint32_t* idx) const;
@@ -58,7 +60,7 @@ class HcsrLanes {
   std::vector<Section> sections(uint64_t nnz) const;
 
  private:
-  HcsrLanes() = default;
+  LaneLayout() = default;
   void build_tables(const std::vector<float>& codebook);
   uint64_t rows_ = 0, cols_ = 0, group_rows_ = kGroupRows;
   unsigned m_ = 0, r0_ = 0;
@@ -69,7 +71,7 @@ class HcsrLanes {
   std::vector<uint64_t> group_words_;
   std::vector<uint32_t> gap_table_, value_code_, gap_by_rank_;
   std::vector<float> value_, value_by_rank_;
-  kernels::HcsrLanesView::Code gap_code_ = {}, value_code_ranks_ = {};
+  kernels::LanesView::Code gap_code_ = {}, value_code_ranks_ = {};
 };
 
 }  // namespace cnn
