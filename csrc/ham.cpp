@@ -113,17 +113,17 @@ HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, std::vector<
   std::vector<uint64_t> counts(codebook_.size(), 0);
   if (decoder_.zero_bit()) {
     if (offsets_[rows] != 0) throw FormatError("a zero-bit code leaves bits in the stream");
-    counts[decoder_.decode(0) >> 5] = rows * cols;
+    counts[HuffEntry::symbol(decoder_.decode(0))] = rows * cols;
   } else {
     for (uint64_t i = 0; i < rows; ++i) {
       uint64_t pos = offsets_[i];
       for (uint64_t j = 0; j < cols; ++j) {
         if (pos >= offsets_[i + 1]) throw FormatError("row " + std::to_string(i) + " ends early");
         uint32_t e = decoder_.decode(peek64(this->stream(), pos));
-        if (e == huff::Decoder::kInvalid)
+        if (e == HuffEntry::kInvalid)
           throw FormatError("invalid code in row " + std::to_string(i));
-        counts[e >> 5]++;
-        pos += e & 31;
+        counts[HuffEntry::symbol(e)]++;
+        pos += HuffEntry::len(e);
       }
       if (pos != offsets_[i + 1]) throw FormatError("row " + std::to_string(i) + " overruns its bits");
     }
@@ -162,20 +162,20 @@ HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook,
 // The multi-symbol table pays for its 8 KiB only on larger matrices.
 void HAM::build_tables() {
   constexpr int kBits = huff::kTableBits;
+  static_assert(kBits < 1 << (32 - HamMultiEntry::kLenShift), "an entry holds the bits it uses");
   if (codebook_.size() > 256 || decoder_.zero_bit() || rows_ * cols_ < (uint64_t(1) << 18)) return;
   multi_.assign(size_t(1) << kBits, 0);
   for (uint32_t t = 0; t < multi_.size(); ++t) {
     uint64_t window = uint64_t(t) << (64 - kBits);
     uint32_t used = 0, n = 0, syms = 0;
-    while (n < 3) {
-      uint32_t e = decoder_.decode(window);
-      uint32_t len = e & 31;
-      if (e == huff::Decoder::kInvalid || len == huff::Decoder::kSlow || used + len > kBits) break;
-      syms |= (e >> 5) << (8 * n++);
+    while (n < HamMultiEntry::kMaxSymbols) {
+      const uint32_t e = decoder_.decode(window), len = HuffEntry::len(e);
+      if (e == HuffEntry::kInvalid || len == HuffEntry::kSlow || used + len > kBits) break;
+      syms |= HamMultiEntry::symbol(n++, HuffEntry::symbol(e));
       used += len;
       window <<= len;
     }
-    multi_[t] = n ? syms | n << 24 | used << 27 : 0;
+    multi_[t] = n ? HamMultiEntry::make(syms, n, used) : 0;
   }
 }
 

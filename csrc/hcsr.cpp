@@ -34,13 +34,13 @@ struct Plan {
 Plan plan_for(unsigned gap_bits, uint32_t k, const GapHistogram& h, int max_len) {
   Plan p;
   p.gap_bits = gap_bits;
-  const uint64_t esc = (uint64_t(1) << gap_bits) - 1, span = uint64_t(1) << h.top;
+  const uint64_t esc = HcsrSymbol::escape(gap_bits), span = uint64_t(1) << h.top;
   std::vector<uint64_t> counts(size_t(k) << gap_bits, 0);
   uint64_t escapes = 0;
   for (uint64_t v = 0; v < k; ++v)
     for (uint64_t g = 0; g < span; ++g) {
-      const uint64_t c = h.hist[v << h.top | g];
-      counts[v << gap_bits | std::min(g, esc)] += c;
+      const uint64_t c = h.hist[HcsrSymbol::make(v, g, h.top)];
+      counts[HcsrSymbol::make(v, std::min(g, esc), gap_bits)] += c;
       if (g >= esc) escapes += c;
     }
   p.esc_bits = h.max_gap >= esc ? bit_width(h.max_gap - esc) : 0;
@@ -118,13 +118,13 @@ void HCSR::encode(const uint64_t* indptr, const Entries& entries, Layout layout)
   GapHistogram h;
   while (h.top < kMaxGapBits && (uint64_t(k) << (h.top + 1)) <= kMaxAlphabet) ++h.top;
   h.hist.assign(size_t(k) << h.top, 0);
-  const uint64_t last = (uint64_t(1) << h.top) - 1;
+  const uint64_t last = HcsrSymbol::escape(h.top);
   for (uint64_t i = 0; i < rows; ++i) {
     auto row = entries.row(i);
     for (uint64_t e = indptr[i]; e < indptr[i + 1]; ++e) {
       const Entry en = row.next();
       h.max_gap = std::max(h.max_gap, en.gap);
-      h.hist[uint64_t(en.value) << h.top | std::min(en.gap, last)]++;
+      h.hist[HcsrSymbol::make(en.value, std::min(en.gap, last), h.top)]++;
     }
   }
   // The smallest plan, unless one whose codes all fit the kernels' one-lookup table
@@ -147,7 +147,7 @@ void HCSR::encode(const uint64_t* indptr, const Entries& entries, Layout layout)
   decoder_ = std::move(best.decoder);
 
   std::vector<uint32_t> codes = huff::canonical_codes(lengths_);
-  const uint64_t esc = (uint64_t(1) << gap_bits_) - 1;
+  const uint64_t esc = HcsrSymbol::escape(gap_bits_);
   BitWriter w;
   std::vector<uint64_t> offsets(rows + 1);
   for (uint64_t i = 0; i < rows; ++i) {
@@ -155,7 +155,7 @@ void HCSR::encode(const uint64_t* indptr, const Entries& entries, Layout layout)
     auto row = entries.row(i);
     for (uint64_t e = indptr[i]; e < indptr[i + 1]; ++e) {
       const Entry en = row.next();
-      const uint64_t g = std::min(en.gap, esc), sym = uint64_t(en.value) << gap_bits_ | g;
+      const uint64_t g = std::min(en.gap, esc), sym = HcsrSymbol::make(en.value, g, gap_bits_);
       w.put(codes[sym], lengths_[sym]);
       if (g == esc) w.put(en.gap - esc, esc_bits_);
     }
@@ -232,15 +232,15 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
 // ending exactly on the next row's offset, and the stated number of entries.
 void HCSR::validate() {
   const uint8_t* s = stream();
-  const uint64_t esc = (uint64_t(1) << gap_bits_) - 1;
+  const uint64_t esc = HcsrSymbol::escape(gap_bits_);
   uint64_t count = 0;
   for (uint64_t i = 0; i < rows_; ++i) {
     uint64_t pos = offsets_[i], end = offsets_[i + 1], next = 0;
     while (pos < end) {
       uint32_t e = decoder_.decode(peek64(s, pos));
-      if (e == huff::Decoder::kInvalid) throw FormatError("invalid code in row " + std::to_string(i));
-      pos += e & 31;
-      uint64_t g = (e >> 5) & esc;
+      if (e == HuffEntry::kInvalid) throw FormatError("invalid code in row " + std::to_string(i));
+      pos += HuffEntry::len(e);
+      uint64_t g = HcsrSymbol::gap_field(HuffEntry::symbol(e), gap_bits_);
       if (g == esc && esc_bits_) {
         if (pos > end) break;
         g += peek64(s, pos) >> (64 - esc_bits_);
@@ -260,46 +260,48 @@ void HCSR::validate() {
 
 template <class F>
 void HCSR::for_each_in_row(uint64_t i, F&& f) const {
-  const uint64_t esc = (uint64_t(1) << gap_bits_) - 1;
+  const uint64_t esc = HcsrSymbol::escape(gap_bits_);
   uint64_t pos = offsets_[i], end = offsets_[i + 1], col = 0;
   while (pos < end) {
-    uint32_t e = decoder_.decode(peek64(stream(), pos));
-    pos += e & 31;
-    uint64_t g = (e >> 5) & esc;
+    const uint32_t e = decoder_.decode(peek64(stream(), pos)), sym = HuffEntry::symbol(e);
+    pos += HuffEntry::len(e);
+    uint64_t g = HcsrSymbol::gap_field(sym, gap_bits_);
     if (g == esc && esc_bits_) {
       g += peek64(stream(), pos) >> (64 - esc_bits_);
       pos += esc_bits_;
     }
     col += g;
-    f(col++, (e >> 5) >> gap_bits_);
+    f(col++, HcsrSymbol::value(sym, gap_bits_));
   }
 }
 
 // Entries whose code fits the table decode with one lookup (escapes then read their raw
 // field).  A longer code's 12-bit prefix links to a second table indexed by the next `sub`
-// bits (meta = kSlowEntry | sub; value holds the second table's start as uint32 bits), for
-// sub <= kMaxSubBits and up to kMaxSubEntries second-level entries in all; codes beyond
-// that take the general decoder (sub = 0).  The tables pay for their 24-36 KiB only when
-// there are many entries.
+// bits (HcsrMetaEntry::link), for sub <= kMaxSubBits and up to kMaxSubEntries second-level
+// entries in all; codes beyond that take the general decoder (HcsrMetaEntry::kSlow).  The
+// tables pay for their 24-36 KiB only when there are many entries.
 void HCSR::build_tables() {
   const int bits = kFastBits;
   if (nnz_ < (uint64_t(4) << bits)) return;
   constexpr unsigned kMaxSubBits = 8;
+  static_assert(kFastBits + kMaxSubBits <= HcsrMetaEntry::kLenMask &&
+                    (1u << kMaxGapBits) <= HcsrMetaEntry::kStepMask,
+                "an entry holds the longest code in the tables and the largest step");
   constexpr size_t kMaxSubEntries = size_t(1) << 11;
-  const uint32_t esc = (1u << gap_bits_) - 1;
+  const uint32_t esc = HcsrSymbol::escape(gap_bits_);
   auto entry = [&](uint32_t e, uint16_t& meta, float& value) {
-    uint32_t len = e & 31, sym = e >> 5, g = sym & esc;
-    meta = uint16_t(len | (g + 1) << 5 | (g == esc && esc_bits_ ? kernels::kEscapeEntry : 0));
-    value = codebook_[sym >> gap_bits_];
+    const uint32_t sym = HuffEntry::symbol(e), g = HcsrSymbol::gap_field(sym, gap_bits_);
+    meta = HcsrMetaEntry::make(HuffEntry::len(e), g + 1, g == esc && esc_bits_);
+    value = codebook_[HcsrSymbol::value(sym, gap_bits_)];
   };
   const size_t first = size_t(1) << bits;
-  meta_.assign(first, kernels::kSlowEntry);
+  meta_.assign(first, HcsrMetaEntry::kSlow);
   value_.assign(first, 0.0f);
   for (uint32_t t = 0; t < first; ++t) {
     const uint64_t prefix = uint64_t(t) << (64 - bits);
     uint32_t e = decoder_.decode(prefix);
-    if (e == huff::Decoder::kInvalid) continue;
-    if ((e & 31) <= unsigned(bits)) {
+    if (e == HuffEntry::kInvalid) continue;
+    if (HuffEntry::len(e) <= unsigned(bits)) {
       entry(e, meta_[t], value_[t]);
       continue;
     }
@@ -312,19 +314,19 @@ void HCSR::build_tables() {
       bool fits = true;
       for (uint32_t u = 0; u < (1u << sub) && fits; ++u) {
         uint32_t c = sub_code(sub, u);
-        fits = c == huff::Decoder::kInvalid || (c & 31) <= bits + sub;
+        fits = c == HuffEntry::kInvalid || HuffEntry::len(c) <= bits + sub;
       }
       if (fits) break;
     }
     if (sub > kMaxSubBits || meta_.size() + (size_t(1) << sub) > first + kMaxSubEntries) continue;
     uint32_t start = uint32_t(meta_.size());
-    meta_[t] = uint16_t(kernels::kSlowEntry | sub);
+    meta_[t] = HcsrMetaEntry::link(sub);
     std::memcpy(&value_[t], &start, 4);
     for (uint32_t u = 0; u < (1u << sub); ++u) {
       uint32_t c = sub_code(sub, u);
-      meta_.push_back(kernels::kSlowEntry);
+      meta_.push_back(HcsrMetaEntry::kSlow);
       value_.push_back(0.0f);
-      if (c != huff::Decoder::kInvalid) entry(c, meta_.back(), value_.back());
+      if (c != HuffEntry::kInvalid) entry(c, meta_.back(), value_.back());
     }
   }
 }

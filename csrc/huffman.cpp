@@ -123,9 +123,9 @@ Decoder::Decoder(const std::vector<uint8_t>& lengths, int max_table_bits) {
   if (kraft > (uint64_t(1) << kMaxLen)) throw FormatError("code lengths over-subscribe the code");
 
   table_bits_ = std::max(1, std::min({kTableBits, max_table_bits, max_len_}));
-  table_.assign(size_t(1) << table_bits_, kSlow);
+  table_.assign(size_t(1) << table_bits_, HuffEntry::kSlow);
   if (zero_bit_) {
-    std::fill(table_.begin(), table_.end(), uint32_t(zero_bit_sym) << 5);
+    std::fill(table_.begin(), table_.end(), HuffEntry::make(uint32_t(zero_bit_sym), 0));
     return;
   }
   std::vector<uint32_t> codes = canonical_codes(lengths);
@@ -133,7 +133,7 @@ Decoder::Decoder(const std::vector<uint8_t>& lengths, int max_table_bits) {
     int l = lengths[s];
     if (!l || l > table_bits_) continue;
     size_t lo = size_t(codes[s]) << (table_bits_ - l), hi = size_t(codes[s] + 1) << (table_bits_ - l);
-    std::fill(table_.begin() + lo, table_.begin() + hi, uint32_t(s) << 5 | uint32_t(l));
+    std::fill(table_.begin() + lo, table_.begin() + hi, HuffEntry::make(uint32_t(s), uint32_t(l)));
   }
   if (max_len_ <= table_bits_) return;
   uint32_t code = 0, start = 0;
@@ -154,9 +154,9 @@ Decoder::Decoder(const std::vector<uint8_t>& lengths, int max_table_bits) {
 uint32_t Decoder::decode_long(uint64_t window) const {
   for (int l = table_bits_ + 1; l <= max_len_; ++l) {
     uint32_t c = uint32_t(window >> (64 - l)) - first_[l];
-    if (c < count_[l]) return sorted_[start_[l] + c] << 5 | uint32_t(l);
+    if (c < count_[l]) return HuffEntry::make(sorted_[start_[l] + c], uint32_t(l));
   }
-  return kInvalid;
+  return HuffEntry::kInvalid;
 }
 
 size_t Decoder::nbytes() const {

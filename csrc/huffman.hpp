@@ -5,11 +5,14 @@
 #include <cstdint>
 #include <vector>
 
+#include "table_entries.hpp"
+
 namespace cnn::huff {
 
 constexpr int kMaxLen = 24;         // longest code; a 64-bit window always holds one code
 constexpr int kTableBits = 11;      // 2^11 four-byte entries: 8 KiB, L1-resident
 constexpr uint8_t kZeroBits = 255;  // length of the only symbol of a one-symbol code: 0 bits
+static_assert(kMaxLen < HuffEntry::kSlow, "a table entry holds every code length");
 
 // Optimal code lengths for `counts` (0 = symbol unused), none longer than `max_len`.
 // A single used symbol gets kZeroBits, or length 1 when `zero_bit_ok` is false.
@@ -28,9 +31,6 @@ int table_bits_for(uint64_t stream_bits);
 
 class Decoder {
  public:
-  static constexpr uint32_t kSlow = 31;  // entry length field: look further (long or invalid)
-  static constexpr uint32_t kInvalid = 0xFFFFFFFFu;
-
   Decoder() = default;
   // Validates `lengths` (FormatError on lengths over kMaxLen, an over-full code, or a
   // misplaced kZeroBits) and builds the tables, the first-level one of at most
@@ -38,10 +38,11 @@ class Decoder {
   Decoder(const std::vector<uint8_t>& lengths, int max_table_bits);
 
   // Decodes the code at the top of `window` (at least kMaxLen valid bits).
-  // Returns symbol << 5 | length, or kInvalid if no code matches (incomplete code).
+  // Returns its HuffEntry (symbol and length), or HuffEntry::kInvalid if no code matches
+  // (an incomplete code).
   inline uint32_t decode(uint64_t window) const {
     uint32_t e = table_[window >> (64 - table_bits_)];
-    return (e & 31) != kSlow ? e : decode_long(window);
+    return HuffEntry::len(e) != HuffEntry::kSlow ? e : decode_long(window);
   }
   int table_bits() const { return table_bits_; }
   int max_len() const { return max_len_; }

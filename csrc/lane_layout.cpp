@@ -305,7 +305,7 @@ void LaneLayout::build_tables(const std::vector<float>& codebook) {
   std::vector<unsigned> raw;
   make_buckets(m_, r0_, gap_lengths_.size(), base, raw);
   auto fill = [](const std::vector<uint8_t>& lengths, std::vector<uint32_t>& table, auto&& entry) {
-    table.assign(1u << kCodeBits, kernels::kBadCode);
+    table.assign(LaneCodeEntry::kTableSize, LaneCodeEntry::kBad);
     const std::vector<uint32_t> code = short_codes(lengths);
     for (size_t s = 0; s < lengths.size(); ++s) {
       if (!lengths[s]) continue;
@@ -313,12 +313,15 @@ void LaneLayout::build_tables(const std::vector<float>& codebook) {
       for (uint32_t t = code[s] << shift; t < (code[s] + 1) << shift; ++t) table[t] = entry(s, len);
     }
   };
+  auto bucket = [&](size_t b) { return LaneBucket::make(uint32_t(base[b]), raw[b]); };
   fill(gap_lengths_, gap_table_,
-       [&](size_t b, unsigned len) { return uint32_t(len | raw[b] << 3 | base[b] << 8); });
-  fill(value_lengths_, value_code_, [](size_t s, unsigned len) { return uint32_t(len | s << 8); });
-  value_.assign(1u << kCodeBits, 0.0f);
-  for (uint32_t t = 0; t < (1u << kCodeBits); ++t)
-    if (value_code_[t] != kernels::kBadCode) value_[t] = codebook[value_code_[t] >> 8];
+       [&](size_t b, unsigned len) { return LaneCodeEntry::make(len, bucket(b)); });
+  fill(value_lengths_, value_code_,
+       [](size_t s, unsigned len) { return LaneCodeEntry::make(len, uint32_t(s)); });
+  value_.assign(LaneCodeEntry::kTableSize, 0.0f);
+  for (uint32_t t = 0; t < LaneCodeEntry::kTableSize; ++t)
+    if (value_code_[t] != LaneCodeEntry::kBad)
+      value_[t] = codebook[LaneCodeEntry::payload(value_code_[t])];
   // The arithmetic form: symbols in rank order, the limits and offsets per length.
   auto ranks = [](const std::vector<uint8_t>& lengths, kernels::LanesView::Code& c) {
     std::vector<uint32_t> order;
@@ -340,7 +343,7 @@ void LaneLayout::build_tables(const std::vector<float>& codebook) {
   gap_by_rank_.assign(kMaxBuckets, 0);
   const std::vector<uint32_t> gaps = ranks(gap_lengths_, gap_code_);
   for (size_t r = 0; r < gaps.size(); ++r)
-    gap_by_rank_[r] = uint32_t(base[gaps[r]] << 5 | raw[gaps[r]]);
+    gap_by_rank_[r] = bucket(gaps[r]);
   value_by_rank_.assign(kMaxValues, 0.0f);
   const std::vector<uint32_t> values = ranks(value_lengths_, value_code_ranks_);
   for (size_t r = 0; r < values.size(); ++r) value_by_rank_[r] = codebook[values[r]];

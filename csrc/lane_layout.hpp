@@ -19,16 +19,21 @@
 #include "format.hpp"
 #include "kernels/views.hpp"
 #include "packed.hpp"
+#include "table_entries.hpp"
 
 namespace cnn {
 
 class LaneLayout {
  public:
   static constexpr uint64_t kGroupRows = 64;
-  static constexpr unsigned kCodeBits = 7, kMaxRaw = 18, kMaxBuckets = 32, kMaxM = 4;
+  static constexpr unsigned kCodeBits = LaneCodeEntry::kCodeBits;
+  static constexpr unsigned kMaxRaw = 18, kMaxBuckets = 32, kMaxM = 4;
   static constexpr uint32_t kMaxValues = 1u << kCodeBits;  // distinct stored values
   static constexpr uint64_t kMaxBase = uint64_t(1) << 24;
   static constexpr uint64_t kMaxCols = (uint64_t(1) << 31) - 1;  // columns are gather indices
+  static_assert(kMaxRaw <= LaneBucket::kRawMask &&
+                    kMaxBase << LaneCodeEntry::kBaseShift <= uint64_t(1) << 32,
+                "a gap code entry holds every bucket");
 
   // The layout of `entries` (entries.hpp; row i holds indptr[i + 1] - indptr[i] of them,
   // checked as HCSR's constructors check them), or null where it cannot serve: more than

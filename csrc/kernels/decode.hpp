@@ -9,13 +9,11 @@
 
 #include "../bitstream.hpp"
 #include "../huffman.hpp"
+#include "../table_entries.hpp"
 #include "views.hpp"
 
 namespace cnn::kernels {
 namespace {
-
-constexpr uint16_t kSlowEntry = 0x8000;    // HCSR meta: take the general decoder
-constexpr uint16_t kEscapeEntry = 0x4000;  // HCSR meta: a raw gap field follows the code
 
 inline float madd(float a, float b, float acc) {
 #ifdef CNN_KERNEL_FMA
@@ -73,15 +71,15 @@ __attribute__((always_inline)) inline void ham_window(const HamMulti& m, uint64_
   for (int t = 0; t < 5; ++t) {
     e = m.multi[w >> m.sh];
     std::memcpy(o, &e, 4);
-    o += (e >> 24) & 3;
-    used += e >> 27;
-    w <<= e >> 27;
+    o += HamMultiEntry::count(e);
+    used += HamMultiEntry::len(e);
+    w <<= HamMultiEntry::len(e);
   }
   pos += used;
   if (__builtin_expect(e == 0, 0)) {
     e = m.decoder->decode(peek64(m.stream, pos));
-    *o++ = uint8_t(e >> 5);
-    pos += e & 31;
+    *o++ = uint8_t(HuffEntry::symbol(e));
+    pos += HuffEntry::len(e);
   }
 }
 
@@ -93,12 +91,12 @@ inline void ham_finish_row(const HamMulti& m, uint64_t pos, uint8_t* o, const ui
     uint32_t e = m.multi[peek64(m.stream, pos) >> m.sh];
     if (e) {
       std::memcpy(o, &e, 4);
-      o += e >> 24 & 3;
-      pos += e >> 27;
+      o += HamMultiEntry::count(e);
+      pos += HamMultiEntry::len(e);
     } else {
       e = m.decoder->decode(peek64(m.stream, pos));
-      *o++ = uint8_t(e >> 5);
-      pos += e & 31;
+      *o++ = uint8_t(HuffEntry::symbol(e));
+      pos += HuffEntry::len(e);
     }
   }
 }
@@ -111,7 +109,7 @@ inline void ham_decode_row(const HAMView& v, uint64_t i, Idx* out) {
   Idx* o = out;
   Idx* const end = out + v.cols;
   if (d.zero_bit()) {
-    std::fill(o, end, Idx(d.decode(0) >> 5));
+    std::fill(o, end, Idx(HuffEntry::symbol(d.decode(0))));
     return;
   }
   if constexpr (sizeof(Idx) == 1) {
@@ -119,8 +117,8 @@ inline void ham_decode_row(const HAMView& v, uint64_t i, Idx* out) {
   }
   for (; o < end; ++o) {
     uint32_t e = d.decode(peek64(v.stream, pos));
-    *o = Idx(e >> 5);
-    pos += e & 31;
+    *o = Idx(HuffEntry::symbol(e));
+    pos += HuffEntry::len(e);
   }
 }
 
@@ -174,27 +172,22 @@ struct HcsrEntry {
 
 __attribute__((noinline)) HcsrEntry hcsr_slow(const HCSRView& v, uint64_t pos, uint64_t col) {
   uint32_t e = v.decoder->decode(peek64(v.stream, pos));
-  pos += e & 31;
-  uint32_t sym = e >> 5;
-  const uint64_t esc = (uint64_t(1) << v.gap_bits) - 1;
-  uint64_t g = sym & esc;
-  if (g == esc && v.esc_bits) {
+  pos += HuffEntry::len(e);
+  uint32_t sym = HuffEntry::symbol(e);
+  uint64_t g = HcsrSymbol::gap_field(sym, v.gap_bits);
+  if (g == HcsrSymbol::escape(v.gap_bits) && v.esc_bits) {
     g += peek64(v.stream, pos) >> (64 - v.esc_bits);
     pos += v.esc_bits;
   }
-  return {pos, col + g + 1, v.codebook[sym >> v.gap_bits]};
+  return {pos, col + g + 1, v.codebook[HcsrSymbol::value(sym, v.gap_bits)]};
 }
 
-// HCSR: whether table entry `me` is the prefix of a longer code, linking to a second table
-// (kSlowEntry | sub, sub > 0; views.hpp).
-inline bool hcsr_link(unsigned me) { return me > kSlowEntry && me < (kSlowEntry | 32); }
-
 // HCSR: the entry of a long code whose prefix entry `me` links to a second table indexed
-// by the `sub` bits after the prefix; sets `t` to its index.
+// by the `sub` bits after the prefix (HcsrMetaEntry::link); sets `t` to its index.
 inline unsigned hcsr_second(const HCSRView& v, uint64_t window, unsigned me, unsigned& t) {
   uint32_t start;
   std::memcpy(&start, &v.value[t], 4);
-  t = start + unsigned((window << kHcsrTableBits) >> (64 - (me & 31)));
+  t = start + unsigned((window << kHcsrTableBits) >> (64 - HcsrMetaEntry::sub_bits(me)));
   return v.meta[t];
 }
 
@@ -206,22 +199,22 @@ __attribute__((always_inline)) inline float hcsr_entry(const HCSRView& v, uint64
   const uint64_t w = peek64(v.stream, pos);
   unsigned t = unsigned(w >> (64 - kHcsrTableBits));
   unsigned me = v.meta[t];
-  if (__builtin_expect(hcsr_link(me), 0)) me = hcsr_second(v, w, me, t);
-  if (__builtin_expect(me >= kEscapeEntry, 0)) {
-    if (me & kSlowEntry) {
+  if (__builtin_expect(HcsrMetaEntry::is_link(me), 0)) me = hcsr_second(v, w, me, t);
+  if (__builtin_expect(HcsrMetaEntry::special(me), 0)) {
+    if (HcsrMetaEntry::slow(me)) {
       const HcsrEntry e = hcsr_slow(v, pos, col);
       pos = e.pos;
       col = e.col;
       return e.value;
     }
     // An escape: a raw gap field follows the code.
-    pos += me & 31;
-    col += (peek64(v.stream, pos) >> (64 - v.esc_bits)) + ((me >> 5) & 511);
+    pos += HcsrMetaEntry::len(me);
+    col += (peek64(v.stream, pos) >> (64 - v.esc_bits)) + HcsrMetaEntry::escape_step(me);
     pos += v.esc_bits;
     return v.value[t];
   }
-  pos += me & 31;
-  col += me >> 5;
+  pos += HcsrMetaEntry::len(me);
+  col += HcsrMetaEntry::step(me);
   return v.value[t];
 }
 

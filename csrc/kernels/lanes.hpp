@@ -19,6 +19,10 @@
 namespace cnn::kernels {
 namespace {
 
+// The shift that leaves a 32-bit word's top LaneCodeEntry::kCodeBits bits: the index of
+// the code tables at the word's first bit.
+constexpr unsigned kCodeShift = 32 - LaneCodeEntry::kCodeBits;
+
 // One entry at the top of `w` (32 bits): its column gap, codebook index and bit length.
 struct LaneEntry {
   uint32_t gap, index, bits;
@@ -26,12 +30,13 @@ struct LaneEntry {
 };
 
 inline LaneEntry lane_entry(const LanesView& v, uint32_t w) {
-  const uint32_t ge = v.gap[w >> 25];
-  const uint32_t lg = ge & 7, raw = (ge >> 3) & 31;
+  using E = LaneCodeEntry;
+  const uint32_t ge = v.gap[w >> kCodeShift];
+  const uint32_t lg = E::len(ge), raw = E::raw(ge);
   const uint32_t w1 = w << lg;
-  const uint32_t gap = (ge >> 8) + (raw ? w1 >> (32 - raw) : 0);
-  const uint32_t ve = v.value_code[(raw ? w1 << raw : w1) >> 25];
-  return {gap, ve >> 8, lg + raw + (ve & 15), ge != kBadCode && ve != kBadCode};
+  const uint32_t gap = E::base(ge) + (raw ? w1 >> (32 - raw) : 0);
+  const uint32_t ve = v.value_code[(raw ? w1 << raw : w1) >> kCodeShift];
+  return {gap, E::payload(ve), lg + raw + E::len(ve), ge != E::kBad && ve != E::kBad};
 }
 
 // Decodes group g: entry(lane, row, col, index) for each entry, finish(lane, row) when a

@@ -13,19 +13,23 @@
 namespace cnn::kernels {
 namespace {
 
+// The largest prefix of the code tables, and so the largest rank.
+constexpr int32_t kLastPrefix = int32_t(LaneCodeEntry::kTableSize) - 1;
+
 // A code's limits and offsets in registers: only limits in 0..126 decide anything (every
 // prefix exceeds -1, none exceeds 127), so the lengths with no codes up to them (limit -1)
 // are counted once, in `base`.
 template <class O>
 struct LaneCode {
-  typename O::vi limit[7], offset, base;
+  static constexpr unsigned kCodeBits = LaneCodeEntry::kCodeBits;
+  typename O::vi limit[kCodeBits], offset, base;
   unsigned n = 0;
   explicit LaneCode(const LanesView::Code& c) : offset(O::load8(c.offset)) {
     int32_t b = 0;
-    for (unsigned L = 0; L < 7; ++L)
+    for (unsigned L = 0; L < kCodeBits; ++L)
       if (c.limit[L] < 0)
         ++b;
-      else if (c.limit[L] < 127)
+      else if (c.limit[L] < kLastPrefix)
         limit[n++] = O::set1(c.limit[L]);
     base = O::set1(b);
   }
@@ -33,7 +37,7 @@ struct LaneCode {
   void decode(typename O::vi t, typename O::vi& len, typename O::vi& rank) const {
     len = base;
     for (unsigned L = 0; L < n; ++L) len = O::add_if_greater(len, t, limit[L]);
-    rank = O::add(O::srlv(t, O::sub(O::set1(7), len)), O::permute8(offset, len));
+    rank = O::add(O::srlv(t, O::sub(O::set1(kCodeBits), len)), O::permute8(offset, len));
   }
 };
 
@@ -48,7 +52,9 @@ void lanes_group_simd(const LanesView& v, uint64_t g, const GapLut& gap_lut,
   using F = typename O::vf;
   constexpr unsigned W = O::width, H = kLanes / W;
   const LaneCode<O> gap_code(v.gap_code), value_code(v.value_code_ranks);
-  const I c31 = O::set1(31), c32 = O::set1(32), one = O::set1(1), c127 = O::set1(127);
+  using E = LaneCodeEntry;
+  const I raw_mask = O::set1(LaneBucket::kRawMask), c32 = O::set1(32), one = O::set1(1),
+          last_rank = O::set1(kLastPrefix);
   alignas(64) uint32_t s_left[kLanes], s_col[kLanes];
   uint64_t row[kLanes];
   const uint64_t r1 = std::min(v.rows, (g + 1) * v.group_rows);
@@ -93,24 +99,24 @@ void lanes_group_simd(const LanesView& v, uint64_t g, const GapLut& gap_lut,
       F wt;
       if constexpr (O::gather_tables) {
         // The 128-entry tables, one gather each (cheaper than the arithmetic on AVX2).
-        const I ge = O::gather(v.gap, O::srli(w, 25));
-        lg = O::and_(ge, O::set1(7));
-        raw = O::and_(O::srli(ge, 3), c31);
+        const I ge = O::gather(v.gap, O::srli(w, kCodeShift));
+        lg = O::and_(ge, O::set1(E::kLenMask));
+        raw = O::and_(O::srli(ge, E::kRawShift), raw_mask);
         const I w1 = O::sllv(w, lg);
-        gap = O::add(O::srli(ge, 8), O::srlv(w1, O::sub(c32, raw)));
-        const I t = O::srli(O::sllv(w1, raw), 25);
+        gap = O::add(O::srli(ge, E::kBaseShift), O::srlv(w1, O::sub(c32, raw)));
+        const I t = O::srli(O::sllv(w1, raw), kCodeShift);
         I vr;
         value_code.decode(t, lv, vr);
         wt = O::gather_f(v.value, t);
       } else {
         I gr, vr;
-        gap_code.decode(O::srli(w, 25), lg, gr);
+        gap_code.decode(O::srli(w, kCodeShift), lg, gr);
         const I bucket = gap_lut(gr);
-        raw = O::and_(bucket, c31);
+        raw = O::and_(bucket, raw_mask);
         const I w1 = O::sllv(w, lg);
-        gap = O::add(O::srli(bucket, 5), O::srlv(w1, O::sub(c32, raw)));
-        value_code.decode(O::srli(O::sllv(w1, raw), 25), lv, vr);
-        wt = value_lut(O::and_(vr, c127));
+        gap = O::add(O::srli(bucket, LaneBucket::kRawBits), O::srlv(w1, O::sub(c32, raw)));
+        value_code.decode(O::srli(O::sllv(w1, raw), kCodeShift), lv, vr);
+        wt = value_lut(O::and_(vr, last_rank));
       }
       const I c = O::add(col[h], gap);
       sink.entry(h, c, wt, act[h]);
@@ -203,7 +209,7 @@ struct LaneRowsOut {
 template <class F>
 void with_rank_lut(const float* table, uint32_t ranks, F&& f) {
   auto with = [&](auto Bc) {
-    const Lut<decltype(Bc)::value> lut(table, 128);
+    const Lut<decltype(Bc)::value> lut(table, LaneCodeEntry::kTableSize);
     f(lut);
   };
   switch (std::max(3u, cnn::index_bits(ranks))) {
@@ -277,7 +283,7 @@ void ham_lanes_groups_simd(const LanesView& v, uint64_t g, const ValueLut& value
   alignas(64) static constexpr uint32_t kLane[kLanes] = {0, 1, 2,  3,  4,  5,  6,  7,
                                                          8, 9, 10, 11, 12, 13, 14, 15};
   const LaneCode<O> value_code(v.value_code_ranks);
-  const I c32 = O::set1(32), c127 = O::set1(127);
+  const I c32 = O::set1(32), last_rank = O::set1(kLastPrefix);
   const uint64_t rows = std::min(v.rows - g * v.group_rows, v.group_rows);  // each group's
   const uint32_t* p[G];
   I buf[N], nxt[N], pos[N];
@@ -299,10 +305,10 @@ void ham_lanes_groups_simd(const LanesView& v, uint64_t g, const ValueLut& value
     for (uint64_t t = 0; t < v.cols; ++t) {
       for (unsigned i = 0; i < N; ++i) {
         const I w = O::or_(O::sllv(buf[i], pos[i]), O::srlv(nxt[i], O::sub(c32, pos[i])));
-        const I top = O::srli(w, 25);
+        const I top = O::srli(w, kCodeShift);
         I len, rank;
         value_code.decode(top, len, rank);
-        sink.step(t, i, value_lut(O::and_(rank, c127)));
+        sink.step(t, i, value_lut(O::and_(rank, last_rank)));
         pos[i] = O::add(pos[i], O::masked(len, live[i % H]));
       }
       for (unsigned i = 0; i < N; ++i) O::refill(buf[i], nxt[i], pos[i], p[i / H]);

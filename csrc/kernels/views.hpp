@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "../table_entries.hpp"
+
 namespace cnn {
 namespace huff {
 class Decoder;
@@ -39,8 +41,7 @@ struct HAMView {
   const uint8_t* stream;
   Packed offsets;  // rows + 1 bit offsets
   const huff::Decoder* decoder;
-  // Up to 3 symbols per lookup (k <= 256; null for small matrices): entry = symbols in
-  // bytes 0-2 | symbol count << 24 | total length << 27; 0 for a code longer than the table.
+  // Up to 3 symbols per lookup (k <= 256; null for small matrices): HamMultiEntry.
   const uint32_t* multi;
   int multi_bits;
 };
@@ -54,11 +55,9 @@ struct HCSRView {
   Packed offsets;  // rows + 1 bit offsets
   const huff::Decoder* decoder;
   unsigned gap_bits, esc_bits;
-  // One lookup per entry: meta = length | column step (gap + 1) << 5 | kEscapeEntry (a raw
-  // gap field follows); value = the entry's weight; both indexed by the next table_bits of
-  // the stream.  meta = kSlowEntry | sub (sub > 0) links a longer code's prefix to a second
-  // table at the uint32 in value's bits, indexed by the next sub bits; kSlowEntry alone:
-  // use the general decoder.
+  // One lookup per entry, indexed by the next kHcsrTableBits of the stream: meta, an
+  // HcsrMetaEntry (length and column step, or a link to a second table at the uint32 in
+  // value's bits), and value, the entry's weight.
   const uint16_t* meta;
   const float* value;
 };
@@ -67,7 +66,6 @@ struct HCSRView {
 // group_rows, each group decoded by kLanes lanes that take its rows in turn from one word
 // stream.
 constexpr unsigned kLanes = 16;
-constexpr uint32_t kBadCode = 0xFFFFFFFFu;  // table entry of a prefix no code starts with
 
 struct LanesView {
   uint64_t rows, cols;
@@ -75,8 +73,8 @@ struct LanesView {
   Packed counts;                // entries of each row
   const uint64_t* group_words;  // groups + 1 word offsets of the groups' streams
   const uint32_t* words;        // the streams, then kLanes zero words of padding
-  // Indexed by the next 7 bits: gap code = length | raw bits << 3 | bucket base << 8;
-  // value code = length | codebook index << 8; kBadCode where no code starts.
+  // LaneCodeEntry tables indexed by the next 7 bits: gap codes (payload: the bucket) and
+  // value codes (payload: the codebook index).
   const uint32_t* gap;
   const uint32_t* value_code;
   const float* value;  // the codebook value of each value-code prefix
@@ -86,10 +84,10 @@ struct LanesView {
   // L bits); its rank among the codes, ordered by length then symbol, is
   // (t >> (7 - length)) + offset[length].
   struct Code {
-    int32_t limit[7], offset[8];
+    int32_t limit[LaneCodeEntry::kCodeBits], offset[LaneCodeEntry::kCodeBits + 1];
     uint32_t ranks;  // symbols with a code
   } gap_code, value_code_ranks;
-  const uint32_t* gap_by_rank;  // base << 5 | raw bits, per gap code rank (32 entries)
+  const uint32_t* gap_by_rank;  // the LaneBucket of each gap code rank (32 entries)
   const float* value_by_rank;   // codebook value per value code rank (128 entries)
 };
 
