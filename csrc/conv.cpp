@@ -7,6 +7,7 @@
 
 #include "kernels/dispatch.hpp"
 #include "parallel.hpp"
+#include "work.hpp"
 
 namespace cnn {
 
@@ -94,7 +95,7 @@ void conv2d(const Format& f, const float* x, const ConvShape& s, const float* bi
   }
   const auto& kernels = kernels::active();
   parallel_rows(
-      s.n, threads, double(rows) * K * L / 4 + double(K) * L,
+      s.n, threads, work::conv_image(rows, K, L),
       [&](uint64_t i0, uint64_t i1) {
         std::vector<float> patches(is_pointwise(s) ? 0 : K * L);
         for (uint64_t i = i0; i < i1; ++i) {

@@ -7,6 +7,7 @@
 #include "kernels/decode.hpp"
 #include "kernels/dispatch.hpp"
 #include "parallel.hpp"
+#include "work.hpp"
 
 namespace cnn {
 
@@ -190,10 +191,10 @@ void HAM::matvec(const float* x, float* y, unsigned threads) const {
   if (lanes_) {
     const kernels::LanesView v = lanes_->view(codebook_.data());
     return parallel_rows(
-        lanes_->groups(), threads, double(cols_) * v.group_rows * 4 + 64,
+        lanes_->groups(), threads, work::ham_lanes_matvec(cols_, v.group_rows),
         [&](uint64_t g0, uint64_t g1) { k.ham_lanes_matvec(v, x, y, g0, g1); }, 1);
   }
-  parallel_rows(rows_, threads, double(cols_) * 8, [&](uint64_t r0, uint64_t r1) {
+  parallel_rows(rows_, threads, work::ham_rows_matvec(cols_), [&](uint64_t r0, uint64_t r1) {
     k.ham_matvec(view(), x, y, r0, r1);
   });
 }
@@ -203,10 +204,10 @@ void HAM::matmat(const float* X, uint64_t B, float* Y, unsigned threads) const {
   if (lanes_) {
     const kernels::LanesView v = lanes_->view(codebook_.data());
     return parallel_rows(
-        lanes_->groups(), threads, double(cols_) * v.group_rows * (B / 4 + 8) + 64,
+        lanes_->groups(), threads, work::ham_lanes_batch(cols_, v.group_rows, B),
         [&](uint64_t g0, uint64_t g1) { k.ham_lanes_matmat(v, X, B, Y, g0, g1); }, 1);
   }
-  parallel_rows(rows_, threads, double(cols_) * (B / 4 + 8), [&](uint64_t r0, uint64_t r1) {
+  parallel_rows(rows_, threads, work::ham_rows_batch(cols_, B), [&](uint64_t r0, uint64_t r1) {
     k.ham_matmat(view(), X, B, Y, r0, r1);
   });
 }
@@ -218,7 +219,7 @@ void HAM::linear(const float* X, uint64_t B, float* Y, unsigned threads) const {
   const auto& k = kernels::active();
   // Threads own disjoint columns of Y: whole cache lines of them (16 floats).
   parallel_rows(
-      rows_, threads, double(cols_) * (B / 4 + 8),
+      rows_, threads, work::ham_rows_batch(cols_, B),
       [&](uint64_t r0, uint64_t r1) { k.ham_linear(view(), X, B, Y, r0, r1); }, 16);
 }
 

@@ -8,6 +8,7 @@
 #include "kernels/dispatch.hpp"
 #include "kernels/lanes.hpp"
 #include "parallel.hpp"
+#include "work.hpp"
 
 namespace cnn {
 
@@ -343,10 +344,10 @@ void HCSR::matvec(const float* x, float* y, unsigned threads) const {
   if (lanes_) {
     const kernels::LanesView v = lanes_->view(codebook_.data());
     return parallel_rows(
-        lanes_->groups(), threads, double(nnz_) / lanes_->groups() * 16 + 64,
+        lanes_->groups(), threads, work::hcsr_lanes_matvec(nnz_, lanes_->groups()),
         [&](uint64_t g0, uint64_t g1) { k.hcsr_lanes_matvec(v, x, y, g0, g1); }, 1);
   }
-  parallel_rows(rows_, threads, double(nnz_) / std::max<uint64_t>(rows_, 1) * 20 + 16,
+  parallel_rows(rows_, threads, work::hcsr_rows_matvec(nnz_, rows_),
                 [&](uint64_t r0, uint64_t r1) { k.hcsr_matvec(view(), x, y, r0, r1); });
 }
 
@@ -355,10 +356,10 @@ void HCSR::matmat(const float* X, uint64_t B, float* Y, unsigned threads) const 
   if (lanes_) {
     const kernels::LanesView v = lanes_->view(codebook_.data());
     return parallel_rows(
-        lanes_->groups(), threads, double(nnz_) / lanes_->groups() * (B / 2 + 20) + 64,
+        lanes_->groups(), threads, work::hcsr_lanes_batch(nnz_, lanes_->groups(), B),
         [&](uint64_t g0, uint64_t g1) { k.hcsr_lanes_matmat(v, X, B, Y, g0, g1); }, 1);
   }
-  parallel_rows(rows_, threads, double(nnz_) / std::max<uint64_t>(rows_, 1) * (B / 2 + 20) + 16,
+  parallel_rows(rows_, threads, work::hcsr_rows_batch(nnz_, rows_, B),
                 [&](uint64_t r0, uint64_t r1) { k.hcsr_matmat(view(), X, B, Y, r0, r1); });
 }
 

@@ -5,6 +5,7 @@
 #include "kernels/decode.hpp"
 #include "kernels/dispatch.hpp"
 #include "parallel.hpp"
+#include "work.hpp"
 
 namespace cnn {
 
@@ -64,17 +65,14 @@ kernels::IMView IndexMap::view() const {
 
 void IndexMap::matvec(const float* x, float* y, unsigned threads) const {
   const auto& k = kernels::active();
-  const double work = double(cols_) * (bits_ <= 4 ? 1 : 4);  // wider codebooks decode slower
-  parallel_rows(rows_, threads, work, [&](uint64_t r0, uint64_t r1) {
-    k.im_matvec(view(), x, y, r0, r1);
-  });
+  parallel_rows(rows_, threads, work::index_map_matvec(cols_, bits_),
+                [&](uint64_t r0, uint64_t r1) { k.im_matvec(view(), x, y, r0, r1); });
 }
 
 void IndexMap::matmat(const float* X, uint64_t B, float* Y, unsigned threads) const {
   const auto& k = kernels::active();
-  parallel_rows(rows_, threads, double(cols_) * (B / 4 + 1), [&](uint64_t r0, uint64_t r1) {
-    k.im_matmat(view(), X, B, Y, r0, r1);
-  });
+  parallel_rows(rows_, threads, work::index_map_batch(cols_, B),
+                [&](uint64_t r0, uint64_t r1) { k.im_matmat(view(), X, B, Y, r0, r1); });
 }
 
 void IndexMap::linear(const float* X, uint64_t B, float* Y, unsigned threads) const {
@@ -83,7 +81,7 @@ void IndexMap::linear(const float* X, uint64_t B, float* Y, unsigned threads) co
   const auto& k = kernels::active();
   // Threads own disjoint columns of Y: whole cache lines of them (16 floats).
   parallel_rows(
-      rows_, threads, double(cols_) * (B / 4 + 1),
+      rows_, threads, work::index_map_batch(cols_, B),
       [&](uint64_t r0, uint64_t r1) { k.im_linear(view(), X, B, Y, r0, r1); }, 16);
 }
 

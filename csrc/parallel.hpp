@@ -29,9 +29,10 @@ bool using_openmp();
 
 // Runs f(r0, r1) over [0, rows) on up to `threads` threads (0 = default), no thread
 // getting less than `kMinWork` units of `work_per_row` (a unit: about 0.25 ns of one core's
-// time, as each format estimates it), so small products stay on the calling thread.  The rows are cut into chunks (multiples of `align` rows, about 8 per
-// thread) that threads take in turn as they become free: a thread slowed by other work on
-// its core (another pool's spinning threads, a noisy neighbour) simply takes fewer.
+// time, as work.hpp estimates it per product), so small products stay on the calling
+// thread.  The rows are cut into chunks (multiples of `align` rows, about 8 per thread)
+// that threads take in turn as they become free: a thread slowed by other work on its core
+// (another pool's spinning threads, a noisy neighbour) simply takes fewer.
 template <class F>
 void parallel_rows(uint64_t rows, unsigned threads, double work_per_row, F&& f,
                    uint64_t align = 4) {
