@@ -16,7 +16,18 @@ constexpr uint8_t kMagic[8] = {0x89, 'C', 'N', 'N', '\r', '\n', 0x1a, '\n'};
 // still load, converted to the lane layout where it serves: HCSR from version 1, HAM from
 // versions 1 and 2.
 constexpr uint32_t kVersion = 4;
-constexpr size_t kHeaderSize = 40, kSectionHeaderSize = 12;
+
+// Byte offsets of the header's fields (docs/FORMAT.md); the checksum covers the bytes before
+// it.  Then each section: a header of its payload's length and checksum, and the payload.
+namespace header_field {
+constexpr size_t kMagic = 0, kVersion = 8, kFormat = 12, kRows = 16, kCols = 24, kSections = 32,
+                 kCrc = 36;
+}
+constexpr size_t kHeaderSize = 40;
+namespace section_field {
+constexpr size_t kLength = 0, kCrc = 8;
+}
+constexpr size_t kSectionHeaderSize = 12;
 
 struct CrcTable {
   uint32_t t[256];
@@ -30,10 +41,8 @@ struct CrcTable {
 };
 
 template <class T>
-void put(std::vector<uint8_t>& out, T v) {
-  uint8_t b[sizeof(T)];
-  std::memcpy(b, &v, sizeof(T));  // the file is little-endian, like every supported CPU
-  out.insert(out.end(), b, b + sizeof(T));
+void set(uint8_t* p, T v) {
+  std::memcpy(p, &v, sizeof(T));  // the file is little-endian, like every supported CPU
 }
 
 template <class T>
@@ -123,16 +132,20 @@ uint32_t crc32(const uint8_t* data, size_t size) {
 
 std::vector<uint8_t> serialize(const Format& m) {
   std::vector<Section> sections = m.sections();
-  std::vector<uint8_t> out(kMagic, kMagic + 8);
-  put<uint32_t>(out, kVersion);
-  put<uint32_t>(out, uint32_t(m.id()));
-  put<uint64_t>(out, m.rows());
-  put<uint64_t>(out, m.cols());
-  put<uint32_t>(out, uint32_t(sections.size()));
-  put<uint32_t>(out, crc32(out.data(), out.size()));
+  uint8_t head[kHeaderSize];
+  std::memcpy(head + header_field::kMagic, kMagic, sizeof(kMagic));
+  set<uint32_t>(head + header_field::kVersion, kVersion);
+  set<uint32_t>(head + header_field::kFormat, uint32_t(m.id()));
+  set<uint64_t>(head + header_field::kRows, m.rows());
+  set<uint64_t>(head + header_field::kCols, m.cols());
+  set<uint32_t>(head + header_field::kSections, uint32_t(sections.size()));
+  set<uint32_t>(head + header_field::kCrc, crc32(head, header_field::kCrc));
+  std::vector<uint8_t> out(head, head + kHeaderSize);
   for (const Section& s : sections) {
-    put<uint64_t>(out, s.size());
-    put<uint32_t>(out, crc32(s.data(), s.size()));
+    uint8_t sh[kSectionHeaderSize];
+    set<uint64_t>(sh + section_field::kLength, s.size());
+    set<uint32_t>(sh + section_field::kCrc, crc32(s.data(), s.size()));
+    out.insert(out.end(), sh, sh + kSectionHeaderSize);
     out.insert(out.end(), s.begin(), s.end());
   }
   return out;
@@ -142,19 +155,22 @@ std::unique_ptr<Format> deserialize(const uint8_t* data, size_t size) {
   if (size < kHeaderSize)
     throw FormatError("file is " + std::to_string(size) + " bytes, shorter than the " +
                       std::to_string(kHeaderSize) + "-byte header");
-  uint8_t header[kHeaderSize];  // checked and read from one copy
-  std::memcpy(header, data, kHeaderSize);
-  if (std::memcmp(header, kMagic, 8) != 0) throw FormatError("not a compactnn file (bad magic)");
-  if (kCheckCrc && get<uint32_t>(header + 36) != crc32(header, 36)) throw FormatError("header checksum mismatch");
-  uint32_t version = get<uint32_t>(header + 8);
+  uint8_t head[kHeaderSize];  // checked and read from one copy
+  std::memcpy(head, data, kHeaderSize);
+  if (std::memcmp(head + header_field::kMagic, kMagic, sizeof(kMagic)) != 0)
+    throw FormatError("not a compactnn file (bad magic)");
+  if (kCheckCrc && get<uint32_t>(head + header_field::kCrc) != crc32(head, header_field::kCrc))
+    throw FormatError("header checksum mismatch");
+  uint32_t version = get<uint32_t>(head + header_field::kVersion);
   if (version < 1 || version > kVersion)
     throw FormatError("unsupported file version " + std::to_string(version) +
                       " (this build reads 1.." + std::to_string(kVersion) + ")");
-  auto id = FormatId(get<uint32_t>(header + 12));
+  auto id = FormatId(get<uint32_t>(head + header_field::kFormat));
   if (id != FormatId::IndexMap && id != FormatId::HAM && id != FormatId::HCSR)
     throw FormatError("unknown format id " + std::to_string(uint32_t(id)));
-  uint64_t rows = get<uint64_t>(header + 16), cols = get<uint64_t>(header + 24);
-  const uint32_t expected = get<uint32_t>(header + 32);
+  const uint64_t rows = get<uint64_t>(head + header_field::kRows);
+  const uint64_t cols = get<uint64_t>(head + header_field::kCols);
+  const uint32_t expected = get<uint32_t>(head + header_field::kSections);
   if (!valid_section_count(id, version, expected))
     throw FormatError("section count " + std::to_string(expected) + " does not match the format");
   try {
@@ -168,14 +184,14 @@ std::unique_ptr<Format> deserialize(const uint8_t* data, size_t size) {
   for (size_t i = 0; i < expected; ++i) {
     if (size - pos < kSectionHeaderSize)
       throw FormatError("file ends inside the header of section " + std::to_string(i));
-    uint8_t head[kSectionHeaderSize];
-    std::memcpy(head, data + pos, kSectionHeaderSize);
-    uint64_t len = get<uint64_t>(head);
+    uint8_t sh[kSectionHeaderSize];
+    std::memcpy(sh, data + pos, kSectionHeaderSize);
+    uint64_t len = get<uint64_t>(sh + section_field::kLength);
     pos += kSectionHeaderSize;
     if (len > size - pos)
       throw FormatError("section " + std::to_string(i) + " claims " + std::to_string(len) +
                         " bytes but only " + std::to_string(size - pos) + " remain");
-    s.push_back({data + pos, len, get<uint32_t>(head + 8), i});
+    s.push_back({data + pos, len, get<uint32_t>(sh + section_field::kCrc), i});
     pos += len;
   }
   if (pos != size) throw FormatError(std::to_string(size - pos) + " trailing bytes after the last section");
