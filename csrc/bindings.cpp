@@ -39,10 +39,10 @@ const uint32_t* index_matrix(const carray<uint32_t>& idx) {
   return idx.data();
 }
 
-Layout parse_layout(const std::string& layout) {
-  if (layout == "auto") return Layout::Auto;
-  if (layout == "rows") return Layout::Rows;
-  if (layout == "lanes") return Layout::Lanes;
+LayoutChoice parse_layout(const std::string& layout) {
+  if (layout == "auto") return LayoutChoice::Auto;
+  if (layout == "rows") return LayoutChoice::Rows;
+  if (layout == "lanes") return LayoutChoice::Lanes;
   throw InvalidInput("layout must be 'auto', 'lanes' or 'rows', got '" + layout + "'");
 }
 
@@ -175,29 +175,10 @@ PYBIND11_MODULE(_core, m) {
       .def("info", [](const Format& f) {
         py::dict d;
         if (auto* im = dynamic_cast<const IndexMap*>(&f)) d["index_bits"] = im->bits();
-        if (auto* h = dynamic_cast<const HAM*>(&f)) {
-          d["stream_bits"] = h->stream_bits();
-          if (const LaneLayout* lanes = h->lanes()) {
-            d["layout"] = "lanes";
-            d["groups"] = lanes->groups();
-          } else {
-            d["layout"] = "rows";
-            d["max_code_length"] = h->max_code_length();
-          }
-        }
-        if (auto* h = dynamic_cast<const HCSR*>(&f)) {
-          d["stream_bits"] = h->stream_bits();
-          if (const LaneLayout* lanes = h->lanes()) {
-            d["layout"] = "lanes";
-            d["gap_buckets"] = lanes->buckets();
-            d["groups"] = lanes->groups();
-          } else {
-            d["layout"] = "rows";
-            d["gap_bits"] = h->gap_bits();
-            d["escape_bits"] = h->esc_bits();
-            d["max_code_length"] = h->max_code_length();
-            d["table_entries"] = h->table_entries();
-          }
+        if (auto* c = dynamic_cast<const CodedFormat*>(&f)) {
+          d["stream_bits"] = c->layout().stream_bits();
+          d["layout"] = c->layout().name();
+          for (const auto& [key, value] : c->layout().details()) d[key.c_str()] = value;
         }
         return d;
       });

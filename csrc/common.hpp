@@ -28,6 +28,9 @@ inline void check_shape(uint64_t rows, uint64_t cols) {
                        ") is too large");
 }
 
+// Bits of v without its leading zeros (0 for 0).
+inline unsigned bit_width(uint64_t v) { return v ? 64 - __builtin_clzll(v) : 0; }
+
 // Bits needed to write any index below k (0 when k == 1).
 inline unsigned index_bits(uint32_t k) {
   unsigned b = 0;

@@ -1,6 +1,7 @@
 // The interface every storage format shares.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -9,11 +10,6 @@
 namespace cnn {
 
 enum class FormatId : uint32_t { IndexMap = 1, HAM = 2, HCSR = 3 };
-
-// HAM's and HCSR's layouts: one row at a time, or the lane-interleaved layout of
-// lane_layout.hpp.  Auto: lanes where they serve; on small matrices, whose decode tables and
-// per-group words weigh more, the smaller of the two (each format's threshold).
-enum class Layout { Auto, Rows, Lanes };
 
 // One byte section of a serialized matrix (docs/FORMAT.md lists them per format).
 using Section = std::vector<uint8_t>;
@@ -44,9 +40,8 @@ class Format {
   // Y = W X  (X: cols x B row-major, Y: rows x B)
   virtual void matmat(const float* X, uint64_t B, float* Y, unsigned threads) const = 0;
   // Y = X W^T  (X: B x cols row-major, Y: B x rows), torch.nn.functional.linear.  B = 1 is
-  // matvec; otherwise it equals matmat(X^T)^T bit for bit.  This one transposes X and Y in
-  // panels of 64 batch rows and calls matmat; formats with a kernel of their own override.
-  virtual void linear(const float* X, uint64_t B, float* Y, unsigned threads) const;
+  // matvec; otherwise it equals matmat(X^T)^T bit for bit (linear_batch).
+  void linear(const float* X, uint64_t B, float* Y, unsigned threads) const;
 
   // Codebook indices of row i (cols entries); implicit zeros (HCSR) get `zero_index`.
   virtual void decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const = 0;
@@ -63,9 +58,17 @@ class Format {
  protected:
   // Checks the shape and the codebook (InvalidInput) and keeps them.
   Format(uint64_t rows, uint64_t cols, std::vector<float> codebook);
+  // linear for B > 1 on a matrix with rows: through matmat (linear_through_matmat);
+  // formats with a kernel of their own override.
+  virtual void linear_batch(const float* X, uint64_t B, float* Y, unsigned threads) const;
   uint64_t rows_ = 0, cols_ = 0, nnz_ = 0;
   std::vector<float> codebook_;
 };
+
+// Y = X W^T (X: B x cols, Y: B x rows) as matmat(Xt, n, Yt) computes Y^T = W X^T: X and Y
+// transposed in panels of up to 64 batch rows.
+void linear_through_matmat(uint64_t rows, uint64_t cols, const float* X, uint64_t B, float* Y,
+                           const std::function<void(const float*, uint64_t, float*)>& matmat);
 
 // Validates a file's row bit offsets against its stream of `stream_words` 64-bit words
 // (bitstream.hpp): rows + 1 non-decreasing offsets from 0, ending inside the stream.

@@ -75,9 +75,7 @@ void IndexMap::matmat(const float* X, uint64_t B, float* Y, unsigned threads) co
                 [&](uint64_t r0, uint64_t r1) { k.im_matmat(view(), X, B, Y, r0, r1); });
 }
 
-void IndexMap::linear(const float* X, uint64_t B, float* Y, unsigned threads) const {
-  if (rows_ == 0 || B == 0) return;
-  if (B == 1) return matvec(X, Y, threads);
+void IndexMap::linear_batch(const float* X, uint64_t B, float* Y, unsigned threads) const {
   const auto& k = kernels::active();
   // Threads own disjoint columns of Y: whole cache lines of them (16 floats).
   parallel_rows(

@@ -4,15 +4,16 @@
 
 #include "entries.hpp"
 #include "huffman.hpp"
+#include "kernels/dispatch.hpp"
 #include "kernels/lanes.hpp"
+#include "parallel.hpp"
+#include "work.hpp"
 
 namespace cnn {
 
 namespace {
 
 using kernels::kLanes;
-
-unsigned bit_width(uint64_t v) { return v ? 64 - __builtin_clzll(v) : 0; }
 
 // The buckets of parameters (m, r0), n of them or, with `last`, the fewest that hold gaps
 // 0..last (at most n); false if one needs more than kMaxRaw raw bits or starts at kMaxBase
@@ -92,7 +93,8 @@ struct LaneBits {
 template <class Entries>
 std::unique_ptr<LaneLayout> LaneLayout::build(uint64_t rows, uint64_t cols,
                                               const std::vector<float>& codebook,
-                                              const uint64_t* indptr, const Entries& entries) {
+                                              const uint64_t* indptr, const Entries& entries,
+                                              Rows kind) {
   const uint32_t k = uint32_t(codebook.size());
   if (cols > kMaxCols) return nullptr;
   for (uint64_t i = 0; i < rows; ++i)
@@ -124,7 +126,7 @@ std::unique_ptr<LaneLayout> LaneLayout::build(uint64_t rows, uint64_t cols,
   };
 
   // The bucket parameters whose code and raw bits cost least.
-  auto lanes = std::unique_ptr<LaneLayout>(new LaneLayout);
+  auto lanes = std::unique_ptr<LaneLayout>(new LaneLayout(rows, cols, kind));
   std::vector<uint64_t> base, best_base, bucket_counts;
   std::vector<unsigned> raw, best_raw;
   uint64_t best_bits = ~uint64_t(0);
@@ -161,8 +163,7 @@ std::unique_ptr<LaneLayout> LaneLayout::build(uint64_t rows, uint64_t cols,
                                 best_base.begin() - 1);
   };
 
-  lanes->rows_ = rows;
-  lanes->cols_ = cols;
+  lanes->nnz_ = indptr[rows];
   lanes->value_counts_ = value_counts;
   lanes->gap_lengths_ = huff::code_lengths(bucket_counts, kCodeBits, true);
   // Every entry spends at least one bit, so a stream's size bounds its entries.
@@ -231,17 +232,19 @@ std::unique_ptr<LaneLayout> LaneLayout::build(uint64_t rows, uint64_t cols,
 
 template std::unique_ptr<LaneLayout> LaneLayout::build(uint64_t, uint64_t,
                                                        const std::vector<float>&,
-                                                       const uint64_t*, const CsrEntries&);
+                                                       const uint64_t*, const CsrEntries&, Rows);
 template std::unique_ptr<LaneLayout> LaneLayout::build(uint64_t, uint64_t,
                                                        const std::vector<float>&,
-                                                       const uint64_t*, const DenseEntries&);
+                                                       const uint64_t*, const DenseEntries&,
+                                                       Rows);
 
 LaneLayout::LaneLayout(uint64_t rows, uint64_t cols, const std::vector<float>& codebook,
                        uint64_t nnz, const std::vector<uint64_t>& params,
                        std::vector<uint8_t> gap_lengths,
                        std::vector<uint8_t> value_lengths, const std::vector<uint64_t>& counts,
-                       std::vector<uint64_t> group_words, std::vector<uint32_t> words)
-    : rows_(rows), cols_(cols) {
+                       std::vector<uint64_t> group_words, std::vector<uint32_t> words,
+                       Rows kind)
+    : Layout(rows, cols), kind_(kind), nnz_(nnz) {
   if (cols > kMaxCols) throw FormatError("lane layout needs fewer than 2^31 columns");
   if (params.size() != 4) throw FormatError("lane layout parameter section must hold 4 values");
   if (params[1] != kGroupRows) throw FormatError("lane layout group rows must be 64");
@@ -366,15 +369,69 @@ kernels::LanesView LaneLayout::view(const float* codebook) const {
           value_by_rank_.data()};
 }
 
-void LaneLayout::decode_rows(uint64_t r0, uint64_t r1, uint32_t* idx) const {
+void LaneLayout::matvec(const float* codebook, const float* x, float* y,
+                        unsigned threads) const {
+  const auto& k = kernels::active();
+  const kernels::LanesView v = view(codebook);
+  auto run = [&](double work, const auto& kernel) {
+    parallel_rows(
+        groups(), threads, work, [&](uint64_t g0, uint64_t g1) { kernel(v, x, y, g0, g1); }, 1);
+  };
+  if (kind_ == Rows::Dense)
+    run(work::ham_lanes_matvec(cols_, group_rows_), k.ham_lanes_matvec);
+  else
+    run(work::hcsr_lanes_matvec(nnz_, groups()), k.hcsr_lanes_matvec);
+}
+
+void LaneLayout::matmat(const float* codebook, const float* X, uint64_t batch, float* Y,
+                        unsigned threads) const {
+  const auto& k = kernels::active();
+  const kernels::LanesView v = view(codebook);
+  auto run = [&](double work, const auto& kernel) {
+    parallel_rows(
+        groups(), threads, work,
+        [&](uint64_t g0, uint64_t g1) { kernel(v, X, batch, Y, g0, g1); }, 1);
+  };
+  if (kind_ == Rows::Dense)
+    run(work::ham_lanes_batch(cols_, group_rows_, batch), k.ham_lanes_matmat);
+  else
+    run(work::hcsr_lanes_batch(nnz_, groups(), batch), k.hcsr_lanes_matmat);
+}
+
+void LaneLayout::decode_rows(uint64_t r0, uint64_t r1, uint32_t* idx,
+                             uint32_t zero_index) const {
+  std::fill(idx, idx + (r1 - r0) * cols_, zero_index);
   const kernels::LanesView v = view(nullptr);
   for (uint64_t g = r0 / group_rows_; g * group_rows_ < r1; ++g)
     kernels::lanes_group<false>(
         v, g,
-        [&](unsigned, uint64_t r, uint64_t c, uint32_t k) {
-          if (r >= r0 && r < r1) idx[(r - r0) * cols_ + c] = k;
+        [&](unsigned, uint64_t r, uint64_t c, uint32_t index) {
+          if (r >= r0 && r < r1) idx[(r - r0) * cols_ + c] = index;
         },
         [](unsigned, uint64_t) {});
+}
+
+void LaneLayout::to_csr(std::vector<uint64_t>& indptr, std::vector<uint64_t>& col,
+                        std::vector<uint32_t>& vidx) const {
+  const kernels::LanesView v = view(nullptr);
+  indptr.assign(rows_ + 1, 0);
+  for (uint64_t i = 0; i < rows_; ++i) indptr[i + 1] = indptr[i] + v.counts[i];
+  col.resize(nnz_);
+  vidx.resize(nnz_);
+  std::vector<uint64_t> fill(indptr.begin(), indptr.end() - 1);
+  for (uint64_t g = 0; g < groups(); ++g)
+    kernels::lanes_group<false>(
+        v, g,
+        [&](unsigned, uint64_t r, uint64_t c, uint32_t index) {
+          col[fill[r]] = c;
+          vidx[fill[r]++] = index;
+        },
+        [](unsigned, uint64_t) {});
+}
+
+std::vector<std::pair<std::string, uint64_t>> LaneLayout::details() const {
+  if (kind_ == Rows::Dense) return {{"groups", groups()}};
+  return {{"gap_buckets", gap_lengths_.size()}, {"groups", groups()}};
 }
 
 size_t LaneLayout::nbytes() const {
@@ -384,8 +441,8 @@ size_t LaneLayout::nbytes() const {
          gap_by_rank_.size() * 4 + value_by_rank_.size() * 4 + 2 * sizeof(gap_code_);
 }
 
-std::vector<Section> LaneLayout::sections(uint64_t nnz) const {
-  std::vector<uint64_t> params = {nnz, group_rows_, m_, r0_};
+std::vector<Section> LaneLayout::sections() const {
+  std::vector<uint64_t> params = {nnz_, group_rows_, m_, r0_};
   std::vector<uint32_t> words(words_.begin(), words_.end() - kLanes);
   return {as_bytes(params), gap_lengths_,           value_lengths_,
           counts_.bytes(),  as_bytes(group_words_), as_bytes(words)};
