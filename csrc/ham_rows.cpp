@@ -133,7 +133,7 @@ std::vector<std::pair<std::string, uint64_t>> HamRows::details() const {
 // Every entry is stored, zeros included.
 void HamRows::decode_rows(uint64_t r0, uint64_t r1, uint32_t* idx, uint32_t) const {
   const kernels::HAMView v = view(nullptr);
-  for (uint64_t i = r0; i < r1; ++i) kernels::ham_decode_row(v, i, idx + (i - r0) * cols_);
+  for (uint64_t i = r0; i < r1; ++i) kernels::scalar::ham_decode_row(v, i, idx + (i - r0) * cols_);
 }
 
 void HamRows::to_csr(std::vector<uint64_t>& indptr, std::vector<uint64_t>& col,

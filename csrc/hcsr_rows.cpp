@@ -5,7 +5,6 @@
 
 #include "bitstream.hpp"
 #include "entries.hpp"
-#include "kernels/decode.hpp"
 #include "kernels/dispatch.hpp"
 #include "parallel.hpp"
 #include "work.hpp"

@@ -48,7 +48,7 @@ IndexMap::IndexMap(uint64_t rows, uint64_t cols, std::vector<float> codebook,
   std::vector<uint32_t> idx(4096);
   for (uint64_t p = 0, n = bits_ ? rows * cols : 0; p < n; p += idx.size()) {
     uint64_t count = std::min<uint64_t>(idx.size(), n - p);
-    kernels::im_decode_range(view(), p, count, idx.data());
+    kernels::scalar::im_decode_range(view(), p, count, idx.data());
     for (uint64_t t = 0; t < count; ++t) {
       if (idx[t] >= k) throw FormatError("index " + std::to_string(idx[t]) + " at flat position " +
                                          std::to_string(p + t) + " is not below k = " +
@@ -84,7 +84,7 @@ void IndexMap::linear_batch(const float* X, uint64_t B, float* Y, unsigned threa
 }
 
 void IndexMap::decode_row(uint64_t i, uint32_t* idx, uint32_t) const {
-  kernels::im_decode_range(view(), i * cols_, cols_, idx);
+  kernels::scalar::im_decode_range(view(), i * cols_, cols_, idx);
 }
 
 std::vector<Section> IndexMap::sections() const {

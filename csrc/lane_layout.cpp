@@ -299,7 +299,7 @@ LaneLayout::LaneLayout(uint64_t rows, uint64_t cols, const std::vector<float>& c
   auto count = [&](unsigned, uint64_t, uint64_t, uint32_t i) { ++value_counts_[i]; };
   auto done = [](unsigned, uint64_t) {};
   for (uint64_t g = 0; g < groups; ++g)
-    if (!kernels::lanes_group<true>(v, g, count, done))
+    if (!kernels::scalar::lanes_group<true>(v, g, count, done))
       throw FormatError("lane layout group " + std::to_string(g) + " does not decode to its rows");
 }
 
@@ -378,9 +378,9 @@ void LaneLayout::matvec(const float* codebook, const float* x, float* y,
         groups(), threads, work, [&](uint64_t g0, uint64_t g1) { kernel(v, x, y, g0, g1); }, 1);
   };
   if (kind_ == Rows::Dense)
-    run(work::ham_lanes_matvec(cols_, group_rows_), k.ham_lanes_matvec);
+    run(work::dense_lanes_matvec(cols_, group_rows_), k.dense_lanes_matvec);
   else
-    run(work::hcsr_lanes_matvec(nnz_, groups()), k.hcsr_lanes_matvec);
+    run(work::lanes_matvec(nnz_, groups()), k.lanes_matvec);
 }
 
 void LaneLayout::matmat(const float* codebook, const float* X, uint64_t batch, float* Y,
@@ -393,9 +393,9 @@ void LaneLayout::matmat(const float* codebook, const float* X, uint64_t batch, f
         [&](uint64_t g0, uint64_t g1) { kernel(v, X, batch, Y, g0, g1); }, 1);
   };
   if (kind_ == Rows::Dense)
-    run(work::ham_lanes_batch(cols_, group_rows_, batch), k.ham_lanes_matmat);
+    run(work::dense_lanes_batch(cols_, group_rows_, batch), k.dense_lanes_matmat);
   else
-    run(work::hcsr_lanes_batch(nnz_, groups(), batch), k.hcsr_lanes_matmat);
+    run(work::lanes_batch(nnz_, groups(), batch), k.lanes_matmat);
 }
 
 void LaneLayout::decode_rows(uint64_t r0, uint64_t r1, uint32_t* idx,
@@ -403,7 +403,7 @@ void LaneLayout::decode_rows(uint64_t r0, uint64_t r1, uint32_t* idx,
   std::fill(idx, idx + (r1 - r0) * cols_, zero_index);
   const kernels::LanesView v = view(nullptr);
   for (uint64_t g = r0 / group_rows_; g * group_rows_ < r1; ++g)
-    kernels::lanes_group<false>(
+    kernels::scalar::lanes_group<false>(
         v, g,
         [&](unsigned, uint64_t r, uint64_t c, uint32_t index) {
           if (r >= r0 && r < r1) idx[(r - r0) * cols_ + c] = index;
@@ -420,7 +420,7 @@ void LaneLayout::to_csr(std::vector<uint64_t>& indptr, std::vector<uint64_t>& co
   vidx.resize(nnz_);
   std::vector<uint64_t> fill(indptr.begin(), indptr.end() - 1);
   for (uint64_t g = 0; g < groups(); ++g)
-    kernels::lanes_group<false>(
+    kernels::scalar::lanes_group<false>(
         v, g,
         [&](unsigned, uint64_t r, uint64_t c, uint32_t index) {
           col[fill[r]] = c;

@@ -22,11 +22,12 @@ inline double ham_rows_batch(uint64_t cols, uint64_t batch) {
   return double(cols) * (batch / 4 + 8);
 }
 
-// HAM's lane layout, per group of group_rows rows: 4 units a weight, 64 a group.
-inline double ham_lanes_matvec(uint64_t cols, uint64_t group_rows) {
+// The lane layout with dense rows (HAM's), per group of group_rows rows: 4 units a weight,
+// 64 a group.
+inline double dense_lanes_matvec(uint64_t cols, uint64_t group_rows) {
   return double(cols) * group_rows * 4 + 64;
 }
-inline double ham_lanes_batch(uint64_t cols, uint64_t group_rows, uint64_t batch) {
+inline double dense_lanes_batch(uint64_t cols, uint64_t group_rows, uint64_t batch) {
   return double(cols) * group_rows * (batch / 4 + 8) + 64;
 }
 
@@ -38,11 +39,11 @@ inline double hcsr_rows_batch(uint64_t nnz, uint64_t rows, uint64_t batch) {
   return double(nnz) / std::max<uint64_t>(rows, 1) * (batch / 2 + 20) + 16;
 }
 
-// HCSR's lane layout, per group: 16 units a stored entry, 64 a group.
-inline double hcsr_lanes_matvec(uint64_t nnz, uint64_t groups) {
+// The lane layout (HCSR's stored entries), per group: 16 units a stored entry, 64 a group.
+inline double lanes_matvec(uint64_t nnz, uint64_t groups) {
   return double(nnz) / groups * 16 + 64;
 }
-inline double hcsr_lanes_batch(uint64_t nnz, uint64_t groups, uint64_t batch) {
+inline double lanes_batch(uint64_t nnz, uint64_t groups, uint64_t batch) {
   return double(nnz) / groups * (batch / 2 + 20) + 64;
 }
 

@@ -8,12 +8,16 @@
 #include <vector>
 
 #pragma GCC target("avx2,fma,bmi,bmi2,lzcnt,popcnt")
+// The target's features, which the CPU must have to run this file's code.
+#define CNN_TARGET_FEATURES \
+  (cpu::kAvx2 | cpu::kFma | cpu::kBmi | cpu::kBmi2 | cpu::kLzcnt | cpu::kPopcnt)
 #define CNN_KERNEL_FMA 1
+#define CNN_KERNEL_ISA avx2
 #include "decode.hpp"
 #include "dispatch.hpp"
 #include "matmat.hpp"
 
-namespace cnn::kernels {
+namespace cnn::kernels::avx2 {
 namespace {
 
 struct V256 {
@@ -291,11 +295,11 @@ inline float dot_bytes(const Lut<B>& lut, const uint8_t* idx, const float* x, ui
 }
 
 }  // namespace
-}  // namespace cnn::kernels
+}  // namespace cnn::kernels::avx2
 
 #include "lanes_simd.hpp"  // after Lut, which its lookups use
 
-namespace cnn::kernels {
+namespace cnn::kernels::avx2 {
 namespace {
 
 // The instructions lanes_simd.hpp asks for, 8 lanes per vector; a mask is a vector of
@@ -373,17 +377,28 @@ const LaneOps256::Expand LaneOps256::kExpand;
 using Vec = V256;
 
 }  // namespace
-}  // namespace cnn::kernels
+}  // namespace cnn::kernels::avx2
 
 #include "entry_points.hpp"
 
 namespace cnn::kernels {
 
-const KernelSet avx2_kernels = {"avx2",    im_matvec,  ham_matvec, hcsr_matvec_rows,
-                                im_matmat, ham_matmat_rows<Vec>, hcsr_matmat_rows<Vec>,
-                                dense_matmat_rows<Vec>, im_linear,
-                                ham_linear_rows<Vec>, lanes_matvec<LaneOps256>,
-                                lanes_matmat<LaneOps256, Vec>, ham_lanes_matvec<LaneOps256>,
-                                ham_lanes_matmat<LaneOps256, Vec>};
+const KernelSet avx2_kernels = {
+    "avx2",
+    CNN_TARGET_FEATURES,
+    ImMatvec(avx2::im_matvec),
+    ImMatmat(avx2::im_matmat),
+    ImLinear(avx2::im_linear),
+    HamMatvec(avx2::ham_matvec),
+    HamMatmat(avx2::ham_matmat_rows<avx2::Vec>),
+    HamLinear(avx2::ham_linear_rows<avx2::Vec>),
+    HcsrMatvec(avx2::hcsr_matvec_rows),
+    HcsrMatmat(avx2::hcsr_matmat_rows<avx2::Vec>),
+    LanesMatvec(avx2::lanes_matvec<avx2::LaneOps256>),
+    LanesMatmat(avx2::lanes_matmat<avx2::LaneOps256, avx2::Vec>),
+    DenseLanesMatvec(avx2::dense_lanes_matvec<avx2::LaneOps256>),
+    DenseLanesMatmat(avx2::dense_lanes_matmat<avx2::LaneOps256, avx2::Vec>),
+    DenseMatmat(avx2::dense_matmat_rows<avx2::Vec>),
+};
 
 }  // namespace cnn::kernels

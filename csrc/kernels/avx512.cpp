@@ -11,21 +11,29 @@
 
 // The target pragma comes after the standard headers so none of their inline code is
 // compiled for AVX-512 (the linker could pick that copy for the whole program).
+// CNN_TARGET_FEATURES: the target's features, which the CPU must have to run this file's
+// code (dispatch.hpp).
 #ifdef CNN_EMULATE_AVX512
 #define SIMDE_ENABLE_NATIVE_ALIASES
 #include <simde/x86/avx512.h>
 #include "avx512_emulation.hpp"
 #pragma GCC target("avx2,fma,bmi,bmi2,lzcnt,popcnt")
+#define CNN_TARGET_FEATURES \
+  (cpu::kAvx2 | cpu::kFma | cpu::kBmi | cpu::kBmi2 | cpu::kLzcnt | cpu::kPopcnt)
 #else
 #include <immintrin.h>
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx2,fma,bmi,bmi2,lzcnt,popcnt")
+#define CNN_TARGET_FEATURES \
+  (cpu::kAvx512f | cpu::kAvx512bw | cpu::kAvx512vl | cpu::kAvx2 | cpu::kFma | cpu::kBmi | \
+   cpu::kBmi2 | cpu::kLzcnt | cpu::kPopcnt)
 #endif
 #define CNN_KERNEL_FMA 1
+#define CNN_KERNEL_ISA avx512
 #include "decode.hpp"
 #include "dispatch.hpp"
 #include "matmat.hpp"
 
-namespace cnn::kernels {
+namespace cnn::kernels::avx512 {
 namespace {
 
 struct V512 {
@@ -226,11 +234,11 @@ inline float dot_bytes(const Lut<B>& lut, const uint8_t* idx, const float* x, ui
 }
 
 }  // namespace
-}  // namespace cnn::kernels
+}  // namespace cnn::kernels::avx512
 
 #include "lanes_simd.hpp"  // after Lut, which its lookups use
 
-namespace cnn::kernels {
+namespace cnn::kernels::avx512 {
 namespace {
 
 // The instructions lanes_simd.hpp asks for: one vector holds a group's 16 lanes, a refill
@@ -294,17 +302,28 @@ struct LaneOps512 {
 using Vec = V512;
 
 }  // namespace
-}  // namespace cnn::kernels
+}  // namespace cnn::kernels::avx512
 
 #include "entry_points.hpp"
 
 namespace cnn::kernels {
 
-const KernelSet avx512_kernels = {"avx512",  im_matvec,  ham_matvec, hcsr_matvec_rows,
-                                  im_matmat, ham_matmat_rows<Vec>, hcsr_matmat_rows<Vec>,
-                                  dense_matmat_rows<Vec>, im_linear,
-                                  ham_linear_rows<Vec>, lanes_matvec<LaneOps512>,
-                                  lanes_matmat<LaneOps512, Vec>, ham_lanes_matvec<LaneOps512>,
-                                  ham_lanes_matmat<LaneOps512, Vec>};
+const KernelSet avx512_kernels = {
+    "avx512",
+    CNN_TARGET_FEATURES,
+    ImMatvec(avx512::im_matvec),
+    ImMatmat(avx512::im_matmat),
+    ImLinear(avx512::im_linear),
+    HamMatvec(avx512::ham_matvec),
+    HamMatmat(avx512::ham_matmat_rows<avx512::Vec>),
+    HamLinear(avx512::ham_linear_rows<avx512::Vec>),
+    HcsrMatvec(avx512::hcsr_matvec_rows),
+    HcsrMatmat(avx512::hcsr_matmat_rows<avx512::Vec>),
+    LanesMatvec(avx512::lanes_matvec<avx512::LaneOps512>),
+    LanesMatmat(avx512::lanes_matmat<avx512::LaneOps512, avx512::Vec>),
+    DenseLanesMatvec(avx512::dense_lanes_matvec<avx512::LaneOps512>),
+    DenseLanesMatmat(avx512::dense_lanes_matmat<avx512::LaneOps512, avx512::Vec>),
+    DenseMatmat(avx512::dense_matmat_rows<avx512::Vec>),
+};
 
 }  // namespace cnn::kernels

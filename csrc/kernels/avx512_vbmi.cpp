@@ -10,18 +10,25 @@
 #include <cstring>
 #include <vector>
 
+// CNN_TARGET_FEATURES: the target's features, which the CPU must have to run this file's
+// code (dispatch.hpp).
 #ifdef CNN_EMULATE_AVX512
 #define SIMDE_ENABLE_NATIVE_ALIASES
 #include <simde/x86/avx512.h>
 #include "avx512_emulation.hpp"
 #pragma GCC target("avx2,fma,bmi,bmi2,lzcnt,popcnt")
+#define CNN_TARGET_FEATURES \
+  (cpu::kAvx2 | cpu::kFma | cpu::kBmi | cpu::kBmi2 | cpu::kLzcnt | cpu::kPopcnt)
 #else
 #include <immintrin.h>
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vbmi,avx2,fma,bmi,bmi2,lzcnt,popcnt")
+#define CNN_TARGET_FEATURES \
+  (cpu::kAvx512f | cpu::kAvx512bw | cpu::kAvx512vl | cpu::kAvx512vbmi | cpu::kAvx2 | \
+   cpu::kFma | cpu::kBmi | cpu::kBmi2 | cpu::kLzcnt | cpu::kPopcnt)
 #endif
 #include "dispatch.hpp"
 
-namespace cnn::kernels {
+namespace cnn::kernels::avx512_vbmi {
 namespace {
 
 template <int B>
@@ -124,12 +131,17 @@ void matvec(const IMView& v, const float* x, float* y, uint64_t r0, uint64_t r1)
 }
 
 }  // namespace
+}  // namespace cnn::kernels::avx512_vbmi
+
+namespace cnn::kernels {
+
+const uint32_t vbmi_features = CNN_TARGET_FEATURES;
 
 void im_matvec_vbmi(const IMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
   if (v.bits == 7)
-    matvec<7>(v, x, y, r0, r1);
+    avx512_vbmi::matvec<7>(v, x, y, r0, r1);
   else
-    matvec<8>(v, x, y, r0, r1);
+    avx512_vbmi::matvec<8>(v, x, y, r0, r1);
 }
 
 }  // namespace cnn::kernels

@@ -1,7 +1,9 @@
 // Decoding loops shared by every kernel set.  Each kernel translation unit includes this
-// after its target pragma, so the loops are compiled for its instruction set; everything
-// here is TU-local (anonymous namespace) so no copy built for one ISA can be linked into
-// another.
+// after its target pragma, so the loops are compiled for its instruction set, in its set's
+// namespace CNN_KERNEL_ISA (cnn::kernels::avx2, ...), so profiles and backtraces tell the
+// copies apart; the format files that decode with these loops build the scalar copy.
+// Everything here is also TU-local (anonymous namespace), so no copy built for one ISA can
+// be linked into another.
 #pragma once
 #include <algorithm>
 #include <cstring>
@@ -12,7 +14,11 @@
 #include "../table_entries.hpp"
 #include "views.hpp"
 
-namespace cnn::kernels {
+#ifndef CNN_KERNEL_ISA
+#define CNN_KERNEL_ISA scalar
+#endif
+
+namespace cnn::kernels::CNN_KERNEL_ISA {
 namespace {
 
 inline float madd(float a, float b, float acc) {
@@ -291,4 +297,4 @@ inline void hcsr_matvec_rows(const HCSRView& v, const float* x, float* y, uint64
 }
 
 }  // namespace
-}  // namespace cnn::kernels
+}  // namespace cnn::kernels::CNN_KERNEL_ISA

@@ -2,32 +2,54 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <iterator>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "../common.hpp"
 
 namespace cnn::kernels {
 
-namespace {
-
-bool cpu_has(const KernelSet* k) {
+uint32_t cpu::features() {
+  uint32_t f = 0;
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
-  if (k == &avx512_kernels && emulated_avx512)  // SIMDe's AVX-512 on an AVX2 target
-    return cpu_has(&avx2_kernels);
-  if (k == &avx512_kernels)
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("bmi2");
-  if (k == &avx2_kernels)
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("bmi2");
+  // __builtin_cpu_supports also checks that the system saves the AVX and AVX-512 registers.
+  const std::pair<bool, uint32_t> builtin[] = {
+      {__builtin_cpu_supports("avx2"), kAvx2},
+      {__builtin_cpu_supports("fma"), kFma},
+      {__builtin_cpu_supports("bmi"), kBmi},
+      {__builtin_cpu_supports("bmi2"), kBmi2},
+      {__builtin_cpu_supports("popcnt"), kPopcnt},
+      {__builtin_cpu_supports("avx512f"), kAvx512f},
+      {__builtin_cpu_supports("avx512bw"), kAvx512bw},
+      {__builtin_cpu_supports("avx512vl"), kAvx512vl},
+      {__builtin_cpu_supports("avx512vbmi"), kAvx512vbmi}};
+  for (const auto& [has, bit] : builtin)
+    if (has) f |= bit;
+  // LZCNT (AMD's ABM bit), which clang's __builtin_cpu_supports does not know.
+  unsigned a, b, c, d;
+  if (__get_cpuid(0x80000001, &a, &b, &c, &d) && (c & bit_LZCNT)) f |= kLzcnt;
 #endif
-  return k == &scalar_kernels;
+  return f;
+}
+
+namespace {
+
+// Every kernel set, best last.
+const KernelSet* const kSets[] = {&scalar_kernels, &avx2_kernels, &avx512_kernels};
+
+bool cpu_has(uint32_t features) {
+  static const uint32_t present = cpu::features();
+  return (present & features) == features;
 }
 
 const KernelSet* by_name(const std::string& name) {
-  for (const KernelSet* k : {&scalar_kernels, &avx2_kernels, &avx512_kernels})
+  for (const KernelSet* k : kSets)
     if (name == k->name) {
-      if (!cpu_has(k))
+      if (!cpu_has(k->features))
         throw InvalidInput("this CPU cannot run the " + name + " kernels");
       return k;
     }
@@ -35,33 +57,26 @@ const KernelSet* by_name(const std::string& name) {
 }
 
 // The best set the CPU runs.  (The AVX-512 set is checked against the scalar one on SIMDe's
-// emulation in CI; the development machine's CPU has no AVX-512.)
+// emulation in CI, where it is never the default; the development machine's CPU has no
+// AVX-512.)
 const KernelSet* choose() {
   const char* env = std::getenv("COMPACTNN_ISA");
   if (env && *env) return by_name(env);
-  if (!emulated_avx512 && cpu_has(&avx512_kernels)) return &avx512_kernels;
-  return cpu_has(&avx2_kernels) ? &avx2_kernels : &scalar_kernels;
+  for (auto k = std::rbegin(kSets); k != std::rend(kSets); ++k)
+    if (cpu_has((*k)->features) && !(*k == &avx512_kernels && emulated_avx512)) return *k;
+  return &scalar_kernels;
 }
 
 std::atomic<const KernelSet*> current{nullptr};
 
 }  // namespace
 
-bool vbmi_available() {
-#if defined(__x86_64__) || defined(__i386__)
-  if (emulated_avx512) return true;  // SIMDe emulates VBMI too
-  __builtin_cpu_init();
-  static const bool has = cpu_has(&avx512_kernels) && __builtin_cpu_supports("avx512vbmi");
-  return has;
-#else
-  return false;
-#endif
-}
+bool vbmi_available() { return cpu_has(vbmi_features); }
 
 std::vector<const KernelSet*> supported() {
   std::vector<const KernelSet*> out;
-  for (const KernelSet* k : {&scalar_kernels, &avx2_kernels, &avx512_kernels})
-    if (cpu_has(k)) out.push_back(k);
+  for (const KernelSet* k : kSets)
+    if (cpu_has(k->features)) out.push_back(k);
   return out;
 }
 

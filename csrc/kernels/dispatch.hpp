@@ -1,45 +1,100 @@
 // One table of kernels per instruction set, chosen at run time (simdjson-style): the
-// scalar set runs everywhere, the AVX2+FMA and AVX-512 sets where the CPU has them.
-// Every kernel computes rows [r0, r1) of its product, so threads split rows.
+// scalar set runs everywhere, the AVX2+FMA and AVX-512 sets where the CPU has the features
+// their files are compiled for.  Every kernel computes rows [r0, r1) of its product, so
+// threads split rows.
 #pragma once
+#include <cstddef>
+#include <cstdint>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "views.hpp"
 
 namespace cnn::kernels {
 
+// CPU features a kernel file may be compiled for (its `#pragma GCC target` line), as bits.
+namespace cpu {
+constexpr uint32_t kAvx2 = 1u << 0, kFma = 1u << 1, kBmi = 1u << 2, kBmi2 = 1u << 3,
+                   kLzcnt = 1u << 4, kPopcnt = 1u << 5, kAvx512f = 1u << 6, kAvx512bw = 1u << 7,
+                   kAvx512vl = 1u << 8, kAvx512vbmi = 1u << 9;
+// The features of this CPU, with the operating system's support (none off x86-64).
+uint32_t features();
+}  // namespace cpu
+
+// Kernel signatures.  Matvec: y[r] = W[r] . x.  Batch: matmat, Y[r, :] = W[r] X (X: cols x
+// batch row-major, Y: rows x batch), or linear, Y[:, r] = X W[r]^T (X: batch x cols
+// row-major, Y: batch x rows, columns r0..r1 written).  For the lane layouts r0, r1 are
+// groups of rows.
+template <class View>
+using MatvecFn = void(const View&, const float* x, float* y, uint64_t r0, uint64_t r1);
+template <class View>
+using BatchFn = void(const View&, const float* X, uint64_t batch, float* Y, uint64_t r0,
+                     uint64_t r1);
+// A dense row-major W (rows x cols): weights decoded once and used for many products
+// (convolution over a batch of images).
+using DenseMatmatFn = void(const float* W, uint64_t cols, const float* X, uint64_t batch,
+                           float* Y, uint64_t r0, uint64_t r1);
+
+// One slot of a KernelSet.  Each slot has a type of its own that takes its function only
+// explicitly, so a set lists its kernels as ImMatvec(im_matvec), ...: a kernel in the slot of
+// another does not compile, even where the two have one signature, and neither does a set
+// that leaves a slot out (a slot has no default).
+template <class Tag, class Fn>
+class Slot {
+ public:
+  constexpr explicit Slot(Fn* fn) : fn_(fn) {}
+  Slot(std::nullptr_t) = delete;
+  template <class... Args>
+  void operator()(Args&&... args) const {
+    fn_(std::forward<Args>(args)...);
+  }
+
+ private:
+  Fn* fn_;
+};
+
+using ImMatvec = Slot<struct ImMatvecTag, MatvecFn<IMView>>;
+using ImMatmat = Slot<struct ImMatmatTag, BatchFn<IMView>>;
+using ImLinear = Slot<struct ImLinearTag, BatchFn<IMView>>;
+using HamMatvec = Slot<struct HamMatvecTag, MatvecFn<HAMView>>;
+using HamMatmat = Slot<struct HamMatmatTag, BatchFn<HAMView>>;
+using HamLinear = Slot<struct HamLinearTag, BatchFn<HAMView>>;
+using HcsrMatvec = Slot<struct HcsrMatvecTag, MatvecFn<HCSRView>>;
+using HcsrMatmat = Slot<struct HcsrMatmatTag, BatchFn<HCSRView>>;
+using LanesMatvec = Slot<struct LanesMatvecTag, MatvecFn<LanesView>>;
+using LanesMatmat = Slot<struct LanesMatmatTag, BatchFn<LanesView>>;
+using DenseLanesMatvec = Slot<struct DenseLanesMatvecTag, MatvecFn<LanesView>>;
+using DenseLanesMatmat = Slot<struct DenseLanesMatmatTag, BatchFn<LanesView>>;
+using DenseMatmat = Slot<struct DenseMatmatTag, DenseMatmatFn>;
+static_assert(!std::is_convertible_v<BatchFn<IMView>*, ImMatmat>, "slots are filled by name");
+static_assert(!std::is_convertible_v<ImMatmat, ImLinear>, "slots of one signature differ");
+static_assert(!std::is_default_constructible_v<ImMatvec>, "no set leaves a slot out");
+
 struct KernelSet {
   const char* name;
-  // y[r] = W[r] . x
-  void (*im_matvec)(const IMView&, const float* x, float* y, uint64_t r0, uint64_t r1);
-  void (*ham_matvec)(const HAMView&, const float* x, float* y, uint64_t r0, uint64_t r1);
-  void (*hcsr_matvec)(const HCSRView&, const float* x, float* y, uint64_t r0, uint64_t r1);
-  // Y[r, :] = W[r] X  with X: cols x B row-major, Y: rows x B
-  void (*im_matmat)(const IMView&, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1);
-  void (*ham_matmat)(const HAMView&, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1);
-  void (*hcsr_matmat)(const HCSRView&, const float* X, uint64_t B, float* Y, uint64_t r0,
-                      uint64_t r1);
-  // Y[r, :] = W[r] X for a dense row-major W (rows x cols): weights decoded once and used
-  // for many products (convolution over a batch of images).
-  void (*dense_matmat)(const float* W, uint64_t cols, const float* X, uint64_t B, float* Y,
-                       uint64_t r0, uint64_t r1);
-  // Y[:, r] = X W[r]^T  with X: B x cols row-major, Y: B x rows (columns r0..r1 written)
-  void (*im_linear)(const IMView&, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1);
-  void (*ham_linear)(const HAMView&, const float* X, uint64_t B, float* Y, uint64_t r0,
-                     uint64_t r1);
-  // The lane layout (HCSR's stored entries): the rows of groups [g0, g1), as hcsr_matvec /
-  // hcsr_matmat.
-  void (*hcsr_lanes_matvec)(const LanesView&, const float* x, float* y, uint64_t g0,
-                            uint64_t g1);
-  void (*hcsr_lanes_matmat)(const LanesView&, const float* X, uint64_t B, float* Y,
-                            uint64_t g0, uint64_t g1);
-  // The lane layout with dense rows (HAM's): the same products, every lane of a block at
-  // the same column (the scalar set runs the general lane kernels above on it).
-  void (*ham_lanes_matvec)(const LanesView&, const float* x, float* y, uint64_t g0,
-                           uint64_t g1);
-  void (*ham_lanes_matmat)(const LanesView&, const float* X, uint64_t B, float* Y,
-                           uint64_t g0, uint64_t g1);
+  uint32_t features;  // cpu:: features its file is compiled for, all needed to run it
+  // IndexMap.
+  ImMatvec im_matvec;
+  ImMatmat im_matmat;
+  ImLinear im_linear;
+  // HAM's row layout.
+  HamMatvec ham_matvec;
+  HamMatmat ham_matmat;
+  HamLinear ham_linear;
+  // HCSR's row layout.
+  HcsrMatvec hcsr_matvec;
+  HcsrMatmat hcsr_matmat;
+  // The lane layout (HCSR's stored entries), the rows of groups [g0, g1).
+  LanesMatvec lanes_matvec;
+  LanesMatmat lanes_matmat;
+  // The lane layout with dense rows (HAM's): every lane of a block at the same column (the
+  // scalar set runs the general lane kernels above on it).
+  DenseLanesMatvec dense_lanes_matvec;
+  DenseLanesMatmat dense_lanes_matmat;
+  // Convolution's decoded weights.
+  DenseMatmat dense_matmat;
 };
 
 extern const KernelSet scalar_kernels;
@@ -54,7 +109,9 @@ inline constexpr bool emulated_avx512 = false;
 #endif
 
 // AVX-512 VBMI (byte permutes across a register), used by the AVX-512 set where present:
-// IndexMap matvec for 64 < k <= 256 and n_cols % 64 == 0 (avx512_vbmi.cpp).
+// IndexMap matvec for 64 < k <= 256 and n_cols % 64 == 0 (avx512_vbmi.cpp, compiled for
+// vbmi_features).
+extern const uint32_t vbmi_features;
 bool vbmi_available();
 void im_matvec_vbmi(const IMView&, const float* x, float* y, uint64_t r0, uint64_t r1);
 

@@ -4,7 +4,7 @@
 // set's table lists these functions.
 #pragma once
 
-namespace cnn::kernels {
+namespace cnn::kernels::CNN_KERNEL_ISA {
 namespace {
 
 template <int B>
@@ -56,4 +56,4 @@ void ham_matvec(const HAMView& v, const float* x, float* y, uint64_t r0, uint64_
 }
 
 }  // namespace
-}  // namespace cnn::kernels
+}  // namespace cnn::kernels::CNN_KERNEL_ISA

@@ -16,7 +16,7 @@
 
 #include "decode.hpp"
 
-namespace cnn::kernels {
+namespace cnn::kernels::CNN_KERNEL_ISA {
 namespace {
 
 // The shift that leaves a 32-bit word's top LaneCodeEntry::kCodeBits bits: the index of
@@ -131,4 +131,4 @@ inline void lanes_matmat_scalar(const LanesView& v, const float* X, uint64_t B, 
 }
 
 }  // namespace
-}  // namespace cnn::kernels
+}  // namespace cnn::kernels::CNN_KERNEL_ISA

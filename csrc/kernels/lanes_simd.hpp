@@ -10,7 +10,7 @@
 #include "../common.hpp"
 #include "lanes.hpp"
 
-namespace cnn::kernels {
+namespace cnn::kernels::CNN_KERNEL_ISA {
 namespace {
 
 // The largest prefix of the code tables, and so the largest rank.
@@ -268,15 +268,15 @@ void lanes_matmat(const LanesView& v, const float* X, uint64_t B, float* Y, uint
   });
 }
 
-// HAM's use of the lane layout (every row holds all its columns and no gap code is spent):
-// a block of kLanes rows decodes side by side with every lane at the same column, so a
-// step needs one x[t] for all lanes, no gather.  G groups of as many rows decode in
+// The lane layout with dense rows, HAM's (every row holds all its columns and no gap code
+// is spent): a block of kLanes rows decodes side by side with every lane at the same
+// column, so a step needs one x[t] for all lanes, no gather.  G groups of as many rows decode in
 // lockstep, since one group's step is a chain of dependent latencies (decode, refill) that
 // alone would leave the core idle.  The sink gets begin(q, row, n) for a block of n rows of
 // group q (lane l holds row + l), step(t, v, weights) for vector v = q * H + h of each
 // step, end(q, row, n).
 template <class O, unsigned G, class ValueLut, class Sink>
-void ham_lanes_groups_simd(const LanesView& v, uint64_t g, const ValueLut& value_lut,
+void dense_lanes_groups_simd(const LanesView& v, uint64_t g, const ValueLut& value_lut,
                            Sink& sink) {
   using I = typename O::vi;
   constexpr unsigned W = O::width, H = kLanes / W, N = G * H;
@@ -317,9 +317,9 @@ void ham_lanes_groups_simd(const LanesView& v, uint64_t g, const ValueLut& value
   }
 }
 
-// y = W x on HAM's lane layout: each lane's sum in a vector element.
+// y = W x on dense lanes: each lane's sum in a vector element.
 template <class O, unsigned G>
-struct HamLaneDots {
+struct DenseLaneDots {
   static constexpr unsigned W = O::width, H = kLanes / W;
   const float* x;
   float* y;
@@ -338,11 +338,11 @@ struct HamLaneDots {
   }
 };
 
-// Y = W X on HAM's lane layout, one group at a time: a block's weights stored step-major
+// Y = W X on dense lanes, one group at a time: a block's weights stored step-major
 // (column t of the block's rows at w[t * kLanes]), then multiplied as a dense block
 // (matmat.hpp), which takes them back row by row as its Source.
 template <class O, class V>
-struct HamLaneBlock {
+struct DenseLaneBlock {
   static constexpr unsigned W = O::width;
   uint64_t cols;
   const float* X;
@@ -366,27 +366,27 @@ struct HamLaneBlock {
 
 // Groups in flight: 4 vectors of lanes (AVX2: 2 groups, AVX-512: 4).
 template <class O>
-void ham_lanes_matvec(const LanesView& v, const float* x, float* y, uint64_t g0, uint64_t g1) {
+void dense_lanes_matvec(const LanesView& v, const float* x, float* y, uint64_t g0, uint64_t g1) {
   constexpr unsigned G = 4 * O::width / kLanes;
   with_rank_lut(v.value_by_rank, v.value_code_ranks.ranks, [&](const auto& value_lut) {
-    HamLaneDots<O, G> many{x, y, {}, {}};
-    HamLaneDots<O, 1> one{x, y, {}, {}};
+    DenseLaneDots<O, G> many{x, y, {}, {}};
+    DenseLaneDots<O, 1> one{x, y, {}, {}};
     uint64_t g = g0;
     // Groups of equal rows in lockstep (only the matrix's last group may be short).
     for (; g + G <= g1 && (g + G) * v.group_rows <= v.rows; g += G)
-      ham_lanes_groups_simd<O, G>(v, g, value_lut, many);
-    for (; g < g1; ++g) ham_lanes_groups_simd<O, 1>(v, g, value_lut, one);
+      dense_lanes_groups_simd<O, G>(v, g, value_lut, many);
+    for (; g < g1; ++g) dense_lanes_groups_simd<O, 1>(v, g, value_lut, one);
   });
 }
 
 template <class O, class V>
-void ham_lanes_matmat(const LanesView& v, const float* X, uint64_t B, float* Y, uint64_t g0,
+void dense_lanes_matmat(const LanesView& v, const float* X, uint64_t B, float* Y, uint64_t g0,
                       uint64_t g1) {
   with_rank_lut(v.value_by_rank, v.value_code_ranks.ranks, [&](const auto& value_lut) {
-    HamLaneBlock<O, V> sink{v.cols, X, B, Y};
-    for (uint64_t g = g0; g < g1; ++g) ham_lanes_groups_simd<O, 1>(v, g, value_lut, sink);
+    DenseLaneBlock<O, V> sink{v.cols, X, B, Y};
+    for (uint64_t g = g0; g < g1; ++g) dense_lanes_groups_simd<O, 1>(v, g, value_lut, sink);
   });
 }
 
 }  // namespace
-}  // namespace cnn::kernels
+}  // namespace cnn::kernels::CNN_KERNEL_ISA

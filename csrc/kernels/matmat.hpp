@@ -19,7 +19,7 @@
 
 #include "decode.hpp"
 
-namespace cnn::kernels {
+namespace cnn::kernels::CNN_KERNEL_ISA {
 namespace {
 
 constexpr uint64_t kKC = 256;  // columns of W (rows of X) per block
@@ -312,4 +312,4 @@ void im_linear_wide(const IMView& v, const float* X, uint64_t B, float* Y, uint6
 }
 
 }  // namespace
-}  // namespace cnn::kernels
+}  // namespace cnn::kernels::CNN_KERNEL_ISA

@@ -2,11 +2,12 @@
 #include <cstring>
 #include <vector>
 
+#define CNN_KERNEL_ISA scalar
 #include "decode.hpp"
-#include "lanes.hpp"
 #include "dispatch.hpp"
+#include "lanes.hpp"
 
-namespace cnn::kernels {
+namespace cnn::kernels::scalar {
 namespace {
 
 // Eight partial sums in a fixed order.
@@ -117,11 +118,27 @@ void ham_linear(const HAMView& v, const float* X, uint64_t B, float* Y, uint64_t
 }
 
 }  // namespace
+}  // namespace cnn::kernels::scalar
 
-const KernelSet scalar_kernels = {"scalar",   im_matvec,  ham_matvec,  hcsr_matvec_rows,
-                                  im_matmat,  ham_matmat, hcsr_matmat, dense_matmat,
-                                  im_linear,  ham_linear, lanes_matvec_scalar,
-                                  lanes_matmat_scalar, lanes_matvec_scalar,
-                                  lanes_matmat_scalar};
+namespace cnn::kernels {
+
+const KernelSet scalar_kernels = {
+    "scalar",
+    0,  // runs everywhere
+    ImMatvec(scalar::im_matvec),
+    ImMatmat(scalar::im_matmat),
+    ImLinear(scalar::im_linear),
+    HamMatvec(scalar::ham_matvec),
+    HamMatmat(scalar::ham_matmat),
+    HamLinear(scalar::ham_linear),
+    HcsrMatvec(scalar::hcsr_matvec_rows),
+    HcsrMatmat(scalar::hcsr_matmat),
+    LanesMatvec(scalar::lanes_matvec_scalar),
+    LanesMatmat(scalar::lanes_matmat_scalar),
+    // Dense rows are lanes whose gaps are all 0: the general lane kernels serve.
+    DenseLanesMatvec(scalar::lanes_matvec_scalar),
+    DenseLanesMatmat(scalar::lanes_matmat_scalar),
+    DenseMatmat(scalar::dense_matmat),
+};
 
 }  // namespace cnn::kernels
