@@ -12,6 +12,7 @@
 #include "hcsr.hpp"
 #include "index_map.hpp"
 #include "kernels/dispatch.hpp"
+#include "layout.hpp"
 #include "parallel.hpp"
 
 namespace py = pybind11;
@@ -47,6 +48,7 @@ LayoutChoice parse_layout(const std::string& layout) {
 }
 
 using Ptr = std::shared_ptr<Format>;
+using Matrix = py::class_<Format, Ptr>;
 
 // HAM or HCSR from a codebook and a dense matrix of indices into it, in `layout`.
 template <class F>
@@ -56,133 +58,136 @@ Ptr from_indices(const carray<float>& codebook, const carray<uint32_t>& idx,
                              parse_layout(layout));
 }
 
-}  // namespace
+// Matrix (every format): shape, counts and codebook.
+void bind_properties(Matrix& c) {
+  c.def_property_readonly("format_id", [](const Format& f) { return uint32_t(f.id()); });
+  c.def_property_readonly("rows", &Format::rows);
+  c.def_property_readonly("cols", &Format::cols);
+  c.def_property_readonly("nnz", &Format::nnz);
+  c.def_property_readonly("nbytes", &Format::nbytes);
+  c.def_property_readonly("codebook", [](const Format& f) {
+    const auto& codebook = f.codebook();
+    return carray<float>(py::ssize_t(codebook.size()), codebook.data());
+  });
+}
 
-PYBIND11_MODULE(_core, m) {
-  m.doc() = "compactnn native core: compressed matrix formats and their products";
-  py::register_exception<FormatError>(m, "FormatError", PyExc_ValueError);
+// Matrix products; shapes checked here, the work done without the GIL.
+void bind_products(Matrix& c) {
+  c.def(
+      "matvec",
+      [](const Format& f, const carray<float>& x, carray<float>& y, unsigned threads) {
+        expect_shape(x, {f.cols()}, "x");
+        expect_shape(y, {f.rows()}, "out");
+        const float* xp = x.data();
+        float* yp = y.mutable_data();
+        py::gil_scoped_release nogil;
+        f.matvec(xp, yp, threads);
+      },
+      py::arg("x").noconvert(), py::arg("out").noconvert(), py::arg("threads") = 0);
+  c.def(
+      "matmat",
+      [](const Format& f, const carray<float>& X, carray<float>& Y, unsigned threads) {
+        if (X.ndim() != 2) throw InvalidInput("X must be 2-D");
+        const uint64_t batch = X.shape(1);
+        expect_shape(X, {f.cols(), batch}, "X");
+        expect_shape(Y, {f.rows(), batch}, "out");
+        const float* xp = X.data();
+        float* yp = Y.mutable_data();
+        py::gil_scoped_release nogil;
+        f.matmat(xp, batch, yp, threads);
+      },
+      py::arg("X").noconvert(), py::arg("out").noconvert(), py::arg("threads") = 0);
+  c.def(
+      "linear",
+      [](const Format& f, const carray<float>& X, carray<float>& Y, unsigned threads) {
+        if (X.ndim() != 2) throw InvalidInput("X must be 2-D");
+        const uint64_t batch = X.shape(0);
+        expect_shape(X, {batch, f.cols()}, "X");
+        expect_shape(Y, {batch, f.rows()}, "out");
+        const float* xp = X.data();
+        float* yp = Y.mutable_data();
+        py::gil_scoped_release nogil;
+        f.linear(xp, batch, yp, threads);
+      },
+      py::arg("X").noconvert(), py::arg("out").noconvert(), py::arg("threads") = 0);
+  c.def(
+      "conv2d",
+      [](const Format& f, const carray<float>& X, carray<float>& Y,
+         std::array<uint64_t, 2> kernel, std::array<uint64_t, 2> stride,
+         std::array<uint64_t, 2> padding, std::array<uint64_t, 2> dilation,
+         std::optional<carray<float>> bias, unsigned threads) {
+        if (X.ndim() != 4) throw InvalidInput("X must be 4-D (n, channels, height, width)");
+        ConvShape s{uint64_t(X.shape(0)), uint64_t(X.shape(1)), uint64_t(X.shape(2)),
+                    uint64_t(X.shape(3)), kernel[0], kernel[1], stride[0], stride[1],
+                    padding[0], padding[1], dilation[0], dilation[1], 0, 0};
+        check_conv(s);
+        if (s.patch() != f.cols())
+          throw InvalidInput("channels x kernel size (" + std::to_string(s.patch()) +
+                             ") does not match the matrix's " + std::to_string(f.cols()) +
+                             " columns");
+        expect_shape(Y, {s.n, f.rows(), s.ho, s.wo}, "out");
+        if (bias) expect_shape(*bias, {f.rows()}, "bias");
+        const float* xp = X.data();
+        const float* bp = bias ? bias->data() : nullptr;
+        float* yp = Y.mutable_data();
+        py::gil_scoped_release nogil;
+        conv2d(f, xp, s, bp, yp, threads);
+      },
+      py::arg("X").noconvert(), py::arg("out").noconvert(), py::arg("kernel_size"),
+      py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+      py::arg("bias").noconvert(), py::arg("threads") = 0);
+}
 
-  py::class_<Format, Ptr>(m, "Matrix")
-      .def_property_readonly("format_id", [](const Format& f) { return uint32_t(f.id()); })
-      .def_property_readonly("rows", &Format::rows)
-      .def_property_readonly("cols", &Format::cols)
-      .def_property_readonly("nnz", &Format::nnz)
-      .def_property_readonly("nbytes", &Format::nbytes)
-      .def_property_readonly("codebook",
-                             [](const Format& f) {
-                               const auto& c = f.codebook();
-                               return carray<float>(py::ssize_t(c.size()), c.data());
-                             })
-      .def(
-          "matvec",
-          [](const Format& f, const carray<float>& x, carray<float>& y, unsigned threads) {
-            expect_shape(x, {f.cols()}, "x");
-            expect_shape(y, {f.rows()}, "out");
-            const float* xp = x.data();
-            float* yp = y.mutable_data();
-            py::gil_scoped_release nogil;
-            f.matvec(xp, yp, threads);
-          },
-          py::arg("x").noconvert(), py::arg("out").noconvert(), py::arg("threads") = 0)
-      .def(
-          "matmat",
-          [](const Format& f, const carray<float>& X, carray<float>& Y, unsigned threads) {
-            if (X.ndim() != 2) throw InvalidInput("X must be 2-D");
-            uint64_t B = X.shape(1);
-            expect_shape(X, {f.cols(), B}, "X");
-            expect_shape(Y, {f.rows(), B}, "out");
-            const float* xp = X.data();
-            float* yp = Y.mutable_data();
-            py::gil_scoped_release nogil;
-            f.matmat(xp, B, yp, threads);
-          },
-          py::arg("X").noconvert(), py::arg("out").noconvert(), py::arg("threads") = 0)
-      .def(
-          "linear",
-          [](const Format& f, const carray<float>& X, carray<float>& Y, unsigned threads) {
-            if (X.ndim() != 2) throw InvalidInput("X must be 2-D");
-            uint64_t B = X.shape(0);
-            expect_shape(X, {B, f.cols()}, "X");
-            expect_shape(Y, {B, f.rows()}, "out");
-            const float* xp = X.data();
-            float* yp = Y.mutable_data();
-            py::gil_scoped_release nogil;
-            f.linear(xp, B, yp, threads);
-          },
-          py::arg("X").noconvert(), py::arg("out").noconvert(), py::arg("threads") = 0)
-      .def(
-          "conv2d",
-          [](const Format& f, const carray<float>& X, carray<float>& Y,
-             std::array<uint64_t, 2> kernel, std::array<uint64_t, 2> stride,
-             std::array<uint64_t, 2> padding, std::array<uint64_t, 2> dilation,
-             std::optional<carray<float>> bias, unsigned threads) {
-            if (X.ndim() != 4) throw InvalidInput("X must be 4-D (n, channels, height, width)");
-            ConvShape s{uint64_t(X.shape(0)), uint64_t(X.shape(1)), uint64_t(X.shape(2)),
-                        uint64_t(X.shape(3)), kernel[0], kernel[1], stride[0], stride[1],
-                        padding[0], padding[1], dilation[0], dilation[1], 0, 0};
-            check_conv(s);
-            if (s.patch() != f.cols())
-              throw InvalidInput("channels x kernel size (" + std::to_string(s.patch()) +
-                                 ") does not match the matrix's " + std::to_string(f.cols()) +
-                                 " columns");
-            expect_shape(Y, {s.n, f.rows(), s.ho, s.wo}, "out");
-            if (bias) expect_shape(*bias, {f.rows()}, "bias");
-            const float* xp = X.data();
-            const float* bp = bias ? bias->data() : nullptr;
-            float* yp = Y.mutable_data();
-            py::gil_scoped_release nogil;
-            conv2d(f, xp, s, bp, yp, threads);
-          },
-          py::arg("X").noconvert(), py::arg("out").noconvert(), py::arg("kernel_size"),
-          py::arg("stride"), py::arg("padding"), py::arg("dilation"),
-          py::arg("bias").noconvert(), py::arg("threads") = 0)
-      .def(
-          "to_indices",
-          [](const Format& f, carray<uint32_t>& out, uint32_t zero_index) {
-            expect_shape(out, {f.rows(), f.cols()}, "out");
-            uint32_t* p = out.mutable_data();
-            py::gil_scoped_release nogil;
-            f.to_indices(p, zero_index);
-          },
-          py::arg("out").noconvert(), py::arg("zero_index"))
-      .def(
-          "to_dense",
-          [](const Format& f, carray<float>& out) {
-            expect_shape(out, {f.rows(), f.cols()}, "out");
-            float* p = out.mutable_data();
-            py::gil_scoped_release nogil;
-            f.to_dense(p);
-          },
-          py::arg("out").noconvert())
-      .def("tobytes",
-           [](const Format& f) {
-             std::vector<uint8_t> b = serialize(f);
-             return py::bytes(reinterpret_cast<const char*>(b.data()), b.size());
-           })
-      .def("csr_arrays",
-           [](const Format& f) {
-             auto* h = dynamic_cast<const HCSR*>(&f);
-             if (!h) throw InvalidInput("csr_arrays needs an HCSR matrix");
-             std::vector<uint64_t> indptr, col;
-             std::vector<uint32_t> vidx;
-             h->to_csr(indptr, col, vidx);
-             return py::make_tuple(carray<int64_t>(py::ssize_t(indptr.size()),
-                                                   reinterpret_cast<const int64_t*>(indptr.data())),
-                                   carray<int64_t>(py::ssize_t(col.size()),
-                                                   reinterpret_cast<const int64_t*>(col.data())),
-                                   carray<uint32_t>(py::ssize_t(vidx.size()), vidx.data()));
-           })
-      .def("info", [](const Format& f) {
-        py::dict d;
-        if (auto* im = dynamic_cast<const IndexMap*>(&f)) d["index_bits"] = im->bits();
-        if (auto* c = dynamic_cast<const CodedFormat*>(&f)) {
-          d["stream_bits"] = c->layout().stream_bits();
-          d["layout"] = c->layout().name();
-          for (const auto& [key, value] : c->layout().details()) d[key.c_str()] = value;
-        }
-        return d;
-      });
+// Matrix contents: indices, dense values, bytes, CSR arrays (HCSR), layout details.
+void bind_conversions(Matrix& c) {
+  c.def(
+      "to_indices",
+      [](const Format& f, carray<uint32_t>& out, uint32_t zero_index) {
+        expect_shape(out, {f.rows(), f.cols()}, "out");
+        uint32_t* p = out.mutable_data();
+        py::gil_scoped_release nogil;
+        f.to_indices(p, zero_index);
+      },
+      py::arg("out").noconvert(), py::arg("zero_index"));
+  c.def(
+      "to_dense",
+      [](const Format& f, carray<float>& out) {
+        expect_shape(out, {f.rows(), f.cols()}, "out");
+        float* p = out.mutable_data();
+        py::gil_scoped_release nogil;
+        f.to_dense(p);
+      },
+      py::arg("out").noconvert());
+  c.def("tobytes", [](const Format& f) {
+    std::vector<uint8_t> b = serialize(f);
+    return py::bytes(reinterpret_cast<const char*>(b.data()), b.size());
+  });
+  c.def("csr_arrays", [](const Format& f) {
+    auto* h = dynamic_cast<const HCSR*>(&f);
+    if (!h) throw InvalidInput("csr_arrays needs an HCSR matrix");
+    std::vector<uint64_t> indptr, col;
+    std::vector<uint32_t> vidx;
+    h->to_csr(indptr, col, vidx);
+    return py::make_tuple(carray<int64_t>(py::ssize_t(indptr.size()),
+                                          reinterpret_cast<const int64_t*>(indptr.data())),
+                          carray<int64_t>(py::ssize_t(col.size()),
+                                          reinterpret_cast<const int64_t*>(col.data())),
+                          carray<uint32_t>(py::ssize_t(vidx.size()), vidx.data()));
+  });
+  c.def("info", [](const Format& f) {
+    py::dict d;
+    if (auto* im = dynamic_cast<const IndexMap*>(&f)) d["index_bits"] = im->bits();
+    if (auto* coded = dynamic_cast<const CodedFormat*>(&f)) {
+      const Layout& layout = coded->layout();
+      d["stream_bits"] = layout.stream_bits();
+      d["layout"] = layout.name();
+      for (const auto& [key, value] : layout.details()) d[key.c_str()] = value;
+    }
+    return d;
+  });
+}
 
+void bind_index_map(py::module_& m) {
   m.def(
       "index_map",
       [](const carray<float>& codebook, const carray<uint32_t>& idx) -> Ptr {
@@ -190,10 +195,37 @@ PYBIND11_MODULE(_core, m) {
                                           index_matrix(idx));
       },
       py::arg("codebook").noconvert(), py::arg("indices").noconvert());
+}
+
+void bind_ham(py::module_& m) {
   m.def("ham", &from_indices<HAM>, py::arg("codebook").noconvert(),
         py::arg("indices").noconvert(), py::arg("layout") = "auto");
+}
+
+// HCSR from a dense matrix of indices, or from CSR arrays.
+void bind_hcsr(py::module_& m) {
   m.def("hcsr_dense", &from_indices<HCSR>, py::arg("codebook").noconvert(),
         py::arg("indices").noconvert(), py::arg("layout") = "auto");
+  m.def(
+      "hcsr",
+      [](uint64_t rows, uint64_t cols, const carray<float>& codebook,
+         const carray<uint64_t>& indptr, const carray<uint64_t>& col,
+         const carray<uint32_t>& vidx, const std::string& layout) -> Ptr {
+        check_shape(rows, cols);  // before rows + 1, which must not wrap
+        expect_shape(indptr, {rows + 1}, "indptr");
+        uint64_t nnz = indptr.data()[rows];
+        expect_shape(col, {nnz}, "indices");
+        expect_shape(vidx, {nnz}, "value indices");
+        return std::make_shared<HCSR>(rows, cols, to_codebook(codebook), indptr.data(), col.data(),
+                                      vidx.data(), parse_layout(layout));
+      },
+      py::arg("rows"), py::arg("cols"), py::arg("codebook").noconvert(),
+      py::arg("indptr").noconvert(), py::arg("indices").noconvert(),
+      py::arg("value_indices").noconvert(), py::arg("layout") = "auto");
+}
+
+// A float matrix as its distinct values and an index matrix: the first step of any format.
+void bind_codebook(py::module_& m) {
   m.def(
       "distinct_values",
       [](const carray<uint32_t>& bits) {
@@ -210,22 +242,10 @@ PYBIND11_MODULE(_core, m) {
         return py::make_tuple(carray<float>(py::ssize_t(codebook.size()), codebook.data()), idx);
       },
       py::arg("bits").noconvert());
-  m.def(
-      "hcsr",
-      [](uint64_t rows, uint64_t cols, const carray<float>& codebook, const carray<uint64_t>& indptr,
-         const carray<uint64_t>& col, const carray<uint32_t>& vidx,
-         const std::string& layout) -> Ptr {
-        check_shape(rows, cols);  // before rows + 1, which must not wrap
-        expect_shape(indptr, {rows + 1}, "indptr");
-        uint64_t nnz = indptr.data()[rows];
-        expect_shape(col, {nnz}, "indices");
-        expect_shape(vidx, {nnz}, "value indices");
-        return std::make_shared<HCSR>(rows, cols, to_codebook(codebook), indptr.data(), col.data(),
-                                      vidx.data(), parse_layout(layout));
-      },
-      py::arg("rows"), py::arg("cols"), py::arg("codebook").noconvert(),
-      py::arg("indptr").noconvert(), py::arg("indices").noconvert(),
-      py::arg("value_indices").noconvert(), py::arg("layout") = "auto");
+}
+
+// The kernel sets: which runs, which this CPU supports.
+void bind_kernels(py::module_& m) {
   m.attr("avx512_emulated") = kernels::emulated_avx512;
   m.def("isa", [] { return std::string(kernels::active().name); });
   m.def("vbmi", &kernels::vbmi_available);
@@ -235,36 +255,26 @@ PYBIND11_MODULE(_core, m) {
     for (const auto* k : kernels::supported()) names.push_back(k->name);
     return names;
   });
+}
+
+// Threads, and a read-bandwidth probe run on them.
+void bind_threads(py::module_& m) {
   m.def(
       "parallel_sum",
       [](const carray<float>& a, unsigned threads) {
         const float* p = a.data();
-        uint64_t n = uint64_t(a.size());
-        std::vector<double> part((n + (1 << 20) - 1) >> 20);
+        const uint64_t n = uint64_t(a.size());
         py::gil_scoped_release nogil;
-        // Blocks of 2^20 floats, summed in 32 independent lanes (enough chains that adds
-        // never wait on each other): a read-bandwidth probe.
-        parallel_rows(part.size(), threads, double(1 << 20), [&](uint64_t b0, uint64_t b1) {
-          for (uint64_t b = b0; b < b1; ++b) {
-            float acc[32] = {};
-            uint64_t lo = b << 20, hi = std::min(n, lo + (uint64_t(1) << 20));
-            for (uint64_t j = lo; j + 32 <= hi; j += 32)
-              for (int t = 0; t < 32; ++t) acc[t] += p[j + t];
-            double s = 0;
-            for (float v : acc) s += v;
-            for (uint64_t j = lo + (hi - lo) / 32 * 32; j < hi; ++j) s += p[j];
-            part[b] = s;
-          }
-        });
-        double s = 0;
-        for (double v : part) s += v;
-        return s;
+        return parallel_sum(p, n, threads);
       },
       py::arg("a").noconvert(), py::arg("threads") = 0);
   m.def("use_openmp", &use_openmp, py::arg("library"));
   m.def("using_openmp", &using_openmp);
   m.def("num_threads", [] { return default_threads(); });
   m.def("set_num_threads", [](unsigned n) { set_default_threads(n); }, py::arg("n"));
+}
+
+void bind_files(py::module_& m) {
   m.def(
       "frombytes",
       [](const py::buffer& b) -> Ptr {
@@ -277,4 +287,22 @@ PYBIND11_MODULE(_core, m) {
         return Ptr(deserialize(p, n));
       },
       py::arg("data"));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "compactnn native core: compressed matrix formats and their products";
+  py::register_exception<FormatError>(m, "FormatError", PyExc_ValueError);
+  Matrix matrix(m, "Matrix");
+  bind_properties(matrix);
+  bind_products(matrix);
+  bind_conversions(matrix);
+  bind_index_map(m);
+  bind_ham(m);
+  bind_hcsr(m);
+  bind_codebook(m);
+  bind_kernels(m);
+  bind_threads(m);
+  bind_files(m);
 }

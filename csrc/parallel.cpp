@@ -183,6 +183,27 @@ bool use_openmp(const std::string& library) {
 
 bool using_openmp() { return openmp.load() != nullptr; }
 
+double parallel_sum(const float* p, uint64_t n, unsigned threads) {
+  constexpr unsigned kBlockBits = 20;
+  constexpr uint64_t kBlock = uint64_t(1) << kBlockBits;
+  std::vector<double> part((n + kBlock - 1) >> kBlockBits);
+  parallel_rows(part.size(), threads, double(kBlock), [&](uint64_t b0, uint64_t b1) {
+    for (uint64_t b = b0; b < b1; ++b) {
+      float acc[32] = {};
+      const uint64_t lo = b << kBlockBits, hi = std::min(n, lo + kBlock);
+      for (uint64_t j = lo; j + 32 <= hi; j += 32)
+        for (int t = 0; t < 32; ++t) acc[t] += p[j + t];
+      double s = 0;
+      for (float v : acc) s += v;
+      for (uint64_t j = lo + (hi - lo) / 32 * 32; j < hi; ++j) s += p[j];
+      part[b] = s;
+    }
+  });
+  double s = 0;
+  for (double v : part) s += v;
+  return s;
+}
+
 void run_tasks(unsigned n, const std::function<void(unsigned)>& task) {
   (void)at_fork_registered;
   if (const OpenMP* omp = openmp.load(); omp && n > 1) {

@@ -27,6 +27,11 @@ void run_tasks(unsigned n, const std::function<void(unsigned)>& task);
 bool use_openmp(const std::string& library);
 bool using_openmp();
 
+// The sum of p[0..n) on up to `threads` threads: blocks of 2^20 floats, each summed in 32
+// independent lanes (enough chains that adds never wait on each other).  A read-bandwidth
+// probe for the benchmarks.
+double parallel_sum(const float* p, uint64_t n, unsigned threads);
+
 // Runs f(r0, r1) over [0, rows) on up to `threads` threads (0 = default), no thread
 // getting less than `kMinWork` units of `work_per_row` (a unit: about 0.25 ns of one core's
 // time, as work.hpp estimates it per product), so small products stay on the calling
