@@ -176,7 +176,7 @@ void bind_conversions(Matrix& c) {
   });
   c.def("info", [](const Format& f) {
     py::dict d;
-    if (auto* im = dynamic_cast<const IndexMap*>(&f)) d["index_bits"] = im->bits();
+    if (auto* im = dynamic_cast<const IndexMap*>(&f)) d["index_bits"] = im->index_bits();
     if (auto* coded = dynamic_cast<const CodedFormat*>(&f)) {
       const Layout& layout = coded->layout();
       d["stream_bits"] = layout.stream_bits();
@@ -252,7 +252,7 @@ void bind_kernels(py::module_& m) {
   m.def("set_isa", [](const std::string& name) { kernels::set_active(name); }, py::arg("name"));
   m.def("supported_isas", [] {
     std::vector<std::string> names;
-    for (const auto* k : kernels::supported()) names.push_back(k->name);
+    for (const auto* set : kernels::supported()) names.push_back(set->name);
     return names;
   });
 }

@@ -93,7 +93,7 @@ void conv2d(const Format& f, const float* x, const ConvShape& s, const float* bi
     dense.resize(rows * K);
     f.to_dense(dense.data());
   }
-  const auto& kernels = kernels::active();
+  const kernels::KernelSet& isa = kernels::active();
   parallel_rows(
       s.n, threads, work::conv_image(rows, K, L),
       [&](uint64_t i0, uint64_t i1) {
@@ -108,7 +108,7 @@ void conv2d(const Format& f, const float* x, const ConvShape& s, const float* bi
           if (dense.empty())
             f.matmat(p, L, out, 1);
           else
-            kernels.dense_matmat(dense.data(), K, p, L, out, 0, rows);
+            isa.dense_matmat(dense.data(), K, p, L, out, 0, rows);
           add_bias(bias, rows, L, out);
         }
       },

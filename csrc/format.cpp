@@ -51,25 +51,25 @@ void Format::to_dense(float* out) const {
   }
 }
 
-void Format::linear(const float* X, uint64_t B, float* Y, unsigned threads) const {
-  if (rows_ == 0 || B == 0) return;
-  if (B == 1) return matvec(X, Y, threads);
-  linear_batch(X, B, Y, threads);
+void Format::linear(const float* X, uint64_t batch, float* Y, unsigned threads) const {
+  if (rows_ == 0 || batch == 0) return;
+  if (batch == 1) return matvec(X, Y, threads);
+  linear_batch(X, batch, Y, threads);
 }
 
-void Format::linear_batch(const float* X, uint64_t B, float* Y, unsigned threads) const {
-  linear_through_matmat(rows_, cols_, X, B, Y, [&](const float* Xt, uint64_t n, float* Yt) {
+void Format::linear_batch(const float* X, uint64_t batch, float* Y, unsigned threads) const {
+  linear_through_matmat(rows_, cols_, X, batch, Y, [&](const float* Xt, uint64_t n, float* Yt) {
     matmat(Xt, n, Yt, threads);
   });
 }
 
-void linear_through_matmat(uint64_t rows, uint64_t cols, const float* X, uint64_t B, float* Y,
+void linear_through_matmat(uint64_t rows, uint64_t cols, const float* X, uint64_t batch, float* Y,
                            const std::function<void(const float*, uint64_t, float*)>& matmat) {
   // Y^T = W X^T: each panel of the batch becomes the columns of one matmat.
   constexpr uint64_t kPanel = 64;
-  std::vector<float> Xt(cols * std::min(B, kPanel)), Yt(rows * std::min(B, kPanel));
-  for (uint64_t b0 = 0; b0 < B; b0 += kPanel) {
-    const uint64_t n = std::min(kPanel, B - b0);
+  std::vector<float> Xt(cols * std::min(batch, kPanel)), Yt(rows * std::min(batch, kPanel));
+  for (uint64_t b0 = 0; b0 < batch; b0 += kPanel) {
+    const uint64_t n = std::min(kPanel, batch - b0);
     for (uint64_t b = 0; b < n; ++b)
       for (uint64_t j = 0; j < cols; ++j) Xt[j * n + b] = X[(b0 + b) * cols + j];
     matmat(Xt.data(), n, Yt.data());

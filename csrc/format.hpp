@@ -37,11 +37,11 @@ class Format {
   // each row is computed the same way whatever the split, so results do not depend on it.
   // y = W x  (x: cols, y: rows)
   virtual void matvec(const float* x, float* y, unsigned threads) const = 0;
-  // Y = W X  (X: cols x B row-major, Y: rows x B)
-  virtual void matmat(const float* X, uint64_t B, float* Y, unsigned threads) const = 0;
-  // Y = X W^T  (X: B x cols row-major, Y: B x rows), torch.nn.functional.linear.  B = 1 is
-  // matvec; otherwise it equals matmat(X^T)^T bit for bit (linear_batch).
-  void linear(const float* X, uint64_t B, float* Y, unsigned threads) const;
+  // Y = W X  (X: cols x batch row-major, Y: rows x batch)
+  virtual void matmat(const float* X, uint64_t batch, float* Y, unsigned threads) const = 0;
+  // Y = X W^T  (X: batch x cols row-major, Y: batch x rows), torch.nn.functional.linear.
+  // batch = 1 is matvec; otherwise it equals matmat(X^T)^T bit for bit (linear_batch).
+  void linear(const float* X, uint64_t batch, float* Y, unsigned threads) const;
 
   // Codebook indices of row i (cols entries); implicit zeros (HCSR) get `zero_index`.
   virtual void decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const = 0;
@@ -58,16 +58,16 @@ class Format {
  protected:
   // Checks the shape and the codebook (InvalidInput) and keeps them.
   Format(uint64_t rows, uint64_t cols, std::vector<float> codebook);
-  // linear for B > 1 on a matrix with rows: through matmat (linear_through_matmat);
+  // linear for batch > 1 on a matrix with rows: through matmat (linear_through_matmat);
   // formats with a kernel of their own override.
-  virtual void linear_batch(const float* X, uint64_t B, float* Y, unsigned threads) const;
+  virtual void linear_batch(const float* X, uint64_t batch, float* Y, unsigned threads) const;
   uint64_t rows_ = 0, cols_ = 0, nnz_ = 0;
   std::vector<float> codebook_;
 };
 
-// Y = X W^T (X: B x cols, Y: B x rows) as matmat(Xt, n, Yt) computes Y^T = W X^T: X and Y
+// Y = X W^T (X: batch x cols, Y: batch x rows) as matmat(Xt, n, Yt) computes Y^T = W X^T: X and Y
 // transposed in panels of up to 64 batch rows.
-void linear_through_matmat(uint64_t rows, uint64_t cols, const float* X, uint64_t B, float* Y,
+void linear_through_matmat(uint64_t rows, uint64_t cols, const float* X, uint64_t batch, float* Y,
                            const std::function<void(const float*, uint64_t, float*)>& matmat);
 
 // Validates a file's row bit offsets against its stream of `stream_words` 64-bit words

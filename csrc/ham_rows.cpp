@@ -97,27 +97,27 @@ kernels::HAMView HamRows::view(const float* codebook) const {
 }
 
 void HamRows::matvec(const float* codebook, const float* x, float* y, unsigned threads) const {
-  const auto& k = kernels::active();
+  const kernels::KernelSet& isa = kernels::active();
   parallel_rows(rows_, threads, work::ham_rows_matvec(cols_), [&](uint64_t r0, uint64_t r1) {
-    k.ham_matvec(view(codebook), x, y, r0, r1);
+    isa.ham_matvec(view(codebook), x, y, r0, r1);
   });
 }
 
 void HamRows::matmat(const float* codebook, const float* X, uint64_t batch, float* Y,
                      unsigned threads) const {
-  const auto& k = kernels::active();
+  const kernels::KernelSet& isa = kernels::active();
   parallel_rows(rows_, threads, work::ham_rows_batch(cols_, batch), [&](uint64_t r0, uint64_t r1) {
-    k.ham_matmat(view(codebook), X, batch, Y, r0, r1);
+    isa.ham_matmat(view(codebook), X, batch, Y, r0, r1);
   });
 }
 
 void HamRows::linear(const float* codebook, const float* X, uint64_t batch, float* Y,
                      unsigned threads) const {
-  const auto& k = kernels::active();
+  const kernels::KernelSet& isa = kernels::active();
   // Threads own disjoint columns of Y: whole cache lines of them (16 floats).
   parallel_rows(
       rows_, threads, work::ham_rows_batch(cols_, batch),
-      [&](uint64_t r0, uint64_t r1) { k.ham_linear(view(codebook), X, batch, Y, r0, r1); },
+      [&](uint64_t r0, uint64_t r1) { isa.ham_linear(view(codebook), X, batch, Y, r0, r1); },
       16);
 }
 

@@ -260,17 +260,17 @@ kernels::HCSRView HcsrRows::view(const float* codebook) const {
 }
 
 void HcsrRows::matvec(const float* codebook, const float* x, float* y, unsigned threads) const {
-  const auto& k = kernels::active();
+  const kernels::KernelSet& isa = kernels::active();
   parallel_rows(rows_, threads, work::hcsr_rows_matvec(nnz_, rows_),
-                [&](uint64_t r0, uint64_t r1) { k.hcsr_matvec(view(codebook), x, y, r0, r1); });
+                [&](uint64_t r0, uint64_t r1) { isa.hcsr_matvec(view(codebook), x, y, r0, r1); });
 }
 
 void HcsrRows::matmat(const float* codebook, const float* X, uint64_t batch, float* Y,
                       unsigned threads) const {
-  const auto& k = kernels::active();
+  const kernels::KernelSet& isa = kernels::active();
   parallel_rows(
       rows_, threads, work::hcsr_rows_batch(nnz_, rows_, batch),
-      [&](uint64_t r0, uint64_t r1) { k.hcsr_matmat(view(codebook), X, batch, Y, r0, r1); });
+      [&](uint64_t r0, uint64_t r1) { isa.hcsr_matmat(view(codebook), X, batch, Y, r0, r1); });
 }
 
 size_t HcsrRows::nbytes() const {

@@ -24,17 +24,17 @@ class IndexMap final : public Format {
   FormatId id() const override { return FormatId::IndexMap; }
   size_t nbytes() const override { return codebook_.size() * 4 + packed_.size(); }
   void matvec(const float* x, float* y, unsigned threads) const override;
-  void matmat(const float* X, uint64_t B, float* Y, unsigned threads) const override;
+  void matmat(const float* X, uint64_t batch, float* Y, unsigned threads) const override;
   void decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const override;
   std::vector<Section> sections() const override;
-  unsigned bits() const { return bits_; }
+  unsigned index_bits() const { return index_bits_; }
 
   static size_t packed_size(uint64_t rows, uint64_t cols, unsigned bits);
 
  private:
-  void linear_batch(const float* X, uint64_t B, float* Y, unsigned threads) const override;
+  void linear_batch(const float* X, uint64_t batch, float* Y, unsigned threads) const override;
   kernels::IMView view() const;
-  unsigned bits_ = 0;
+  unsigned index_bits_ = 0;
   std::vector<uint8_t> packed_;
 };
 

@@ -435,21 +435,21 @@ kernels::LanesView LaneLayout::view(const float* codebook) const {
 
 void LaneLayout::matvec(const float* codebook, const float* x, float* y,
                         unsigned threads) const {
-  const auto& k = kernels::active();
+  const kernels::KernelSet& isa = kernels::active();
   const kernels::LanesView v = view(codebook);
   auto run = [&](double work, const auto& kernel) {
     parallel_rows(
         groups(), threads, work, [&](uint64_t g0, uint64_t g1) { kernel(v, x, y, g0, g1); }, 1);
   };
   if (kind_ == Rows::Dense)
-    run(work::dense_lanes_matvec(cols_, group_rows_), k.dense_lanes_matvec);
+    run(work::dense_lanes_matvec(cols_, group_rows_), isa.dense_lanes_matvec);
   else
-    run(work::lanes_matvec(nnz_, groups()), k.lanes_matvec);
+    run(work::lanes_matvec(nnz_, groups()), isa.lanes_matvec);
 }
 
 void LaneLayout::matmat(const float* codebook, const float* X, uint64_t batch, float* Y,
                         unsigned threads) const {
-  const auto& k = kernels::active();
+  const kernels::KernelSet& isa = kernels::active();
   const kernels::LanesView v = view(codebook);
   auto run = [&](double work, const auto& kernel) {
     parallel_rows(
@@ -457,9 +457,9 @@ void LaneLayout::matmat(const float* codebook, const float* X, uint64_t batch, f
         [&](uint64_t g0, uint64_t g1) { kernel(v, X, batch, Y, g0, g1); }, 1);
   };
   if (kind_ == Rows::Dense)
-    run(work::dense_lanes_batch(cols_, group_rows_, batch), k.dense_lanes_matmat);
+    run(work::dense_lanes_batch(cols_, group_rows_, batch), isa.dense_lanes_matmat);
   else
-    run(work::lanes_batch(nnz_, groups(), batch), k.lanes_matmat);
+    run(work::lanes_batch(nnz_, groups(), batch), isa.lanes_matmat);
 }
 
 void LaneLayout::decode_rows(uint64_t r0, uint64_t r1, uint32_t* idx,

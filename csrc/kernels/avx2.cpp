@@ -50,12 +50,12 @@ inline float hsum(__m256 s) {
   return _mm_cvtss_f32(h);
 }
 
-// The codebook (k <= 2^B entries, zero-padded) looked up 8 indices at a time: vpermps on
-// 8-entry tables and blends on the higher index bits for B <= 6; a gather beyond.
-template <int B>
+// The codebook (k <= 2^Bits entries, zero-padded) looked up 8 indices at a time: vpermps on
+// 8-entry tables and blends on the higher index bits for Bits <= 6; a gather beyond.
+template <int Bits>
 struct Lut {
-  static constexpr int kTables = B <= 3 ? 1 : 1 << (B - 3);
-  static constexpr bool kRegisters = B <= 6;
+  static constexpr int kTables = Bits <= 3 ? 1 : 1 << (Bits - 3);
+  static constexpr bool kRegisters = Bits <= 6;
   alignas(32) float pad[8 * kTables] = {};
   __m256 t[kRegisters ? kTables : 1];
   Lut(const float* codebook, uint32_t k) {
@@ -87,37 +87,39 @@ inline __m256i field(__m256i v, unsigned shift, int mask) {
 }
 
 // IndexMap: 8 indices, lanes 8h..8h+7 of chunk f (0..7) of a 128-entry group.
-template <int B>
+template <int Bits>
 inline __m256i im_idx8(const uint8_t* group, unsigned f, unsigned h) {
   __m256i idx = _mm256_setzero_si256();
-  if constexpr (B == 0) return idx;  // k = 1: no planes (group may be null)
+  if constexpr (Bits == 0) return idx;  // k = 1: no planes (group may be null)
   const uint8_t* plane = group + 8 * h;
-  if constexpr (B == 8) idx = bytes8(plane + f * 16);
-  if constexpr (B != 8 && (B & 4)) {
+  if constexpr (Bits == 8) idx = bytes8(plane + f * 16);
+  if constexpr (Bits != 8 && (Bits & 4)) {
     idx = field(bytes8(plane + (f / 2) * 16), (f & 1) * 4, 15);
     plane += 64;
   }
-  if constexpr (B != 8 && (B & 2)) {
-    idx = _mm256_or_si256(idx, _mm256_slli_epi32(field(bytes8(plane + (f / 4) * 16), (f & 3) * 2, 3), B & 4));
+  if constexpr (Bits != 8 && (Bits & 2)) {
+    const __m256i two = field(bytes8(plane + (f / 4) * 16), (f & 3) * 2, 3);
+    idx = _mm256_or_si256(idx, _mm256_slli_epi32(two, Bits & 4));
     plane += 32;
   }
-  if constexpr (B != 8 && (B & 1))
-    idx = _mm256_or_si256(idx, _mm256_slli_epi32(field(bytes8(plane), f, 1), B & 6));
+  if constexpr (Bits != 8 && (Bits & 1))
+    idx = _mm256_or_si256(idx, _mm256_slli_epi32(field(bytes8(plane), f, 1), Bits & 6));
   return idx;
 }
 
 // Weights of flat entries [p, p + 16) (p a multiple of 16) as two vectors.
-template <int B>
-inline void im_weights16(const IMView& v, const Lut<B>& lut, uint64_t p, __m256& w0, __m256& w1) {
-  const uint8_t* group = v.packed + (p >> 7) * 16 * B;
+template <int Bits>
+inline void im_weights16(const IMView& v, const Lut<Bits>& lut, uint64_t p, __m256& w0,
+                         __m256& w1) {
+  const uint8_t* group = v.packed + (p >> 7) * 16 * Bits;
   unsigned f = unsigned(p >> 4) & 7;
-  w0 = lut(im_idx8<B>(group, f, 0));
-  w1 = lut(im_idx8<B>(group, f, 1));
+  w0 = lut(im_idx8<Bits>(group, f, 0));
+  w1 = lut(im_idx8<Bits>(group, f, 1));
 }
 
 // R rows whose entries start on 16-entry chunks: one load of x serves all R rows.
-template <int B, int R>
-inline void im_rows_aligned(const IMView& v, const Lut<B>& lut, const float* x, float* y,
+template <int Bits, int R>
+inline void im_rows_aligned(const IMView& v, const Lut<Bits>& lut, const float* x, float* y,
                             uint64_t i) {
   __m256 a0[R], a1[R];
   for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm256_setzero_ps();
@@ -125,7 +127,7 @@ inline void im_rows_aligned(const IMView& v, const Lut<B>& lut, const float* x, 
     __m256 x0 = _mm256_loadu_ps(x + c), x1 = _mm256_loadu_ps(x + c + 8);
     for (int r = 0; r < R; ++r) {
       __m256 w0, w1;
-      im_weights16<B>(v, lut, (i + r) * v.cols + c, w0, w1);
+      im_weights16<Bits>(v, lut, (i + r) * v.cols + c, w0, w1);
       a0[r] = _mm256_fmadd_ps(w0, x0, a0[r]);
       a1[r] = _mm256_fmadd_ps(w1, x1, a1[r]);
     }
@@ -134,13 +136,13 @@ inline void im_rows_aligned(const IMView& v, const Lut<B>& lut, const float* x, 
 }
 
 // Weights of entries [p, p + n) as floats (any alignment).
-template <int B>
-void im_expand(const IMView& v, const Lut<B>& lut, uint64_t p, uint64_t n, float* out) {
+template <int Bits>
+void im_expand(const IMView& v, const Lut<Bits>& lut, uint64_t p, uint64_t n, float* out) {
   alignas(32) float w[16];
   const uint64_t e = p + n;
   for (uint64_t q = p & ~uint64_t(15); q < e; q += 16) {
     __m256 w0, w1;
-    im_weights16<B>(v, lut, q, w0, w1);
+    im_weights16<Bits>(v, lut, q, w0, w1);
     _mm256_store_ps(w, w0);
     _mm256_store_ps(w + 8, w1);
     uint64_t lo = q < p ? p - q : 0, hi = std::min<uint64_t>(16, e - q);
@@ -154,9 +156,9 @@ void im_expand(const IMView& v, const Lut<B>& lut, uint64_t p, uint64_t n, float
 // [8-11 | 24-27], [12-15 | 28-31] (unpacks stay in their 128-bit lane), and x is permuted
 // into that order once per call.  Measured at 8192^2, 2 threads: k=16 8.4 -> 4.1-4.7 ms,
 // k=32 15.9 -> 8.1 ms, k=64 30.6 -> 10.7 ms against vpermps on 8-entry tables and blends.
-template <int B>
+template <int Bits>
 struct PlaneLut {
-  static constexpr int kTables = B <= 4 ? 1 : 1 << (B - 4);
+  static constexpr int kTables = Bits <= 4 ? 1 : 1 << (Bits - 4);
   __m256i table[4][kTables];
   PlaneLut(const float* codebook, uint32_t k) {
     alignas(16) uint8_t bytes[4][16 * kTables] = {};
@@ -173,28 +175,28 @@ struct PlaneLut {
   // The 32 byte indices of entries [p, p + 32), p a multiple of 32 (chunks f, f + 1 of a
   // 128-entry group, index_map.hpp), entries 0-15 in the low lane.
   static __m256i indices(const IMView& v, uint64_t p) {
-    const uint8_t* plane = v.packed + (p >> 7) * 16 * B;
+    const uint8_t* plane = v.packed + (p >> 7) * 16 * Bits;
     const int f = int(p >> 4) & 7;
     auto bits = [](__m128i b, int shift, int mask) {
       return _mm_and_si128(_mm_srl_epi16(b, _mm_cvtsi32_si128(shift)), _mm_set1_epi8(char(mask)));
     };
     auto load = [](const uint8_t* q) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(q)); };
     __m256i idx = _mm256_setzero_si256();
-    if constexpr (B & 4) {
+    if constexpr (Bits & 4) {
       __m128i b = load(plane + (f / 2) * 16);
       idx = _mm256_set_m128i(bits(b, 4, 15), bits(b, 0, 15));
       plane += 64;
     }
-    if constexpr (B & 2) {
+    if constexpr (Bits & 2) {
       __m128i b = load(plane + (f / 4) * 16);
       __m256i two = _mm256_set_m128i(bits(b, ((f + 1) & 3) * 2, 3), bits(b, (f & 3) * 2, 3));
-      idx = _mm256_or_si256(idx, _mm256_slli_epi16(two, B & 4));  // values < 4: no carry
+      idx = _mm256_or_si256(idx, _mm256_slli_epi16(two, Bits & 4));  // values < 4: no carry
       plane += 32;
     }
-    if constexpr (B & 1) {
+    if constexpr (Bits & 1) {
       __m128i b = load(plane);
       __m256i one = _mm256_set_m128i(bits(b, f + 1, 1), bits(b, f, 1));
-      idx = _mm256_or_si256(idx, _mm256_slli_epi16(one, B & 6));
+      idx = _mm256_or_si256(idx, _mm256_slli_epi16(one, Bits & 6));
     }
     return idx;
   }
@@ -229,15 +231,15 @@ inline void plane_order(const float* x, uint64_t n, float* out) {
       }
 }
 
-template <int B, int R>
-inline void im_rows_planes(const IMView& v, const PlaneLut<B>& lut, const float* xp, float* y,
+template <int Bits, int R>
+inline void im_rows_planes(const IMView& v, const PlaneLut<Bits>& lut, const float* xp, float* y,
                            uint64_t i) {
   __m256 a0[R], a1[R];
   for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm256_setzero_ps();
   for (uint64_t c = 0; c < v.cols; c += 32) {
     for (int r = 0; r < R; ++r) {
       __m256 w[4];
-      lut(PlaneLut<B>::indices(v, (i + r) * v.cols + c), w);
+      lut(PlaneLut<Bits>::indices(v, (i + r) * v.cols + c), w);
       a0[r] = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xp + c), a0[r]);
       a1[r] = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xp + c + 8), a1[r]);
       a0[r] = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xp + c + 16), a0[r]);
@@ -247,28 +249,28 @@ inline void im_rows_planes(const IMView& v, const PlaneLut<B>& lut, const float*
   for (int r = 0; r < R; ++r) y[i + r] = hsum(_mm256_add_ps(a0[r], a1[r]));
 }
 
-template <int B>
+template <int Bits>
 void im_matvec_b(const IMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
   uint64_t i = r0;
-  if constexpr (B >= 4 && B <= 6) {  // (fewer bits: vpermps on one 8-entry table is as fast)
+  if constexpr (Bits >= 4 && Bits <= 6) {  // (fewer bits: vpermps on one 8-entry table is as fast)
     if (v.cols % 32 == 0) {
-      const PlaneLut<B> lut(v.codebook, v.k);
+      const PlaneLut<Bits> lut(v.codebook, v.k);
       std::vector<float> xp(v.cols);
       plane_order(x, v.cols, xp.data());
-      for (; i + 2 <= r1; i += 2) im_rows_planes<B, 2>(v, lut, xp.data(), y, i);
-      for (; i < r1; ++i) im_rows_planes<B, 1>(v, lut, xp.data(), y, i);
+      for (; i + 2 <= r1; i += 2) im_rows_planes<Bits, 2>(v, lut, xp.data(), y, i);
+      for (; i < r1; ++i) im_rows_planes<Bits, 1>(v, lut, xp.data(), y, i);
       return;
     }
   }
-  const Lut<B> lut(v.codebook, v.k);
+  const Lut<Bits> lut(v.codebook, v.k);
   if (v.cols % 16 == 0) {
-    for (; i + 4 <= r1; i += 4) im_rows_aligned<B, 4>(v, lut, x, y, i);
-    for (; i < r1; ++i) im_rows_aligned<B, 1>(v, lut, x, y, i);
+    for (; i + 4 <= r1; i += 4) im_rows_aligned<Bits, 4>(v, lut, x, y, i);
+    for (; i < r1; ++i) im_rows_aligned<Bits, 1>(v, lut, x, y, i);
     return;
   }
   std::vector<float> w(v.cols);
   for (; i < r1; ++i) {
-    im_expand<B>(v, lut, i * v.cols, v.cols, w.data());
+    im_expand<Bits>(v, lut, i * v.cols, v.cols, w.data());
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     for (uint64_t j = 0; j < v.cols; j += 8) {
       unsigned m = unsigned(std::min<uint64_t>(8, v.cols - j));
@@ -279,8 +281,8 @@ void im_matvec_b(const IMView& v, const float* x, float* y, uint64_t r0, uint64_
 }
 
 // HAM with k <= 256: decode a row to byte indices, then look them up 8 at a time.
-template <int B>
-inline float dot_bytes(const Lut<B>& lut, const uint8_t* idx, const float* x, uint64_t n) {
+template <int Bits>
+inline float dot_bytes(const Lut<Bits>& lut, const uint8_t* idx, const float* x, uint64_t n) {
   __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
   uint64_t j = 0;
   for (; j + 16 <= n; j += 16) {

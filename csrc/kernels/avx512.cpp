@@ -57,10 +57,10 @@ struct V512 {
   static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
 };
 
-// The codebook (k <= 2^B entries, zero-padded) in registers; looks up 16 indices at once.
-template <int B>
+// The codebook (k <= 2^Bits entries, zero-padded) in registers; looks up 16 indices at once.
+template <int Bits>
 struct Lut {
-  static constexpr int kTables = B <= 4 ? 1 : 1 << (B - 4);
+  static constexpr int kTables = Bits <= 4 ? 1 : 1 << (Bits - 4);
   __m512 t[kTables];
   Lut(const float* codebook, uint32_t k) {
     alignas(64) float pad[16 * kTables] = {};
@@ -68,7 +68,7 @@ struct Lut {
     for (int i = 0; i < kTables; ++i) t[i] = _mm512_load_ps(pad + 16 * i);
   }
   __m512 operator()(__m512i idx) const {
-    if constexpr (B <= 4) {
+    if constexpr (Bits <= 4) {
       return _mm512_permutexvar_ps(idx, t[0]);
     } else {
       // vpermt2ps picks from 32 entries by bits 0-4; blends on bits 5, 6, 7 pick the 32.
@@ -92,36 +92,36 @@ inline __m512i field(__m512i v, unsigned shift, int mask) {
 }
 
 // IndexMap: the 16 indices of chunk f (0..7) of a 128-entry group (index_map.hpp).
-template <int B>
+template <int Bits>
 inline __m512i im_idx16(const uint8_t* group, unsigned f) {
   __m512i idx = _mm512_setzero_si512();
   const uint8_t* plane = group;
-  if constexpr (B == 8) idx = bytes16(plane + f * 16);
-  if constexpr (B != 8 && (B & 4)) {
+  if constexpr (Bits == 8) idx = bytes16(plane + f * 16);
+  if constexpr (Bits != 8 && (Bits & 4)) {
     idx = field(bytes16(plane + (f / 2) * 16), (f & 1) * 4, 15);
     plane += 64;
   }
-  if constexpr (B != 8 && (B & 2)) {
+  if constexpr (Bits != 8 && (Bits & 2)) {
     __m512i v = field(bytes16(plane + (f / 4) * 16), (f & 3) * 2, 3);
-    idx = _mm512_or_si512(idx, _mm512_slli_epi32(v, B & 4));
+    idx = _mm512_or_si512(idx, _mm512_slli_epi32(v, Bits & 4));
     plane += 32;
   }
-  if constexpr (B != 8 && (B & 1)) {
+  if constexpr (Bits != 8 && (Bits & 1)) {
     __m512i v = field(bytes16(plane), f, 1);
-    idx = _mm512_or_si512(idx, _mm512_slli_epi32(v, B & 6));
+    idx = _mm512_or_si512(idx, _mm512_slli_epi32(v, Bits & 6));
   }
   return idx;
 }
 
-template <int B>
-inline __m512 im_weights16(const IMView& v, const Lut<B>& lut, uint64_t p) {
-  return lut(im_idx16<B>(v.packed + (p >> 7) * 16 * B, unsigned(p >> 4) & 7));
+template <int Bits>
+inline __m512 im_weights16(const IMView& v, const Lut<Bits>& lut, uint64_t p) {
+  return lut(im_idx16<Bits>(v.packed + (p >> 7) * 16 * Bits, unsigned(p >> 4) & 7));
 }
 
 // R rows whose entries start on 16-entry chunks (cols % 16 == 0): one load of x serves
 // all R rows; two accumulators per row, chunk pairs alternating between them.
-template <int B, int R>
-inline void im_rows_aligned(const IMView& v, const Lut<B>& lut, const float* x, float* y,
+template <int Bits, int R>
+inline void im_rows_aligned(const IMView& v, const Lut<Bits>& lut, const float* x, float* y,
                             uint64_t i) {
   __m512 a0[R], a1[R];
   for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm512_setzero_ps();
@@ -131,21 +131,21 @@ inline void im_rows_aligned(const IMView& v, const Lut<B>& lut, const float* x, 
     __m512 x0 = _mm512_loadu_ps(x + c), x1 = _mm512_loadu_ps(x + c + 16);
     for (int r = 0; r < R; ++r) {
       uint64_t p = (i + r) * n + c;
-      a0[r] = _mm512_fmadd_ps(im_weights16<B>(v, lut, p), x0, a0[r]);
-      a1[r] = _mm512_fmadd_ps(im_weights16<B>(v, lut, p + 16), x1, a1[r]);
+      a0[r] = _mm512_fmadd_ps(im_weights16<Bits>(v, lut, p), x0, a0[r]);
+      a1[r] = _mm512_fmadd_ps(im_weights16<Bits>(v, lut, p + 16), x1, a1[r]);
     }
   }
   if (c < n) {
     __m512 x0 = _mm512_loadu_ps(x + c);
     for (int r = 0; r < R; ++r)
-      a0[r] = _mm512_fmadd_ps(im_weights16<B>(v, lut, (i + r) * n + c), x0, a0[r]);
+      a0[r] = _mm512_fmadd_ps(im_weights16<Bits>(v, lut, (i + r) * n + c), x0, a0[r]);
   }
   for (int r = 0; r < R; ++r) y[i + r] = _mm512_reduce_add_ps(_mm512_add_ps(a0[r], a1[r]));
 }
 
 // Any cols: one row, chunks clipped to the row with masks.
-template <int B>
-inline float im_row_masked(const IMView& v, const Lut<B>& lut, const float* x, uint64_t i) {
+template <int Bits>
+inline float im_row_masked(const IMView& v, const Lut<Bits>& lut, const float* x, uint64_t i) {
   const uint64_t s = i * v.cols, e = s + v.cols;
   __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
   unsigned n = 0;
@@ -156,7 +156,7 @@ inline float im_row_masked(const IMView& v, const Lut<B>& lut, const float* x, u
     const float* xq = reinterpret_cast<const float*>(reinterpret_cast<uintptr_t>(x) +
                                                      (q - s) * sizeof(float));
     __m512 xv = _mm512_maskz_loadu_ps(m, xq);
-    acc[n & 1] = _mm512_fmadd_ps(im_weights16<B>(v, lut, q), xv, acc[n & 1]);
+    acc[n & 1] = _mm512_fmadd_ps(im_weights16<Bits>(v, lut, q), xv, acc[n & 1]);
   }
   return _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
 }
@@ -183,13 +183,13 @@ inline void im_rows_nibbles(const IMView& v, const Lut<4>& lut, const float* x, 
   for (int r = 0; r < R; ++r) y[i + r] = _mm512_reduce_add_ps(_mm512_add_ps(a0[r], a1[r]));
 }
 
-template <int B>
+template <int Bits>
 void im_matvec_b(const IMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
-  if (B >= 7 && v.cols % 64 == 0 && vbmi_available())
+  if (Bits >= 7 && v.cols % 64 == 0 && vbmi_available())
     return im_matvec_vbmi(v, x, y, r0, r1);
-  const Lut<B> lut(v.codebook, v.k);
+  const Lut<Bits> lut(v.codebook, v.k);
   uint64_t i = r0;
-  if constexpr (B == 4) {
+  if constexpr (Bits == 4) {
     if (v.cols % 32 == 0) {
       for (; i + 4 <= r1; i += 4) im_rows_nibbles<4>(v, lut, x, y, i);
       for (; i < r1; ++i) im_rows_nibbles<1>(v, lut, x, y, i);
@@ -197,28 +197,28 @@ void im_matvec_b(const IMView& v, const float* x, float* y, uint64_t r0, uint64_
     }
   }
   if (v.cols % 16 == 0) {
-    for (; i + 4 <= r1; i += 4) im_rows_aligned<B, 4>(v, lut, x, y, i);
-    for (; i < r1; ++i) im_rows_aligned<B, 1>(v, lut, x, y, i);
+    for (; i + 4 <= r1; i += 4) im_rows_aligned<Bits, 4>(v, lut, x, y, i);
+    for (; i < r1; ++i) im_rows_aligned<Bits, 1>(v, lut, x, y, i);
   } else {
-    for (; i < r1; ++i) y[i] = im_row_masked<B>(v, lut, x, i);
+    for (; i < r1; ++i) y[i] = im_row_masked<Bits>(v, lut, x, i);
   }
 }
 
 // Weights of entries [p, p + n) as floats, for the matmat blocks.
-template <int B>
-void im_expand(const IMView& v, const Lut<B>& lut, uint64_t p, uint64_t n, float* out) {
+template <int Bits>
+void im_expand(const IMView& v, const Lut<Bits>& lut, uint64_t p, uint64_t n, float* out) {
   const uint64_t e = p + n;
   for (uint64_t q = p & ~uint64_t(15); q < e; q += 16) {
     unsigned lo = q < p ? unsigned(p - q) : 0, hi = unsigned(std::min<uint64_t>(16, e - q));
     __mmask16 m = __mmask16(((1u << hi) - 1) & ~((1u << lo) - 1));
     float* oq = reinterpret_cast<float*>(reinterpret_cast<uintptr_t>(out) + (q - p) * sizeof(float));
-    _mm512_mask_storeu_ps(oq, m, im_weights16<B>(v, lut, q));
+    _mm512_mask_storeu_ps(oq, m, im_weights16<Bits>(v, lut, q));
   }
 }
 
 // HAM with k <= 256: decode a row to byte indices, then look them up 16 at a time.
-template <int B>
-inline float dot_bytes(const Lut<B>& lut, const uint8_t* idx, const float* x, uint64_t n) {
+template <int Bits>
+inline float dot_bytes(const Lut<Bits>& lut, const uint8_t* idx, const float* x, uint64_t n) {
   __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
   uint64_t j = 0;
   for (; j + 32 <= n; j += 32) {

@@ -31,9 +31,9 @@
 namespace cnn::kernels::avx512_vbmi {
 namespace {
 
-template <int B>
+template <int Bits>
 struct BytePlanes {
-  static constexpr int kRegs = B == 8 ? 4 : 2;  // 64-byte registers per plane
+  static constexpr int kRegs = Bits == 8 ? 4 : 2;  // 64-byte registers per plane
   __m512i t[4][kRegs];
   BytePlanes(const float* codebook, uint32_t k) {
     alignas(64) uint8_t bytes[4][64 * kRegs] = {};
@@ -49,8 +49,8 @@ struct BytePlanes {
   // The 64 byte indices of entries [p, p + 64), p a multiple of 64: chunks f .. f + 3 of a
   // 128-entry group (index_map.hpp), one per 128-bit lane.
   static __m512i indices(const IMView& v, uint64_t p) {
-    const uint8_t* group = v.packed + (p >> 7) * 16 * B;
-    if constexpr (B == 8) return _mm512_loadu_si512(group + (p & 127));
+    const uint8_t* group = v.packed + (p >> 7) * 16 * Bits;
+    if constexpr (Bits == 8) return _mm512_loadu_si512(group + (p & 127));
     const int64_t f = int64_t(p >> 4) & 7;  // 0 or 4
     const __m512i pairs = _mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3);
     // nibbles: chunk pairs (f, f + 1), (f + 2, f + 3) in the low and high halves of 16 bytes
@@ -74,7 +74,7 @@ struct BytePlanes {
 
   __m512i plane(int b, __m512i idx, __mmask64 high) const {
     __m512i lo = _mm512_permutex2var_epi8(t[b][0], idx, t[b][1]);
-    if constexpr (B == 7) {
+    if constexpr (Bits == 7) {
       (void)high;
       return lo;
     } else {
@@ -83,7 +83,7 @@ struct BytePlanes {
   }
 
   void operator()(__m512i idx, __m512 out[4]) const {
-    const __mmask64 high = B == 8 ? _mm512_movepi8_mask(idx) : 0;
+    const __mmask64 high = Bits == 8 ? _mm512_movepi8_mask(idx) : 0;
     __m512i b0 = plane(0, idx, high), b1 = plane(1, idx, high);
     __m512i b2 = plane(2, idx, high), b3 = plane(3, idx, high);
     __m512i l01 = _mm512_unpacklo_epi8(b0, b1), h01 = _mm512_unpackhi_epi8(b0, b1);
@@ -103,14 +103,14 @@ void plane_order(const float* x, uint64_t n, float* out) {
         for (int t = 0; t < 4; ++t) out[16 * q + 4 * lane + t] = x[c + 16 * lane + 4 * q + t];
 }
 
-template <int B, int R>
-void rows(const IMView& v, const BytePlanes<B>& lut, const float* xp, float* y, uint64_t i) {
+template <int Bits, int R>
+void rows(const IMView& v, const BytePlanes<Bits>& lut, const float* xp, float* y, uint64_t i) {
   __m512 a0[R], a1[R];
   for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm512_setzero_ps();
   for (uint64_t c = 0; c < v.cols; c += 64) {
     for (int r = 0; r < R; ++r) {
       __m512 w[4];
-      lut(BytePlanes<B>::indices(v, (i + r) * v.cols + c), w);
+      lut(BytePlanes<Bits>::indices(v, (i + r) * v.cols + c), w);
       a0[r] = _mm512_fmadd_ps(w[0], _mm512_loadu_ps(xp + c), a0[r]);
       a1[r] = _mm512_fmadd_ps(w[1], _mm512_loadu_ps(xp + c + 16), a1[r]);
       a0[r] = _mm512_fmadd_ps(w[2], _mm512_loadu_ps(xp + c + 32), a0[r]);
@@ -120,14 +120,14 @@ void rows(const IMView& v, const BytePlanes<B>& lut, const float* xp, float* y, 
   for (int r = 0; r < R; ++r) y[i + r] = _mm512_reduce_add_ps(_mm512_add_ps(a0[r], a1[r]));
 }
 
-template <int B>
+template <int Bits>
 void matvec(const IMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
-  const BytePlanes<B> lut(v.codebook, v.k);
+  const BytePlanes<Bits> lut(v.codebook, v.k);
   std::vector<float> xp(v.cols);
   plane_order(x, v.cols, xp.data());
   uint64_t i = r0;
-  for (; i + 2 <= r1; i += 2) rows<B, 2>(v, lut, xp.data(), y, i);
-  for (; i < r1; ++i) rows<B, 1>(v, lut, xp.data(), y, i);
+  for (; i + 2 <= r1; i += 2) rows<Bits, 2>(v, lut, xp.data(), y, i);
+  for (; i < r1; ++i) rows<Bits, 1>(v, lut, xp.data(), y, i);
 }
 
 }  // namespace
@@ -138,7 +138,7 @@ namespace cnn::kernels {
 const uint32_t vbmi_features = CNN_TARGET_FEATURES;
 
 void im_matvec_vbmi(const IMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
-  if (v.bits == 7)
+  if (v.index_bits == 7)
     avx512_vbmi::matvec<7>(v, x, y, r0, r1);
   else
     avx512_vbmi::matvec<8>(v, x, y, r0, r1);

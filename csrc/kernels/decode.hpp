@@ -33,11 +33,11 @@ inline float madd(float a, float b, float acc) {
 inline void im_decode_range(const IMView& v, uint64_t p, uint64_t count, uint32_t* out) {
   const uint64_t end = p + count;
   while (p < end) {
-    const uint8_t* group = v.packed + (p / 128) * 16 * v.bits;
+    const uint8_t* group = v.packed + (p / 128) * 16 * v.index_bits;
     unsigned f = (p % 128) / 16, t0 = p % 16;
     unsigned t1 = unsigned(std::min<uint64_t>(16, t0 + (end - p)));
     for (unsigned t = t0; t < t1; ++t) out[t - t0] = 0;
-    unsigned shift = 0, left = v.bits;
+    unsigned shift = 0, left = v.index_bits;
     const uint8_t* plane = group;
     while (left) {
       unsigned w = left >= 8 ? 8 : (left & 4) ? 4 : (left & 2) ? 2 : 1;

@@ -47,11 +47,11 @@ bool cpu_has(uint32_t features) {
 }
 
 const KernelSet* by_name(const std::string& name) {
-  for (const KernelSet* k : kSets)
-    if (name == k->name) {
-      if (!cpu_has(k->features))
+  for (const KernelSet* set : kSets)
+    if (name == set->name) {
+      if (!cpu_has(set->features))
         throw InvalidInput("this CPU cannot run the " + name + " kernels");
-      return k;
+      return set;
     }
   throw InvalidInput("unknown kernel set '" + name + "': use scalar, avx2 or avx512");
 }
@@ -62,8 +62,8 @@ const KernelSet* by_name(const std::string& name) {
 const KernelSet* choose() {
   const char* env = std::getenv("COMPACTNN_ISA");
   if (env && *env) return by_name(env);
-  for (auto k = std::rbegin(kSets); k != std::rend(kSets); ++k)
-    if (cpu_has((*k)->features) && !(*k == &avx512_kernels && emulated_avx512)) return *k;
+  for (auto set = std::rbegin(kSets); set != std::rend(kSets); ++set)
+    if (cpu_has((*set)->features) && !(*set == &avx512_kernels && emulated_avx512)) return *set;
   return &scalar_kernels;
 }
 
@@ -75,18 +75,18 @@ bool vbmi_available() { return cpu_has(vbmi_features); }
 
 std::vector<const KernelSet*> supported() {
   std::vector<const KernelSet*> out;
-  for (const KernelSet* k : kSets)
-    if (cpu_has(k->features)) out.push_back(k);
+  for (const KernelSet* set : kSets)
+    if (cpu_has(set->features)) out.push_back(set);
   return out;
 }
 
 const KernelSet& active() {
-  const KernelSet* k = current.load(std::memory_order_acquire);
-  if (!k) {
-    k = choose();
-    current.store(k, std::memory_order_release);
+  const KernelSet* set = current.load(std::memory_order_acquire);
+  if (!set) {
+    set = choose();
+    current.store(set, std::memory_order_release);
   }
-  return *k;
+  return *set;
 }
 
 void set_active(const std::string& name) { current.store(by_name(name)); }

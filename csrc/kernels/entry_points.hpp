@@ -1,56 +1,64 @@
 // The entry points that the SIMD kernel sets share word for word (TU-local, like
 // decode.hpp).  Included at the end of avx2.cpp and avx512.cpp, after each defines Vec (its
-// vector type for matmat.hpp), Lut<B>, im_matvec_b<B>, im_expand<B> and dot_bytes<B>; the
-// set's table lists these functions.
+// vector type for matmat.hpp), Lut<Bits>, im_matvec_b<Bits>, im_expand<Bits> and
+// dot_bytes<Bits> (Bits: the index width); the set's table lists these functions.
 #pragma once
 
 namespace cnn::kernels::CNN_KERNEL_ISA {
 namespace {
 
-template <int B>
+template <int Bits>
 struct IndexRows {
   const IMView& v;
-  const Lut<B> lut;
+  const Lut<Bits> lut;
   IndexRows(const IMView& view) : v(view), lut(view.codebook, view.k) {}
   void prepare(uint64_t, uint64_t) {}
   void weights(uint64_t i, uint64_t j0, uint64_t kc, float* out) const {
-    im_expand<B>(v, lut, i * v.cols + j0, kc, out);
+    im_expand<Bits>(v, lut, i * v.cols + j0, kc, out);
   }
 };
 
-template <int B>
-void im_matmat_b(const IMView& v, const float* X, uint64_t B_, float* Y, uint64_t r0, uint64_t r1) {
-  IndexRows<B> src(v);
-  blocked_matmat<Vec>(v.cols, X, B_, Y, r0, r1, 4 * Vec::tile_rows, src);
+template <int Bits>
+void im_matmat_b(const IMView& v, const float* X, uint64_t batch, float* Y, uint64_t r0,
+                 uint64_t r1) {
+  IndexRows<Bits> src(v);
+  blocked_matmat<Vec>(v.cols, X, batch, Y, r0, r1, 4 * Vec::tile_rows, src);
 }
 
-template <int B>
-void im_linear_b(const IMView& v, const float* X, uint64_t B_, float* Y, uint64_t r0, uint64_t r1) {
-  IndexRows<B> src(v);
-  blocked_linear<Vec>(v.cols, X, B_, Y, v.rows, r0, r1, src);
+template <int Bits>
+void im_linear_b(const IMView& v, const float* X, uint64_t batch, float* Y, uint64_t r0,
+                 uint64_t r1) {
+  IndexRows<Bits> src(v);
+  blocked_linear<Vec>(v.cols, X, batch, Y, v.rows, r0, r1, src);
 }
 
 void im_matvec(const IMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
-  if (!for_bits(v.bits, [&](auto B) { im_matvec_b<decltype(B)::value>(v, x, y, r0, r1); }))
+  if (!for_bits(v.index_bits,
+                [&](auto bits) { im_matvec_b<decltype(bits)::value>(v, x, y, r0, r1); }))
     scalar_kernels.im_matvec(v, x, y, r0, r1);
 }
 
-void im_matmat(const IMView& v, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1) {
-  if (!for_bits(v.bits, [&](auto Bc) { im_matmat_b<decltype(Bc)::value>(v, X, B, Y, r0, r1); }))
-    im_matmat_wide<Vec>(v, X, B, Y, r0, r1);
+void im_matmat(const IMView& v, const float* X, uint64_t batch, float* Y, uint64_t r0,
+               uint64_t r1) {
+  if (!for_bits(v.index_bits,
+                [&](auto bits) { im_matmat_b<decltype(bits)::value>(v, X, batch, Y, r0, r1); }))
+    im_matmat_wide<Vec>(v, X, batch, Y, r0, r1);
 }
 
-void im_linear(const IMView& v, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1) {
-  if (!for_bits(v.bits, [&](auto Bc) { im_linear_b<decltype(Bc)::value>(v, X, B, Y, r0, r1); }))
-    im_linear_wide<Vec>(v, X, B, Y, r0, r1);
+void im_linear(const IMView& v, const float* X, uint64_t batch, float* Y, uint64_t r0,
+               uint64_t r1) {
+  if (!for_bits(v.index_bits,
+                [&](auto bits) { im_linear_b<decltype(bits)::value>(v, X, batch, Y, r0, r1); }))
+    im_linear_wide<Vec>(v, X, batch, Y, r0, r1);
 }
 
 // HAM with k <= 256: rows decoded to byte indices, then looked up a vector at a time.
 void ham_matvec(const HAMView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
-  bool done = for_bits(v.index_bits, [&](auto Bc) {
-    constexpr int B = decltype(Bc)::value;
-    const Lut<B> lut(v.codebook, v.k);
-    ham_matvec_bytes(v, r0, r1, y, [&](const uint8_t* idx) { return dot_bytes<B>(lut, idx, x, v.cols); });
+  bool done = for_bits(v.index_bits, [&](auto bits) {
+    constexpr int Bits = decltype(bits)::value;
+    const Lut<Bits> lut(v.codebook, v.k);
+    ham_matvec_bytes(v, r0, r1, y,
+                     [&](const uint8_t* idx) { return dot_bytes<Bits>(lut, idx, x, v.cols); });
   });
   if (!done) scalar_kernels.ham_matvec(v, x, y, r0, r1);
 }

@@ -113,19 +113,19 @@ inline void lanes_matvec_scalar(const LanesView& v, const float* x, float* y, ui
         });
 }
 
-// Y[r, :] = W[r] X for the rows of groups [g0, g1) (X: cols x B), each row's terms in
+// Y[r, :] = W[r] X for the rows of groups [g0, g1) (X: cols x batch), each row's terms in
 // column order: a row is one lane's, from its first entry to its last.
-inline void lanes_matmat_scalar(const LanesView& v, const float* X, uint64_t B, float* Y,
+inline void lanes_matmat_scalar(const LanesView& v, const float* X, uint64_t batch, float* Y,
                                 uint64_t g0, uint64_t g1) {
   const uint64_t r0 = g0 * v.group_rows, r1 = std::min(v.rows, g1 * v.group_rows);
-  std::fill(Y + r0 * B, Y + r1 * B, 0.0f);
+  std::fill(Y + r0 * batch, Y + r1 * batch, 0.0f);
   for (uint64_t g = g0; g < g1; ++g)
     lanes_group<false>(
         v, g,
         [&](unsigned, uint64_t r, uint64_t c, uint32_t i) {
-          const float w = v.codebook[i], *xc = X + c * B;
-          float* y = Y + r * B;
-          for (uint64_t b = 0; b < B; ++b) y[b] += w * xc[b];
+          const float w = v.codebook[i], *xc = X + c * batch;
+          float* y = Y + r * batch;
+          for (uint64_t b = 0; b < batch; ++b) y[b] += w * xc[b];
         },
         [](unsigned, uint64_t) {});
 }

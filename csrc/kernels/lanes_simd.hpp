@@ -167,14 +167,14 @@ struct LaneDots {
   }
 };
 
-// Y = W X with B columns: each step's entries stored as they come (step-major, lane order,
+// Y = W X with batch columns: each step's entries stored as they come (step-major, lane order,
 // column and weight side by side); a row, once it ends, multiplies its entries (one lane,
 // consecutive steps) with X.
 template <class O, class V>
 struct LaneRowsOut {
   static constexpr unsigned W = O::width;
   const float* X;
-  uint64_t B;
+  uint64_t batch;
   float* Y;
   std::vector<uint32_t> entries;  // 2 * kLanes per step: column, weight bits
   uint64_t step = 0, start[kLanes] = {};
@@ -188,10 +188,10 @@ struct LaneRowsOut {
   void step_done() {
     if (++step * 2 * kLanes == entries.size()) entries.resize(2 * entries.size());
   }
-  void empty_row(uint64_t r) { std::fill(Y + r * B, Y + (r + 1) * B, 0.0f); }
+  void empty_row(uint64_t r) { std::fill(Y + r * batch, Y + (r + 1) * batch, 0.0f); }
   void begin_row(unsigned l) { start[l] = step; }
   void end_row(unsigned l, uint64_t r) {
-    sparse_row_matmat<V>(B, X, Y + r * B, [&](auto&& f) {
+    sparse_row_matmat<V>(batch, X, Y + r * batch, [&](auto&& f) {
       for (uint64_t s = start[l]; s < step; ++s) {
         const uint32_t* e = entries.data() + 2 * (s * kLanes + l);
         float w;
@@ -204,12 +204,12 @@ struct LaneRowsOut {
   void reload() {}
 };
 
-// f(lut) with a register lookup of `table` (ranks entries): Lut<B> of avx2.cpp / avx512.cpp
+// f(lut) with a register lookup of `table` (ranks entries): Lut<Bits> of avx2.cpp / avx512.cpp
 // from the fewest entries that hold them.
 template <class F>
 void with_rank_lut(const float* table, uint32_t ranks, F&& f) {
-  auto with = [&](auto Bc) {
-    const Lut<decltype(Bc)::value> lut(table, LaneCodeEntry::kTableSize);
+  auto with = [&](auto bits) {
+    const Lut<decltype(bits)::value> lut(table, LaneCodeEntry::kTableSize);
     f(lut);
   };
   switch (std::max(3u, cnn::index_bits(ranks))) {
@@ -235,10 +235,10 @@ void with_lane_luts(const LanesView& v, F&& f) {
     auto unused = [](typename O::vi r) { return r; };
     return f(unused, unused);
   }
-  auto with_gaps = [&](auto GBc) {
+  auto with_gaps = [&](auto bits) {
     // Bucket entries as float bit patterns: the lookups only move bits.
-    const Lut<decltype(GBc)::value> gap_bits(reinterpret_cast<const float*>(v.gap_by_rank), 32);
-    auto gap_lut = [&](typename O::vi r) { return O::as_int(gap_bits(r)); };
+    const Lut<decltype(bits)::value> buckets(reinterpret_cast<const float*>(v.gap_by_rank), 32);
+    auto gap_lut = [&](typename O::vi r) { return O::as_int(buckets(r)); };
     with_rank_lut(v.value_by_rank, v.value_code_ranks.ranks,
                   [&](const auto& value_lut) { f(gap_lut, value_lut); });
   };
@@ -257,10 +257,10 @@ void lanes_matvec(const LanesView& v, const float* x, float* y, uint64_t g0, uin
 }
 
 template <class O, class V>
-void lanes_matmat(const LanesView& v, const float* X, uint64_t B, float* Y, uint64_t g0,
+void lanes_matmat(const LanesView& v, const float* X, uint64_t batch, float* Y, uint64_t g0,
                   uint64_t g1) {
   with_lane_luts<O>(v, [&](const auto& gap_lut, const auto& value_lut) {
-    LaneRowsOut<O, V> sink{X, B, Y, {}, {}};
+    LaneRowsOut<O, V> sink{X, batch, Y, {}, {}};
     for (uint64_t g = g0; g < g1; ++g) {
       sink.reset();
       lanes_group_simd<O>(v, g, gap_lut, value_lut, sink);
@@ -346,7 +346,7 @@ struct DenseLaneBlock {
   static constexpr unsigned W = O::width;
   uint64_t cols;
   const float* X;
-  uint64_t B;
+  uint64_t batch;
   float* Y;
   std::vector<float> w = std::vector<float>(cols * kLanes);
   uint64_t first = 0;
@@ -355,7 +355,7 @@ struct DenseLaneBlock {
     O::storeu_f(w.data() + t * kLanes + h * W, wt);
   }
   void end(unsigned, uint64_t r, unsigned n) {
-    blocked_matmat<V>(cols, X, B, Y, r, r + n, 4 * V::tile_rows, *this);
+    blocked_matmat<V>(cols, X, batch, Y, r, r + n, 4 * V::tile_rows, *this);
   }
   void prepare(uint64_t, uint64_t) {}
   void weights(uint64_t i, uint64_t j0, uint64_t kc, float* out) const {
@@ -380,10 +380,10 @@ void dense_lanes_matvec(const LanesView& v, const float* x, float* y, uint64_t g
 }
 
 template <class O, class V>
-void dense_lanes_matmat(const LanesView& v, const float* X, uint64_t B, float* Y, uint64_t g0,
+void dense_lanes_matmat(const LanesView& v, const float* X, uint64_t batch, float* Y, uint64_t g0,
                       uint64_t g1) {
   with_rank_lut(v.value_by_rank, v.value_code_ranks.ranks, [&](const auto& value_lut) {
-    DenseLaneBlock<O, V> sink{v.cols, X, B, Y};
+    DenseLaneBlock<O, V> sink{v.cols, X, batch, Y};
     for (uint64_t g = g0; g < g1; ++g) dense_lanes_groups_simd<O, 1>(v, g, value_lut, sink);
   });
 }

@@ -30,7 +30,7 @@ constexpr uint64_t kNC = 256;  // columns of X per panel: a kKC x kNC block (256
 // two are separate loops so the loop body has no branch: with one, GCC kept the
 // accumulators on the stack and the tile ran at half speed.
 template <class V, int R, int NV, bool Full>
-inline void mm_tile(const float* const* w, uint64_t kc, const float* X, uint64_t B, uint64_t b0,
+inline void mm_tile(const float* const* w, uint64_t kc, const float* X, uint64_t batch, uint64_t b0,
                     unsigned last, bool accumulate, float* const* y) {
   auto width = [&](int v) { return Full || v < NV - 1 ? V::width : last; };
   typename V::reg acc[R][NV];
@@ -40,7 +40,7 @@ inline void mm_tile(const float* const* w, uint64_t kc, const float* X, uint64_t
   const float* wr[R];
   for (int r = 0; r < R; ++r) wr[r] = w[r];
   const float* xr = X + b0;
-  for (uint64_t j = 0; j < kc; ++j, xr += B) {
+  for (uint64_t j = 0; j < kc; ++j, xr += batch) {
     typename V::reg xv[NV];
     for (int v = 0; v < NV; ++v)
       xv[v] = Full ? V::loadu(xr + v * V::width) : V::load(xr + v * V::width, width(v));
@@ -57,32 +57,32 @@ inline void mm_tile(const float* const* w, uint64_t kc, const float* X, uint64_t
 // registers, 6 x 2 with AVX2's 16 (12 accumulators hide the FMA latency; more would spill).
 // Columns [b, b_end) of the rows' tiles.
 template <class V, int R>
-inline void mm_rows(const float* const* w, uint64_t kc, const float* X, uint64_t B,
+inline void mm_rows(const float* const* w, uint64_t kc, const float* X, uint64_t batch,
                     uint64_t b, uint64_t b_end, bool accumulate, float* const* y) {
   constexpr int kNV = V::tile_vectors;
   constexpr uint64_t kTile = kNV * V::width;
   uint64_t b0 = b;
   for (; b0 + kTile <= b_end; b0 += kTile)
-    mm_tile<V, R, kNV, true>(w, kc, X, B, b0, V::width, accumulate, y);
+    mm_tile<V, R, kNV, true>(w, kc, X, batch, b0, V::width, accumulate, y);
   uint64_t rest = b_end - b0;
   if (!rest) return;
   unsigned nv = unsigned((rest + V::width - 1) / V::width);
   unsigned last = unsigned(rest - (nv - 1) * V::width);
   static_assert(kNV <= 4, "the switch below covers partial tiles of up to 4 vectors");
   switch (nv) {  // 1 <= nv <= kNV
-    case 1: return mm_tile<V, R, 1, false>(w, kc, X, B, b0, last, accumulate, y);
-    case 2: return mm_tile<V, R, std::min(2, kNV), false>(w, kc, X, B, b0, last, accumulate, y);
-    case 3: return mm_tile<V, R, std::min(3, kNV), false>(w, kc, X, B, b0, last, accumulate, y);
-    default: return mm_tile<V, R, kNV, false>(w, kc, X, B, b0, last, accumulate, y);
+    case 1: return mm_tile<V, R, 1, false>(w, kc, X, batch, b0, last, accumulate, y);
+    case 2: return mm_tile<V, R, std::min(2, kNV), false>(w, kc, X, batch, b0, last, accumulate, y);
+    case 3: return mm_tile<V, R, std::min(3, kNV), false>(w, kc, X, batch, b0, last, accumulate, y);
+    default: return mm_tile<V, R, kNV, false>(w, kc, X, batch, b0, last, accumulate, y);
   }
 }
 
 template <class V, int R, class Source>
 inline void rows_tile(uint64_t i, int rows, uint64_t j0, uint64_t kc, const float* X,
-                      uint64_t B, uint64_t b, uint64_t b_end, float* Y, float* wbuf,
+                      uint64_t batch, uint64_t b, uint64_t b_end, float* Y, float* wbuf,
                       Source& src) {
   if (rows < R) {  // the last rows of a block: a smaller tile
-    if constexpr (R > 1) rows_tile<V, R - 1>(i, rows, j0, kc, X, B, b, b_end, Y, wbuf, src);
+    if constexpr (R > 1) rows_tile<V, R - 1>(i, rows, j0, kc, X, batch, b, b_end, Y, wbuf, src);
     return;
   }
   const float* w[R];
@@ -90,14 +90,14 @@ inline void rows_tile(uint64_t i, int rows, uint64_t j0, uint64_t kc, const floa
   for (int r = 0; r < R; ++r) {
     src.weights(i + r, j0, kc, wbuf + r * kKC);
     w[r] = wbuf + r * kKC;
-    y[r] = Y + (i + r) * B;
+    y[r] = Y + (i + r) * batch;
   }
-  mm_rows<V, R>(w, kc, X + j0 * B, B, b, b_end, j0 > 0, y);
+  mm_rows<V, R>(w, kc, X + j0 * batch, batch, b, b_end, j0 > 0, y);
 }
 
-// Y[r0:r1] = W[r0:r1] X  (X: cols x B, Y: rows x B), rows in blocks of `row_block`.
+// Y[r0:r1] = W[r0:r1] X  (X: cols x batch, Y: rows x batch), rows in blocks of `row_block`.
 template <class V, class Source>
-inline void blocked_matmat(uint64_t cols, const float* X, uint64_t B, float* Y, uint64_t r0,
+inline void blocked_matmat(uint64_t cols, const float* X, uint64_t batch, float* Y, uint64_t r0,
                            uint64_t r1, uint64_t row_block, Source& src) {
   constexpr int kR = V::tile_rows;
   std::vector<float> wbuf(kR * kKC);
@@ -105,12 +105,12 @@ inline void blocked_matmat(uint64_t cols, const float* X, uint64_t B, float* Y, 
     uint64_t i1 = std::min(r1, i0 + row_block);
     src.prepare(i0, i1);
     if (cols == 0)
-      std::fill(Y + i0 * B, Y + i1 * B, 0.0f);
-    for (uint64_t b = 0; b < B; b += kNC)
+      std::fill(Y + i0 * batch, Y + i1 * batch, 0.0f);
+    for (uint64_t b = 0; b < batch; b += kNC)
       for (uint64_t j0 = 0; j0 < cols; j0 += kKC) {
-        uint64_t kc = std::min(kKC, cols - j0), b_end = std::min(B, b + kNC);
+        uint64_t kc = std::min(kKC, cols - j0), b_end = std::min(batch, b + kNC);
         for (uint64_t i = i0; i < i1; i += kR)
-          rows_tile<V, kR>(i, int(std::min<uint64_t>(kR, i1 - i)), j0, kc, X, B, b, b_end, Y,
+          rows_tile<V, kR>(i, int(std::min<uint64_t>(kR, i1 - i)), j0, kc, X, batch, b, b_end, Y,
                            wbuf.data(), src);
       }
   }
@@ -135,10 +135,10 @@ inline void linear_tile(uint64_t b, int rows, uint64_t j0, uint64_t kc, const fl
   mm_rows<V, R>(x, kc, wt, kLinearPanel, 0, panel, j0 > 0, y);
 }
 
-// Columns [r0, r1) of Y = X W^T  (X: B x cols, Y: B x ldy), W's rows in panels of
+// Columns [r0, r1) of Y = X W^T  (X: batch x cols, Y: batch x ldy), W's rows in panels of
 // kLinearPanel, each transposed kKC columns at a time: no copy of X is made.
 template <class V, class Source>
-inline void blocked_linear(uint64_t cols, const float* X, uint64_t B, float* Y, uint64_t ldy,
+inline void blocked_linear(uint64_t cols, const float* X, uint64_t batch, float* Y, uint64_t ldy,
                            uint64_t r0, uint64_t r1, Source& src) {
   constexpr int kR = V::tile_rows;
   std::vector<float> wt(kKC * kLinearPanel), row(kKC);
@@ -146,15 +146,16 @@ inline void blocked_linear(uint64_t cols, const float* X, uint64_t B, float* Y, 
     const uint64_t panel = std::min(r1, p0 + kLinearPanel) - p0;
     src.prepare(p0, p0 + panel);
     if (cols == 0)
-      for (uint64_t b = 0; b < B; ++b) std::fill(Y + b * ldy + p0, Y + b * ldy + p0 + panel, 0.0f);
+      for (uint64_t b = 0; b < batch; ++b)
+        std::fill(Y + b * ldy + p0, Y + b * ldy + p0 + panel, 0.0f);
     for (uint64_t j0 = 0; j0 < cols; j0 += kKC) {
       const uint64_t kc = std::min(kKC, cols - j0);
       for (uint64_t i = 0; i < panel; ++i) {
         src.weights(p0 + i, j0, kc, row.data());
         for (uint64_t j = 0; j < kc; ++j) wt[j * kLinearPanel + i] = row[j];
       }
-      for (uint64_t b = 0; b < B; b += kR)
-        linear_tile<V, kR>(b, int(std::min<uint64_t>(kR, B - b)), j0, kc, X, cols, wt.data(),
+      for (uint64_t b = 0; b < batch; b += kR)
+        linear_tile<V, kR>(b, int(std::min<uint64_t>(kR, batch - b)), j0, kc, X, cols, wt.data(),
                            panel, Y + p0, ldy);
     }
   }
@@ -209,21 +210,21 @@ struct WideIndexRows {
 };
 
 template <class V>
-void dense_matmat_rows(const float* W, uint64_t cols, const float* X, uint64_t B, float* Y,
+void dense_matmat_rows(const float* W, uint64_t cols, const float* X, uint64_t batch, float* Y,
                        uint64_t r0, uint64_t r1) {
   DenseRows src{W, cols};
-  blocked_matmat<V>(cols, X, B, Y, r0, r1, 4 * V::tile_rows, src);
+  blocked_matmat<V>(cols, X, batch, Y, r0, r1, 4 * V::tile_rows, src);
 }
 
 // Y[i, :] = sum over row i's entries of value * X[col, :], with the row's accumulators in
 // registers: 64 columns at a time (8 AVX2 or 4 AVX-512 vectors), so rows of up to 64
 // columns decode once.
 template <class V, class ForEach>
-inline void sparse_row_matmat(uint64_t B, const float* X, float* y, ForEach&& for_each) {
+inline void sparse_row_matmat(uint64_t batch, const float* X, float* y, ForEach&& for_each) {
   constexpr int kMax = 64 / V::width;
   constexpr uint64_t kTile = 64;
-  for (uint64_t b0 = 0; b0 < B; b0 += kTile) {
-    uint64_t rest = std::min(kTile, B - b0);
+  for (uint64_t b0 = 0; b0 < batch; b0 += kTile) {
+    uint64_t rest = std::min(kTile, batch - b0);
     unsigned nv = unsigned((rest + V::width - 1) / V::width);
     unsigned last = unsigned(rest - (nv - 1) * V::width);
     auto body = [&](auto NVc) {
@@ -232,7 +233,7 @@ inline void sparse_row_matmat(uint64_t B, const float* X, float* y, ForEach&& fo
       for (int v = 0; v < NV; ++v) acc[v] = V::zero();
       for_each([&](uint64_t c, float value) {
         typename V::reg wv = V::set1(value);
-        const float* xr = X + c * B + b0;
+        const float* xr = X + c * batch + b0;
         for (int v = 0; v < NV; ++v)
           acc[v] = V::fmadd(wv, V::load(xr + v * V::width, v == NV - 1 ? last : V::width), acc[v]);
       });
@@ -252,8 +253,8 @@ inline void sparse_row_matmat(uint64_t B, const float* X, float* y, ForEach&& fo
   }
 }
 
-// Calls f(std::integral_constant<int, B>()) for index widths B = 0..8 (the SIMD lookups);
-// returns false for wider indices.
+// Calls f(std::integral_constant<int, Bits>()) for index widths Bits = 0..8 (the SIMD
+// lookups); returns false for wider indices.
 template <class F>
 bool for_bits(unsigned bits, F&& f) {
   switch (bits) {
@@ -271,9 +272,11 @@ bool for_bits(unsigned bits, F&& f) {
 }
 
 template <class V>
-void ham_matmat_rows(const HAMView& v, const float* X, uint64_t B, float* Y, uint64_t r0,
+void ham_matmat_rows(const HAMView& v, const float* X, uint64_t batch, float* Y, uint64_t r0,
                      uint64_t r1) {
-  auto run = [&](auto src) { blocked_matmat<V>(v.cols, X, B, Y, r0, r1, 4 * V::tile_rows, src); };
+  auto run = [&](auto src) {
+    blocked_matmat<V>(v.cols, X, batch, Y, r0, r1, 4 * V::tile_rows, src);
+  };
   if (v.k <= 256)
     run(HamRows<uint8_t>(v, 4 * V::tile_rows));
   else
@@ -281,9 +284,9 @@ void ham_matmat_rows(const HAMView& v, const float* X, uint64_t B, float* Y, uin
 }
 
 template <class V>
-void ham_linear_rows(const HAMView& v, const float* X, uint64_t B, float* Y, uint64_t r0,
+void ham_linear_rows(const HAMView& v, const float* X, uint64_t batch, float* Y, uint64_t r0,
                      uint64_t r1) {
-  auto run = [&](auto src) { blocked_linear<V>(v.cols, X, B, Y, v.rows, r0, r1, src); };
+  auto run = [&](auto src) { blocked_linear<V>(v.cols, X, batch, Y, v.rows, r0, r1, src); };
   if (v.k <= 256)
     run(HamRows<uint8_t>(v, kLinearPanel));
   else
@@ -291,24 +294,24 @@ void ham_linear_rows(const HAMView& v, const float* X, uint64_t B, float* Y, uin
 }
 
 template <class V>
-void hcsr_matmat_rows(const HCSRView& v, const float* X, uint64_t B, float* Y, uint64_t r0,
+void hcsr_matmat_rows(const HCSRView& v, const float* X, uint64_t batch, float* Y, uint64_t r0,
                       uint64_t r1) {
   for (uint64_t i = r0; i < r1; ++i)
-    sparse_row_matmat<V>(B, X, Y + i * B, [&](auto&& f) { hcsr_for_each(v, i, f); });
+    sparse_row_matmat<V>(batch, X, Y + i * batch, [&](auto&& f) { hcsr_for_each(v, i, f); });
 }
 
 template <class V>
-void im_matmat_wide(const IMView& v, const float* X, uint64_t B, float* Y, uint64_t r0,
+void im_matmat_wide(const IMView& v, const float* X, uint64_t batch, float* Y, uint64_t r0,
                     uint64_t r1) {
   WideIndexRows src{v};
-  blocked_matmat<V>(v.cols, X, B, Y, r0, r1, 4 * V::tile_rows, src);
+  blocked_matmat<V>(v.cols, X, batch, Y, r0, r1, 4 * V::tile_rows, src);
 }
 
 template <class V>
-void im_linear_wide(const IMView& v, const float* X, uint64_t B, float* Y, uint64_t r0,
+void im_linear_wide(const IMView& v, const float* X, uint64_t batch, float* Y, uint64_t r0,
                     uint64_t r1) {
   WideIndexRows src{v};
-  blocked_linear<V>(v.cols, X, B, Y, v.rows, r0, r1, src);
+  blocked_linear<V>(v.cols, X, batch, Y, v.rows, r0, r1, src);
 }
 
 }  // namespace

@@ -23,12 +23,12 @@ float dot_indices(const Idx* idx, const float* cb, const float* x, uint64_t n) {
 
 // Y[i, :] = sum_j cb[idx[j]] X[j, :]
 template <class Idx>
-void axpy_rows(const Idx* idx, const float* cb, uint64_t cols, const float* X, uint64_t B,
+void axpy_rows(const Idx* idx, const float* cb, uint64_t cols, const float* X, uint64_t batch,
                float* y) {
-  std::memset(y, 0, B * sizeof(float));
+  std::memset(y, 0, batch * sizeof(float));
   for (uint64_t j = 0; j < cols; ++j) {
-    const float w = cb[idx[j]], *xj = X + j * B;
-    for (uint64_t b = 0; b < B; ++b) y[b] += w * xj[b];
+    const float w = cb[idx[j]], *xj = X + j * batch;
+    for (uint64_t b = 0; b < batch; ++b) y[b] += w * xj[b];
   }
 }
 
@@ -40,11 +40,12 @@ void im_matvec(const IMView& v, const float* x, float* y, uint64_t r0, uint64_t 
   }
 }
 
-void im_matmat(const IMView& v, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1) {
+void im_matmat(const IMView& v, const float* X, uint64_t batch, float* Y, uint64_t r0,
+               uint64_t r1) {
   std::vector<uint32_t> idx(v.cols);
   for (uint64_t i = r0; i < r1; ++i) {
     im_decode_range(v, i * v.cols, v.cols, idx.data());
-    axpy_rows(idx.data(), v.codebook, v.cols, X, B, Y + i * B);
+    axpy_rows(idx.data(), v.codebook, v.cols, X, batch, Y + i * batch);
   }
 }
 
@@ -56,64 +57,65 @@ void ham_matvec(const HAMView& v, const float* x, float* y, uint64_t r0, uint64_
   }
 }
 
-void ham_matmat(const HAMView& v, const float* X, uint64_t B, float* Y, uint64_t r0,
+void ham_matmat(const HAMView& v, const float* X, uint64_t batch, float* Y, uint64_t r0,
                 uint64_t r1) {
   std::vector<uint16_t> idx(v.cols + 4);
   for (uint64_t i = r0; i < r1; ++i) {
     ham_decode_row(v, i, idx.data());
-    axpy_rows(idx.data(), v.codebook, v.cols, X, B, Y + i * B);
+    axpy_rows(idx.data(), v.codebook, v.cols, X, batch, Y + i * batch);
   }
 }
 
-void hcsr_matmat(const HCSRView& v, const float* X, uint64_t B, float* Y, uint64_t r0,
+void hcsr_matmat(const HCSRView& v, const float* X, uint64_t batch, float* Y, uint64_t r0,
                  uint64_t r1) {
   for (uint64_t i = r0; i < r1; ++i) {
-    float* y = Y + i * B;
-    std::memset(y, 0, B * sizeof(float));
+    float* y = Y + i * batch;
+    std::memset(y, 0, batch * sizeof(float));
     hcsr_for_each(v, i, [&](uint64_t c, float w) {
-      const float* xc = X + c * B;
-      for (uint64_t b = 0; b < B; ++b) y[b] += w * xc[b];
+      const float* xc = X + c * batch;
+      for (uint64_t b = 0; b < batch; ++b) y[b] += w * xc[b];
     });
   }
 }
 
-void dense_matmat(const float* W, uint64_t cols, const float* X, uint64_t B, float* Y,
+void dense_matmat(const float* W, uint64_t cols, const float* X, uint64_t batch, float* Y,
                   uint64_t r0, uint64_t r1) {
   for (uint64_t i = r0; i < r1; ++i) {
-    float* y = Y + i * B;
-    std::memset(y, 0, B * sizeof(float));
+    float* y = Y + i * batch;
+    std::memset(y, 0, batch * sizeof(float));
     for (uint64_t j = 0; j < cols; ++j) {
-      const float w = W[i * cols + j], *xj = X + j * B;
-      for (uint64_t b = 0; b < B; ++b) y[b] += w * xj[b];
+      const float w = W[i * cols + j], *xj = X + j * batch;
+      for (uint64_t b = 0; b < batch; ++b) y[b] += w * xj[b];
     }
   }
 }
 
 // Y[b, i] = sum_j cb[idx[j]] X[b, j], terms in column order as in axpy_rows
 template <class Idx>
-void dot_rows(const Idx* idx, const float* cb, uint64_t cols, const float* X, uint64_t B,
+void dot_rows(const Idx* idx, const float* cb, uint64_t cols, const float* X, uint64_t batch,
               float* Y, uint64_t ldy) {
-  for (uint64_t b = 0; b < B; ++b) {
+  for (uint64_t b = 0; b < batch; ++b) {
     float y = 0;
     for (uint64_t j = 0; j < cols; ++j) y += cb[idx[j]] * X[b * cols + j];
     Y[b * ldy] = y;
   }
 }
 
-void im_linear(const IMView& v, const float* X, uint64_t B, float* Y, uint64_t r0, uint64_t r1) {
+void im_linear(const IMView& v, const float* X, uint64_t batch, float* Y, uint64_t r0,
+               uint64_t r1) {
   std::vector<uint32_t> idx(v.cols);
   for (uint64_t i = r0; i < r1; ++i) {
     im_decode_range(v, i * v.cols, v.cols, idx.data());
-    dot_rows(idx.data(), v.codebook, v.cols, X, B, Y + i, v.rows);
+    dot_rows(idx.data(), v.codebook, v.cols, X, batch, Y + i, v.rows);
   }
 }
 
-void ham_linear(const HAMView& v, const float* X, uint64_t B, float* Y, uint64_t r0,
+void ham_linear(const HAMView& v, const float* X, uint64_t batch, float* Y, uint64_t r0,
                 uint64_t r1) {
   std::vector<uint16_t> idx(v.cols + 4);
   for (uint64_t i = r0; i < r1; ++i) {
     ham_decode_row(v, i, idx.data());
-    dot_rows(idx.data(), v.codebook, v.cols, X, B, Y + i, v.rows);
+    dot_rows(idx.data(), v.codebook, v.cols, X, batch, Y + i, v.rows);
   }
 }
 

@@ -27,7 +27,7 @@ struct Packed {
 
 struct IMView {
   uint64_t rows, cols;
-  unsigned bits;  // index bits b = ceil(log2 k) (0..16); packed layout in index_map.hpp
+  unsigned index_bits;  // ceil(log2 k) (0..16); packed layout in index_map.hpp
   uint32_t k;
   const float* codebook;
   const uint8_t* packed;
