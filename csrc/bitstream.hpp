@@ -21,9 +21,11 @@ inline uint64_t peek64(const uint8_t* stream, uint64_t pos) {
 
 class BitWriter {
  public:
-  // Appends the low `nbits` (<= 57) bits of `value`, most significant first.
+  // Appends the low `nbits` (<= 57) bits of `value`, most significant first; higher bits
+  // of `value` are ignored (masked off, so they cannot land in earlier fields).
   void put(uint64_t value, unsigned nbits) {
     if (nbits == 0) return;
+    value &= (uint64_t(1) << nbits) - 1;
     bits_ += nbits;
     if (fill_ + nbits < 64) {
       acc_ |= value << (64 - fill_ - nbits);

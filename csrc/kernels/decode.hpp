@@ -67,14 +67,17 @@ struct HamMulti {
 // One 57-bit window of the row at `pos`: 5 lookups of <= 11 bits, each storing its entry
 // whole (up to 3 symbols, then bytes that the next store or the row's slack takes).  A
 // code longer than the table has entry 0, which stores and consumes nothing, so the
-// lookups after it repeat it; the last entry shows it, and it is decoded alone.  Needs 15
-// entries of room before the end of the row.
+// lookups after it repeat it; the last entry shows it, and it is decoded alone.  Needs
+// kWindowSymbols (15) entries of room before the end of the row.
+constexpr int kWindowLookups = 5;
+constexpr int kWindowSymbols = kWindowLookups * HamMultiEntry::kMaxSymbols;
+static_assert(kWindowLookups * huff::kTableBits <= 57, "peek64 guarantees 57 stream bits");
 __attribute__((always_inline)) inline void ham_window(const HamMulti& m, uint64_t& pos,
                                                       uint8_t*& o) {
   uint64_t w = peek64(m.stream, pos);
   unsigned used = 0;
   uint32_t e = 0;
-  for (int t = 0; t < 5; ++t) {
+  for (int t = 0; t < kWindowLookups; ++t) {
     e = m.multi[w >> m.sh];
     std::memcpy(o, &e, 4);
     o += HamMultiEntry::count(e);
@@ -92,7 +95,7 @@ __attribute__((always_inline)) inline void ham_window(const HamMulti& m, uint64_
 // The rest of a row from `pos`: whole windows while 15 entries of room remain, then one
 // lookup at a time.  Symbols past `end` land in the row's slack.
 inline void ham_finish_row(const HamMulti& m, uint64_t pos, uint8_t* o, const uint8_t* end) {
-  while (end - o >= 15) ham_window(m, pos, o);
+  while (end - o >= kWindowSymbols) ham_window(m, pos, o);
   while (o < end) {
     uint32_t e = m.multi[peek64(m.stream, pos) >> m.sh];
     if (e) {
@@ -137,7 +140,8 @@ inline void ham_decode_rows4(const HAMView& v, uint64_t i, uint8_t* const out[4]
   uint8_t *const e0 = o0 + v.cols, *const e1 = o1 + v.cols, *const e2 = o2 + v.cols,
                  *const e3 = o3 + v.cols;
   // Unchecked windows while every row has 15 entries of room; then each row finishes.
-  while (e0 - o0 >= 15 && e1 - o1 >= 15 && e2 - o2 >= 15 && e3 - o3 >= 15) {
+  while (e0 - o0 >= kWindowSymbols && e1 - o1 >= kWindowSymbols && e2 - o2 >= kWindowSymbols &&
+         e3 - o3 >= kWindowSymbols) {
     ham_window(m, p0, o0);
     ham_window(m, p1, o1);
     ham_window(m, p2, o2);
