@@ -40,7 +40,7 @@ void Format::to_indices(uint32_t* out, uint32_t zero_index) const {
 
 void Format::to_dense(float* out) const {
   if (rows_ == 0) return;
-  constexpr uint64_t kBlock = 64;  // rows decoded at a time (a group of HCSR's lane layout)
+  constexpr uint64_t kBlock = 64;  // rows decoded at a time (a group of the lane layout)
   std::vector<uint32_t> idx(std::min(rows_, kBlock) * cols_);
   std::vector<float> cb = codebook_;
   cb.push_back(0.0f);  // implicit zeros

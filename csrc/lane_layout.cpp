@@ -409,8 +409,7 @@ void LaneLayout::build_tables(const std::vector<float>& codebook) {
   };
   gap_by_rank_.assign(kMaxBuckets, 0);
   const std::vector<uint32_t> gaps = ranks(gap_lengths_, gap_code_);
-  for (size_t r = 0; r < gaps.size(); ++r)
-    gap_by_rank_[r] = bucket(gaps[r]);
+  for (size_t r = 0; r < gaps.size(); ++r) gap_by_rank_[r] = bucket(gaps[r]);
   value_by_rank_.assign(kMaxValues, 0.0f);
   const std::vector<uint32_t> values = ranks(value_lengths_, value_code_ranks_);
   for (size_t r = 0; r < values.size(); ++r) value_by_rank_[r] = codebook[values[r]];
@@ -437,9 +436,10 @@ void LaneLayout::matvec(const float* codebook, const float* x, float* y,
                         unsigned threads) const {
   const kernels::KernelSet& isa = kernels::active();
   const kernels::LanesView v = view(codebook);
-  auto run = [&](double work, const auto& kernel) {
+  auto run = [&](double per_group, const auto& kernel) {
     parallel_rows(
-        groups(), threads, work, [&](uint64_t g0, uint64_t g1) { kernel(v, x, y, g0, g1); }, 1);
+        groups(), threads, per_group, [&](uint64_t g0, uint64_t g1) { kernel(v, x, y, g0, g1); },
+        1);
   };
   if (kind_ == Rows::Dense)
     run(work::dense_lanes_matvec(cols_, group_rows_), isa.dense_lanes_matvec);
@@ -451,9 +451,9 @@ void LaneLayout::matmat(const float* codebook, const float* X, uint64_t batch, f
                         unsigned threads) const {
   const kernels::KernelSet& isa = kernels::active();
   const kernels::LanesView v = view(codebook);
-  auto run = [&](double work, const auto& kernel) {
+  auto run = [&](double per_group, const auto& kernel) {
     parallel_rows(
-        groups(), threads, work,
+        groups(), threads, per_group,
         [&](uint64_t g0, uint64_t g1) { kernel(v, X, batch, Y, g0, g1); }, 1);
   };
   if (kind_ == Rows::Dense)
