@@ -2,12 +2,11 @@
 Keras counterpart of compactnn.torch.prune_gradually (the reasons are given there)."""
 from __future__ import annotations
 
-import numbers
-
 import keras
 import numpy as np
 
 from ..compression.prune import prune, prune_global
+from ..model.gradual import check_amount, check_settings, fraction
 from .convert import compressible_layers
 
 
@@ -38,14 +37,8 @@ def prune_gradually(model, data, amount: float, steps: int = 4, epochs_per_step:
     cross-entropy on logits).  The model is compiled with that optimizer and loss; it is
     changed in place and returned, still dense, so that compress_model with the same
     `prune` and scope finds the zeros in place."""
-    if isinstance(amount, bool) or not isinstance(amount, numbers.Real) or not 0 <= amount < 1:
-        raise ValueError(f"amount must lie in [0, 1), got {amount!r}")
-    if scope not in ("layer", "global"):
-        raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
-    for name, v in (("steps", steps), ("epochs_per_step", epochs_per_step),
-                    ("batch_size", batch_size)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    check_amount(amount)
+    check_settings(scope, steps=steps, epochs_per_step=epochs_per_step, batch_size=batch_size)
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
         raise TypeError("data must be a pair (X, y) of arrays")
     X, y = (np.asarray(a) for a in data)
@@ -58,12 +51,12 @@ def prune_gradually(model, data, amount: float, steps: int = 4, epochs_per_step:
     keras.utils.set_random_seed(seed)
     batches = epochs_per_step * -(-len(X) // batch_size)
     for step in range(1, steps + 1):
-        fraction = amount * (1 - (1 - step / steps) ** 3)
+        share = amount * fraction(step, steps)
         weights = [keras.ops.convert_to_numpy(k) for k in kernels]
         if scope == "layer":
-            masks = [prune(w, fraction)[1] for w in weights]
+            masks = [prune(w, share)[1] for w in weights]
         else:
-            masks = prune_global(weights, fraction)[1]
+            masks = prune_global(weights, share)[1]
         remask = _Remask(kernels, [m.astype(w.dtype) for m, w in zip(masks, weights)])
         remask.apply()
         model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(lr, batches)),

@@ -9,11 +9,10 @@ zeros already in place.
 """
 from __future__ import annotations
 
-import numbers
-
 import torch
 from torch import nn
 
+from ..model.gradual import check_amount, check_settings, fraction
 from .convert import compressible_layers
 from .training import train_epochs
 
@@ -29,30 +28,20 @@ def prune_gradually(model: nn.Module, data, amount: float, steps: int = 4,
     with scope "global", the layers of one amount share one threshold (as compress_model's
     `layers=` does), so compress_model with the same settings finds the zeros in place.
     Changes and returns `model` (dense, in eval mode).  data and loss_fn: as in finetune."""
-    def check(a, what="amount"):
-        if isinstance(a, bool) or not isinstance(a, numbers.Real) or not 0 <= a < 1:
-            raise ValueError(f"{what} must lie in [0, 1), got {a!r}")
-        return a
-
-    check(amount)
+    check_amount(amount)
     found = compressible_layers(model)
     amounts = []
     for n, m in found:
         own = None if layers is None else layers(n, m)
-        amounts.append(amount if own is None else check(own, f"layer {n!r}'s amount"))
-    if scope not in ("layer", "global"):
-        raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
-    for name, v in (("steps", steps), ("epochs_per_step", epochs_per_step),
-                    ("batch_size", batch_size)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        amounts.append(amount if own is None else check_amount(own, f"layer {n!r}'s amount"))
+    check_settings(scope, steps=steps, epochs_per_step=epochs_per_step, batch_size=batch_size)
     weights = [mod.weight for _, mod in found]
     if not weights:
         raise ValueError("the model has no Linear, Conv1d or Conv2d layer to prune")
     loss_fn = nn.CrossEntropyLoss() if loss_fn is None else loss_fn
     generator = torch.Generator().manual_seed(seed)
     for step in range(1, steps + 1):
-        masks = _masks(weights, amounts, 1 - (1 - step / steps) ** 3, scope)
+        masks = _masks(weights, amounts, fraction(step, steps), scope)
 
         def remask():  # after every step too: Adam's momentum would revive pruned weights
             with torch.no_grad():
@@ -66,11 +55,11 @@ def prune_gradually(model: nn.Module, data, amount: float, steps: int = 4,
     return model.eval()
 
 
-def _masks(weights, amounts, fraction: float, scope: str) -> list[torch.Tensor]:
-    """Keep-masks zeroing `fraction` of each weight's amount by magnitude: per tensor, or
+def _masks(weights, amounts, share: float, scope: str) -> list[torch.Tensor]:
+    """Keep-masks zeroing `share` of each weight's amount by magnitude: per tensor, or
     with one threshold over the tensors of each amount."""
     def keep(mags: torch.Tensor, amount: float) -> torch.Tensor:
-        n = int(amount * fraction * mags.numel())
+        n = int(amount * share * mags.numel())
         if n == 0:
             return torch.ones_like(mags, dtype=torch.bool)
         threshold = mags.flatten().kthvalue(n).values
