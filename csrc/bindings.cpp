@@ -44,7 +44,8 @@ LayoutChoice parse_layout(const std::string& layout) {
   if (layout == "auto") return LayoutChoice::Auto;
   if (layout == "rows") return LayoutChoice::Rows;
   if (layout == "lanes") return LayoutChoice::Lanes;
-  throw InvalidInput("layout must be 'auto', 'lanes' or 'rows', got '" + layout + "'");
+  if (layout == "fixed") return LayoutChoice::Fixed;
+  throw InvalidInput("layout must be 'auto', 'lanes', 'rows' or 'fixed', got '" + layout + "'");
 }
 
 using Ptr = std::shared_ptr<Format>;

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "fixed_layout.hpp"
+
 #include "ham.hpp"
 #include "hcsr.hpp"
 #include "index_map.hpp"
@@ -12,10 +14,11 @@ namespace {
 
 constexpr uint8_t kMagic[8] = {0x89, 'C', 'N', 'N', '\r', '\n', 0x1a, '\n'};
 // Version 2 added HCSR's lane layout (7 sections), version 3 HAM's (7 sections), version 4
-// narrow row counts and row offsets (packed.hpp; before: 4 and 8 bytes each).  Older files
+// narrow row counts and row offsets (packed.hpp; before: 4 and 8 bytes each), version 5
+// HCSR's fixed-width layout (6 sections).  Older files
 // still load, converted to the lane layout where it serves: HCSR from version 1, HAM from
 // versions 1 and 2.
-constexpr uint32_t kVersion = 4;
+constexpr uint32_t kVersion = 5;
 
 // Byte offsets of the header's fields (docs/FORMAT.md); the checksum covers the bytes before
 // it.  Then each section: a header of its payload's length and checksum, and the payload.
@@ -56,7 +59,7 @@ bool valid_section_count(FormatId id, uint32_t version, uint32_t n) {
   switch (id) {
     case FormatId::IndexMap: return n == 2;
     case FormatId::HAM: return n == 4 || (version >= 3 && n == 7);
-    case FormatId::HCSR: return n == 5 || (version >= 2 && n == 7);
+    case FormatId::HCSR: return n == 5 || (version >= 2 && n == 7) || (version >= 5 && n == 6);
   }
   return false;
 }
@@ -214,6 +217,13 @@ std::unique_ptr<Format> deserialize(const uint8_t* data, size_t size) {
                                    take<uint64_t>(s[3], "stream"), version < 3);
     case FormatId::HCSR:
       if (expected == 7) return lane_layout<HCSR>(rows, cols, std::move(codebook), s, version);
+      if (expected == 6)
+        return std::make_unique<HCSR>(
+            rows, cols, std::move(codebook), take<uint64_t>(s[1], "params"),
+            take_ints(s[2], rows, version, 8, "row order"),
+            take_ints(s[3], (rows + FixedLayout::kLanes - 1) / FixedLayout::kLanes, version, 8,
+                      "group steps"),
+            take<uint8_t>(s[4], "steps"), take<uint8_t>(s[5], "slots"));
       return std::make_unique<HCSR>(rows, cols, std::move(codebook), take<uint64_t>(s[1], "params"),
                                     take<uint8_t>(s[2], "code lengths"),
                                     take_ints(s[3], rows + 1, version, 8, "row offsets"),

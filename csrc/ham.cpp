@@ -50,6 +50,8 @@ uint64_t nonzeros(const std::vector<float>& codebook, const std::vector<uint64_t
 HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint32_t* indices,
          LayoutChoice layout)
     : CodedFormat(rows, cols, std::move(codebook)) {
+  if (layout == LayoutChoice::Fixed)
+    throw InvalidInput("the fixed layout is HCSR's: HAM has the layouts 'lanes' and 'rows'");
   const uint64_t n = rows * cols;
   const uint32_t k = uint32_t(codebook_.size());
   std::vector<uint64_t> counts(k, 0);

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "entries.hpp"
+#include "fixed_layout.hpp"
 #include "hcsr_rows.hpp"
 #include "lane_layout.hpp"
 
@@ -57,6 +58,14 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint
 
 template <class Entries>
 void HCSR::encode(const uint64_t* indptr, const Entries& entries, LayoutChoice layout) {
+  if (layout == LayoutChoice::Fixed) {
+    layout_ = FixedLayout::build(rows_, cols_, codebook_, indptr, entries);
+    if (!layout_)
+      throw InvalidInput(
+          "the fixed layout needs a codebook of at most 32 values with +0.0 among them (31 "
+          "without), +0.0 not stored");
+    return;
+  }
   std::unique_ptr<LaneLayout> lanes;
   if (layout != LayoutChoice::Rows)
     lanes = LaneLayout::build(rows_, cols_, codebook_, indptr, entries, LaneLayout::Rows::Sparse);
@@ -103,6 +112,17 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
                                          std::move(gap_lengths), std::move(value_lengths), counts,
                                          std::move(group_words), std::move(words),
                                          LaneLayout::Rows::Sparse);
+}
+
+HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
+           const std::vector<uint64_t>& params, const std::vector<uint64_t>& order,
+           const std::vector<uint64_t>& group_steps, std::vector<uint8_t> steps,
+           std::vector<uint8_t> slots)
+    : CodedFormat(rows, cols, std::move(codebook)) {
+  if (params.empty()) throw FormatError("fixed layout parameter section is empty");
+  nnz_ = params[0];
+  layout_ = std::make_unique<FixedLayout>(rows, cols, codebook_, params, order, group_steps,
+                                          std::move(steps), std::move(slots));
 }
 
 }  // namespace cnn

@@ -3,7 +3,8 @@
 // layouts: rows one after another in one bit stream (hcsr_rows.hpp), or, where it can (at
 // most 128 distinct stored values, gaps within 32 buckets), the lane-interleaved layout of
 // lane_layout.hpp, which SIMD kernels decode 16 rows at a time; files of version 1 are
-// converted to it on load.
+// converted to it on load.  A third layout trades size for speed: fixed_layout.hpp's 13 bits
+// per entry, on request.
 #pragma once
 #include "layout.hpp"
 
@@ -31,6 +32,12 @@ class HCSR final : public CodedFormat {
        const std::vector<uint64_t>& params, std::vector<uint8_t> gap_lengths,
        std::vector<uint8_t> value_lengths, const std::vector<uint64_t>& counts,
        std::vector<uint64_t> group_words, std::vector<uint32_t> words);
+
+  // From a file's sections in the fixed-width layout (FixedLayout::sections), validated.
+  HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook,
+       const std::vector<uint64_t>& params, const std::vector<uint64_t>& order,
+       const std::vector<uint64_t>& group_steps, std::vector<uint8_t> steps,
+       std::vector<uint8_t> slots);
 
   FormatId id() const override { return FormatId::HCSR; }
   // The layout's bytes, and 8 for the count of stored entries.

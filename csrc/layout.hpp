@@ -15,13 +15,13 @@ namespace cnn {
 
 // The layout a constructor is asked for.  Auto: lanes where they serve; on small matrices,
 // whose decode tables and per-group words weigh more, the smaller of the two (each format's
-// threshold).
-enum class LayoutChoice { Auto, Rows, Lanes };
+// threshold).  Fixed: HCSR's fixed-width layout (fixed_layout.hpp), never chosen by Auto.
+enum class LayoutChoice { Auto, Rows, Lanes, Fixed };
 
 class Layout {
  public:
   virtual ~Layout() = default;
-  virtual const char* name() const = 0;  // "rows" or "lanes"
+  virtual const char* name() const = 0;  // "rows", "lanes" or "fixed"
   // Bytes a product needs besides the codebook: streams, offsets, code and decode tables.
   virtual size_t nbytes() const = 0;
   virtual uint64_t stream_bits() const = 0;

@@ -47,6 +47,15 @@ inline double lanes_batch(uint64_t nnz, uint64_t groups, uint64_t batch) {
   return double(nnz) / groups * (batch / 2 + 20) + 64;
 }
 
+// HCSR's fixed-width layout, per group: 2 units a step of one lane (a read of x, a multiply-
+// add), a quarter unit per column of X once decoded, 32 a group.
+inline double fixed_matvec(uint64_t steps, uint64_t groups) {
+  return double(steps) / std::max<uint64_t>(groups, 1) * 16 + 32;
+}
+inline double fixed_batch(uint64_t steps, uint64_t groups, uint64_t batch) {
+  return double(steps) / std::max<uint64_t>(groups, 1) * (2 * batch + 16) + 32;
+}
+
 // A convolution, per image: its product (a quarter unit a multiply-add) and its patches.
 inline double conv_image(uint64_t rows, uint64_t patch, uint64_t pixels) {
   return double(rows) * patch * pixels / 4 + double(patch) * pixels;

@@ -141,7 +141,7 @@ def test_older_files_are_converted(version):
     where Auto takes it; a version 3 file in the row layout stays in it."""
     W, m = _sample()
     f = File(m.with_layout("rows").tobytes())
-    assert f.version == 4 and f.nsections == 4
+    assert f.version == 5 and f.nsections == 4
     assert cn.frombytes(f.tobytes()).layout == "rows"
     f.with_version(version)
     old = cn.frombytes(f.tobytes())

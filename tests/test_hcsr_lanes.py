@@ -193,7 +193,7 @@ def test_version_1_files_are_converted():
     the row layout stays in it."""
     W, m = _sample()
     f = File(m.with_layout("rows").tobytes())
-    assert f.version == 4 and f.nsections == 5
+    assert f.version == 5 and f.nsections == 5
     assert cn.frombytes(f.tobytes()).layout == "rows"
     f.with_version(1)
     old = cn.frombytes(f.tobytes())

@@ -20,7 +20,7 @@ def test_bad_magic(fmt, magic):
 
 
 @ALL
-@pytest.mark.parametrize("version", [0, 5, 0xFFFFFFFF])
+@pytest.mark.parametrize("version", [0, 6, 0xFFFFFFFF])
 def test_bad_version(fmt, version):
     expect_format_error(mutated(fmt, set_fields(version=version)), match="version")
 

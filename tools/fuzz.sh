@@ -4,7 +4,7 @@
 # files of every format and layout (tools/fuzz_corpus.py).  Checksums are not checked in this
 # build (FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION), so mutations reach the decoders.
 #   tools/fuzz.sh [SECONDS] [CORPUS...]   SECONDS per corpus (default 60); corpora among
-#                                         index_map ham_rows ham_lanes hcsr_rows hcsr_lanes
+#                                         index_map ham_rows ham_lanes hcsr_rows hcsr_lanes hcsr_fixed
 # Needs clang with libFuzzer (Debian: clang-14 libclang-rt-14-dev).  Every kernel set the CPU
 # runs meets the inputs (on a CPU without AVX-512: scalar and AVX2).
 # A finding is saved as build/fuzz/crash-* (or timeout-*, oom-*), and the run fails;
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
 corpora=("$@")
-[ ${#corpora[@]} -gt 0 ] || corpora=(index_map ham_rows ham_lanes hcsr_rows hcsr_lanes)
+[ ${#corpora[@]} -gt 0 ] || corpora=(index_map ham_rows ham_lanes hcsr_rows hcsr_lanes hcsr_fixed)
 cxx=${FUZZ_CXX:-clang++-14}
 out=build/fuzz
 

@@ -58,12 +58,12 @@ def write(out: Path) -> int:
     count = 0
     for name, W in matrices(rng):
         files = {"index_map": cn.IndexMap.from_dense(W)}
-        for fmt in (cn.HAM, cn.HCSR):
+        for fmt, layouts in ((cn.HAM, ("rows", "lanes")), (cn.HCSR, ("rows", "lanes", "fixed"))):
             m = fmt.from_dense(W)
-            for layout in ("rows", "lanes"):
+            for layout in layouts:
                 try:
                     files[f"{fmt.__name__.lower()}_{layout}"] = m.with_layout(layout)
-                except ValueError:  # more values than the lane layout holds
+                except ValueError:  # more values than the lane or fixed layout holds
                     pass
         for kind, m in files.items():
             d = out / kind

@@ -382,6 +382,7 @@ using Vec = V256;
 }  // namespace cnn::kernels::avx2
 
 #include "entry_points.hpp"
+#include "fixed_avx2.hpp"
 
 namespace cnn::kernels {
 
@@ -400,6 +401,8 @@ const KernelSet avx2_kernels = {
     LanesMatmat(avx2::lanes_matmat<avx2::LaneOps256, avx2::Vec>),
     DenseLanesMatvec(avx2::dense_lanes_matvec<avx2::LaneOps256>),
     DenseLanesMatmat(avx2::dense_lanes_matmat<avx2::LaneOps256, avx2::Vec>),
+    FixedMatvec(avx2::fixed_matvec),
+    FixedMatmat(avx2::fixed_matmat),
     DenseMatmat(avx2::dense_matmat_rows<avx2::Vec>),
 };
 

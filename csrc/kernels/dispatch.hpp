@@ -67,6 +67,8 @@ using LanesMatvec = Slot<struct LanesMatvecTag, MatvecFn<LanesView>>;
 using LanesMatmat = Slot<struct LanesMatmatTag, BatchFn<LanesView>>;
 using DenseLanesMatvec = Slot<struct DenseLanesMatvecTag, MatvecFn<LanesView>>;
 using DenseLanesMatmat = Slot<struct DenseLanesMatmatTag, BatchFn<LanesView>>;
+using FixedMatvec = Slot<struct FixedMatvecTag, MatvecFn<FixedView>>;
+using FixedMatmat = Slot<struct FixedMatmatTag, BatchFn<FixedView>>;
 using DenseMatmat = Slot<struct DenseMatmatTag, DenseMatmatFn>;
 static_assert(!std::is_convertible_v<BatchFn<IMView>*, ImMatmat>, "slots are filled by name");
 static_assert(!std::is_convertible_v<ImMatmat, ImLinear>, "slots of one signature differ");
@@ -93,6 +95,9 @@ struct KernelSet {
   // scalar set runs the general lane kernels above on it).
   DenseLanesMatvec dense_lanes_matvec;
   DenseLanesMatmat dense_lanes_matmat;
+  // HCSR's fixed-width layout, the rows of groups [g0, g1).
+  FixedMatvec fixed_matvec;
+  FixedMatmat fixed_matmat;
   // Convolution's decoded weights.
   DenseMatmat dense_matmat;
 };

@@ -5,6 +5,7 @@
 #define CNN_KERNEL_ISA scalar
 #include "decode.hpp"
 #include "dispatch.hpp"
+#include "fixed.hpp"
 #include "lanes.hpp"
 
 namespace cnn::kernels::scalar {
@@ -140,6 +141,8 @@ const KernelSet scalar_kernels = {
     // Dense rows are lanes whose gaps are all 0: the general lane kernels serve.
     DenseLanesMatvec(scalar::lanes_matvec_scalar),
     DenseLanesMatmat(scalar::lanes_matmat_scalar),
+    FixedMatvec(scalar::fixed_matvec_scalar),
+    FixedMatmat(scalar::fixed_matmat_scalar),
     DenseMatmat(scalar::dense_matmat),
 };
 

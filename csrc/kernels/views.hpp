@@ -91,5 +91,22 @@ struct LanesView {
   const float* value_by_rank;   // codebook value per value code rank (128 entries)
 };
 
+// HCSR's fixed-width layout (fixed_layout.hpp): rows in groups of kFixedLanes, one lane
+// each, every step of a group one entry per lane: a column step byte per lane (the plane
+// `steps`), then the lanes' 5-bit slots (the plane `slots`: lane l's low 4 bits in nibble l
+// of 4 bytes, its bit 4 in bit l of a fifth byte).
+constexpr unsigned kFixedLanes = 8, kFixedSlotBytes = 5, kFixedSlots = 32;
+
+struct FixedView {
+  uint64_t rows, cols;
+  Packed order;               // the row of each lane (lane l of group g: order[8g + l])
+  const uint64_t* first;      // groups + 1: each group's first step, counted from 0
+  const uint8_t* steps;       // kFixedLanes bytes per step
+  const uint8_t* slots;       // kFixedSlotBytes bytes per step
+  const float* slot_value;    // kFixedSlots values; filler slot: 0
+  uint32_t filler;            // the slot of entries that are not stored: gap fillers, padding
+  bool finite;                // x (X) holds no inf or NaN: fillers need no mask (kernels)
+};
+
 }  // namespace kernels
 }  // namespace cnn

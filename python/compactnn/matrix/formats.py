@@ -301,12 +301,14 @@ class HCSR(CompressedMatrix, format_id=3):
     def layout(self) -> str:
         """'lanes' (16 rows decoded side by side with SIMD; chosen wherever it serves: at most
         128 distinct stored values, fewer than 2^31 columns, column gaps below 2^24, and on
-        fewer than 16384 entries only if smaller) or 'rows' (one row at a time)."""
+        fewer than 16384 entries only if smaller), 'rows' (one row at a time) or 'fixed'
+        (about 13 bits a stored entry, no Huffman code: the fastest products, on request
+        only; codebooks of at most 32 values with +0.0 among them, 31 without)."""
         return self._c.info()["layout"]
 
     def with_layout(self, layout: str):
-        """The same matrix in layout 'lanes', 'rows' or 'auto' (the one chosen on
-        construction); ValueError where the lane layout cannot hold it."""
+        """The same matrix in layout 'lanes', 'rows', 'fixed' or 'auto' (the one chosen on
+        construction); ValueError where the lane or fixed layout cannot hold it."""
         indptr, cols, vidx = self._c.csr_arrays()
         return type(self)(
             _core.hcsr(
