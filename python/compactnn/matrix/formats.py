@@ -21,6 +21,7 @@ from .checks import (
 from .files import atomic_write
 
 FormatError = _core.FormatError
+_FLOAT32 = np.dtype(np.float32)
 
 
 class CompressedMatrix:
@@ -52,8 +53,9 @@ class CompressedMatrix:
         return cls.from_codebook(*codebook_and_indices(finite_matrix(W)))
 
     @classmethod
-    def from_codebook(cls, codebook, indices):
-        """The matrix `codebook[indices]`: k float32 values and a 2-D array of indices."""
+    def from_codebook(cls, codebook, indices, layout: str = "auto"):
+        """The matrix `codebook[indices]`: k float32 values and a 2-D array of indices.
+        `layout` (HAM, HCSR): see with_layout."""
         codebook = float32_input(codebook, "codebook")
         if codebook.ndim != 1 or not 1 <= len(codebook) <= 65536:
             if codebook.ndim == 1:
@@ -70,11 +72,15 @@ class CompressedMatrix:
         if idx.size and (idx.min() < 0 or idx.max() >= len(codebook)):
             bad = int(idx.min()) if idx.min() < 0 else int(idx.max())
             raise ValueError(f"index {bad} is outside the codebook of size {len(codebook)}")
-        return cls._from_parts(codebook, np.ascontiguousarray(idx, dtype=np.uint32))
+        return cls._from_parts(codebook, np.ascontiguousarray(idx, dtype=np.uint32), layout)
 
     @classmethod
-    def _from_parts(cls, codebook: np.ndarray, idx: np.ndarray):
-        return cls(cls._build(codebook, idx))
+    def _from_parts(cls, codebook: np.ndarray, idx: np.ndarray, layout: str = "auto"):
+        if cls is IndexMap:
+            if layout != "auto":
+                raise ValueError(f"IndexMap has one layout, not {layout!r}")
+            return cls(cls._build(codebook, idx))
+        return cls(cls._build(codebook, idx, layout))
 
     # -- properties -----------------------------------------------------------------
     @property
@@ -140,7 +146,8 @@ class CompressedMatrix:
 
         `threads`: how many threads split the rows (default: compactnn.set_num_threads,
         all cores unless set); the result does not depend on it."""
-        x = real_array(x, "x")
+        if not (type(x) is np.ndarray and x.dtype == _FLOAT32):  # (skipped for the usual x)
+            x = real_array(x, "x")
         n_rows, n_cols = self.shape
         if x.ndim not in (1, 2):
             raise ValueError(f"x must be 1-D or 2-D, got {x.ndim}-D with shape {x.shape}")
@@ -150,12 +157,17 @@ class CompressedMatrix:
                 f"{n_cols} (dim 1) != {x.shape[0]} (dim 0)"
             )
         out_shape = (n_rows,) + x.shape[1:]
-        y = _output(out, out_shape)
-        x = _input_for(x, y)
-        if x.ndim == 1:
-            self._c.matvec(x, y, _threads(threads))
+        if out is None:  # a new output overlaps nothing
+            y = np.empty(out_shape, np.float32)
+            if not (x.dtype == _FLOAT32 and x.flags.c_contiguous):
+                x = float32_input(x, "x")
         else:
-            self._c.matmat(x, y, _threads(threads))
+            y = _output(out, out_shape)
+            x = _input_for(x, y)
+        if x.ndim == 1:
+            self._c.matvec(x, y, 0 if threads is None else _threads(threads))
+        else:
+            self._c.matmat(x, y, 0 if threads is None else _threads(threads))
         return y
 
     def linear(self, X, out=None, threads=None):

@@ -12,7 +12,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..compression.pipeline import QUANTIZERS, compress, formats_for
+from ..compression.costs import expected_ns
+from ..compression.objective import check_objective, pick
+from ..compression.pipeline import QUANTIZERS, candidates, forms_for
 from ..compression.prune import prune_global
 from ..matrix.formats import CompressedMatrix
 
@@ -64,7 +66,7 @@ def check_plan(plan: Plan, where: str) -> Plan:
             or not 2 <= plan.k <= 65536:
         raise ValueError(f"{where}: k must be an integer in 2..65536, got {plan.k!r}")
     try:
-        formats_for(plan.format)
+        forms_for(plan.format)
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
     return replace(plan, prune=float(plan.prune), k=int(plan.k))
@@ -113,16 +115,21 @@ def _override(default: Plan, setting, name: str) -> Plan | None:
 
 
 def compress_layers(layers: list[Layer], plans: dict[str, Plan | None],
-                    scope: str = "layer", progress=None) -> dict[str, CompressedMatrix]:
+                    scope: str = "layer", progress=None,
+                    objective: str = "fast") -> dict[str, CompressedMatrix]:
     """Compress every layer that has a Plan.
 
     scope "layer" prunes each matrix by its own plan; "global" prunes all layers whose
     plans share the default amount with one magnitude threshold (layers given their own
     amount in `layers=` are pruned by it alone).  `progress(name)` is called per layer.
-    A layer whose compact form would be no smaller than its float32 weights is left out of
-    the result: it stays dense, with its weights unchanged (see `not_smaller`)."""
+    Each layer's form (format and layout, or its float32 weights) is the objective's choice
+    over the whole model (compression/objective.py): "small" keeps the smallest, "fast" the
+    fastest forms within 15% of the smallest model.  A layer left dense is left out of the
+    result, its weights unchanged (see `kept_dense`); so is, under either objective, a
+    layer whose compact forms are none smaller than its float32 weights."""
     if scope not in ("layer", "global"):
         raise ValueError(f"prune_scope must be 'layer' or 'global', got {scope!r}")
+    check_objective(objective)
     todo = [layer for layer in layers if plans[layer.name] is not None]
     pruned = {}
     if scope == "global":
@@ -133,7 +140,7 @@ def compress_layers(layers: list[Layer], plans: dict[str, Plan | None],
             if amount:
                 mats, _ = prune_global([layer.matrix for layer in group], amount)
                 pruned.update({layer.name: m for layer, m in zip(group, mats)})
-    out = {}
+    forms = {}
     for layer in todo:
         plan = plans[layer.name]
         if progress is not None:
@@ -142,18 +149,23 @@ def compress_layers(layers: list[Layer], plans: dict[str, Plan | None],
         amount = 0.0 if W is not None else plan.prune
         W = layer.matrix if W is None else W
         try:
-            m = compress(W, prune=amount, quantize=plan.quantize, k=plan.k,
-                         format=plan.format, **plan.options)
+            forms[layer.name] = candidates(W, amount, plan.quantize, plan.k, plan.format,
+                                           objective, **plan.options)
         except (TypeError, ValueError) as e:
             raise type(e)(f"layer {layer.name!r}: {e}") from None
-        if m.nbytes < m.nbytes_dense:
-            out[layer.name] = m
-    return out
+    # Option 0 of each layer: its float32 weights; then the compact forms smaller than them.
+    for layer in todo:
+        forms[layer.name] = [m for m in forms[layer.name] if m.nbytes < m.nbytes_dense]
+    options = [[(4 * layer.matrix.size, expected_ns(None, layer.matrix.shape))] +
+               [(m.nbytes, expected_ns(m)) for m in forms[layer.name]] for layer in todo]
+    choice = pick(options, objective)
+    return {layer.name: forms[layer.name][i - 1] for layer, i in zip(todo, choice) if i}
 
 
-def not_smaller(plans: dict[str, Plan | None], compressed: dict) -> list[str]:
-    """The layers that had a plan but stay dense because their compact form was no smaller
-    than float32 (a tiny layer: the codebook and tables outweigh its weights)."""
+def kept_dense(plans: dict[str, Plan | None], compressed: dict) -> list[str]:
+    """The layers that had a plan but stay dense: no compact form was smaller than float32
+    (a tiny layer: the codebook and tables outweigh its weights), or, under objective
+    "fast", keeping the layer dense was the objective's choice."""
     return [name for name, plan in plans.items() if plan is not None and name not in compressed]
 
 

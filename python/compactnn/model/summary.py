@@ -17,6 +17,8 @@ class LayerRow:
     k: int | None
     density: float  # nonzero weights over all weights
     nbytes: int  # the weight's bytes as stored (biases not included)
+    layout: str = ""  # HAM's and HCSR's layout
+    model_us: float = float("nan")  # a one-thread product by the cost model (costs.py)
 
     @property
     def psi(self) -> float:
@@ -26,34 +28,51 @@ class LayerRow:
 
 def compressed_row(name: str, kind: str, shape, m: CompressedMatrix) -> LayerRow:
     return LayerRow(name, kind, tuple(shape), type(m).__name__, m.k,
-                    m.nnz / m.size if m.size else 0.0, m.nbytes)
+                    m.nnz / m.size if m.size else 0.0, m.nbytes,
+                    getattr(m, "layout", ""), _model_us(m, m.shape))
 
 
 # The format column of a layer that compress_model left dense because its compact form was
 # no smaller than its float32 weights.
-KEPT_DENSE = "dense (compact form not smaller)"
+KEPT_DENSE = "dense (kept: no compact form smaller, or faster dense)"
 
 
 def dense_row(name: str, kind: str, shape, nonzeros: int, nbytes: int,
-              format: str = "dense") -> LayerRow:
+              format: str = "dense", rows: int | None = None) -> LayerRow:
+    """A float32 weight of `shape` (`rows` outputs: default shape[0])."""
     size = int(np.prod(shape))
+    rows = shape[0] if rows is None else rows
     return LayerRow(name, kind, tuple(shape), format, None,
-                    nonzeros / size if size else 0.0, int(nbytes))
+                    nonzeros / size if size else 0.0, int(nbytes),
+                    model_us=_model_us(None, (rows, size // rows if rows else 0)))
+
+
+def _model_us(m, shape) -> float:
+    from ..compression.costs import expected_ns
+
+    try:
+        return expected_ns(m, shape) / 1e3
+    except ValueError:  # a kernel set without a cost model
+        return float("nan")
 
 
 def format_table(rows: list[LayerRow], model_bytes: int, dense_bytes: int) -> str:
     """A markdown table, one line per layer and one for the whole model: `model_bytes`
     (every parameter, buffer and compressed matrix) against `dense_bytes` (the same model
-    with float32 weights)."""
-    lines = ["| layer | kind | weight shape | format | k | density | bytes | psi |",
-             "|---|---|---|---|---:|---:|---:|---:|"]
+    with float32 weights), and the cost model's time of each layer's one-thread
+    matrix-vector product on this CPU's kernels (a guide to compare forms, not a
+    measurement: `compactnn bench --model` measures)."""
+    lines = ["| layer | kind | weight shape | format | layout | k | density | bytes | psi "
+             "| model us |",
+             "|---|---|---|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         shape = "x".join(str(s) for s in r.shape)
         k = "" if r.k is None else str(r.k)
-        lines.append(f"| {r.name} | {r.kind} | {shape} | {r.format} | {k} | {r.density:.4f} "
-                     f"| {r.nbytes:,} | {r.psi:.4f} |")
+        lines.append(f"| {r.name} | {r.kind} | {shape} | {r.format} | {r.layout} | {k} "
+                     f"| {r.density:.4f} | {r.nbytes:,} | {r.psi:.4f} | {r.model_us:.1f} |")
     psi = model_bytes / dense_bytes if dense_bytes else float("nan")
-    lines.append(f"| whole model | | | | | | {model_bytes:,} | {psi:.4f} |")
+    total = sum(r.model_us for r in rows)
+    lines.append(f"| whole model | | | | | | | {model_bytes:,} | {psi:.4f} | {total:.1f} |")
     return "\n".join(lines)
 
 

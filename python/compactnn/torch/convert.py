@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .._progress import bar
-from ..model.plan import Layer, Plan, compress_layers, not_smaller, plans_for
+from ..model.plan import Layer, Plan, compress_layers, kept_dense, plans_for
 from ..model.summary import KEPT_DENSE, LayerRow, compressed_row, dense_row, format_table
 from .layers import COMPRESSED, CompressedModule, replace_module
 
@@ -29,7 +29,7 @@ def compressible_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def compress_model(model: nn.Module, prune: float = 0.0, quantize: str | None = "cws",
                    k: int = 32, format="auto", prune_scope: str = "layer", layers=None,
-                   progress: bool = True, **quantizer_options) -> nn.Module:
+                   objective: str = "fast", progress: bool = True, **quantizer_options) -> nn.Module:
     """A copy of `model` whose Linear, Conv1d and Conv2d layers are compressed.
 
     prune: fraction of each layer's weights zeroed by magnitude ("layer" scope), or of all
@@ -38,8 +38,11 @@ def compress_model(model: nn.Module, prune: float = 0.0, quantize: str | None = 
     layers: per-layer settings, a dict from layer name (as in `named_modules`) to "dense"
     (leave it as it is) or a dict of settings (prune, quantize, k, format, quantizer
     options), or a callable (name, module) returning one of those or None (defaults).
-    A layer whose compact form would be no smaller than its float32 weights stays dense,
-    unchanged (`summary` says so).  Biases stay float32; every other module and tensor is
+    objective: "fast" (each layer's form, dense included, the fastest the model can take
+    within 15% of its smallest size, by the cost model of compression/costs.py) or
+    "small" (the smallest forms).  A layer whose compact forms are none smaller than its
+    float32 weights, or that the objective keeps dense, stays dense, unchanged (`summary`
+    says so).  Biases stay float32; every other module and tensor is
     copied unchanged."""
     _check_model(model)
     found = compressible_layers(model)
@@ -51,12 +54,12 @@ def compress_model(model: nn.Module, prune: float = 0.0, quantize: str | None = 
     with bar(total=sum(p is not None for p in plans.values()), desc="compressing",
              unit="layer", disable=not progress) as b:
         matrices = compress_layers(entries, plans, prune_scope,
-                                   progress=lambda name: b.update())
+                                   progress=lambda name: b.update(), objective=objective)
     out = copy.deepcopy(model)
     for name, m in matrices.items():
         old = out.get_submodule(name)
         out = replace_module(out, old, COMPRESSED[type(old)].from_dense(old, m, plans[name]))
-    for name in not_smaller(plans, matrices):
+    for name in kept_dense(plans, matrices):
         out.get_submodule(name).compactnn_kept_dense = True
     return out
 
@@ -104,8 +107,9 @@ def layer_rows(model: nn.Module) -> list[LayerRow]:
 
 
 def summary(model: nn.Module, file=None) -> list[LayerRow]:
-    """Print a per-layer table (name, kind, weight shape, format, k, density, bytes, psi)
-    and the whole model's bytes and psi against float32; returns the rows."""
+    """Print a per-layer table (name, kind, weight shape, format, layout, k, density,
+    bytes, psi, the cost model's product time) and the whole model's bytes and psi against
+    float32; returns the rows."""
     file = sys.stdout if file is None else file  # the stdout of the moment
     _check_model(model)
     rows = layer_rows(model)

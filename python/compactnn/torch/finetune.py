@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..compression.pipeline import compress
+from ..compression.pipeline import compress, form_name
 from ..model.plan import Plan
 from .layers import CompressedModule, replace_module
 from .training import train_epochs
@@ -65,10 +65,11 @@ class _Trainable(nn.Module):
                 codebook = torch.where(self.zero, 0.0, self.codebook).numpy()
                 return type(old).from_codebook(codebook, self.indices.numpy())
             W = self.dense_matrix().numpy()
-        plan = self.layer.plan or Plan(k=old.k, format=type(old))
+        plan = self.layer.plan or Plan(k=old.k)
         if plan.quantize is None:  # trained weights are all distinct: share them again
-            plan = Plan(quantize="cws", k=old.k, format=plan.format)
-        return compress(W, prune=0.0, quantize=plan.quantize, k=plan.k, format=plan.format,
+            plan = Plan(quantize="cws", k=old.k)
+        # The layer keeps its format and layout (chosen for the whole model).
+        return compress(W, prune=0.0, quantize=plan.quantize, k=plan.k, format=form_name(old),
                         **plan.options)
 
 
