@@ -127,7 +127,8 @@ size_t HamRows::nbytes() const {
 }
 
 std::vector<std::pair<std::string, uint64_t>> HamRows::details() const {
-  return {{"max_code_length", uint64_t(decoder_.max_len())}};
+  return {{"max_code_length", uint64_t(decoder_.max_len())},
+          {"table_bits", uint64_t(decoder_.table_bits())}};
 }
 
 // Every entry is stored, zeros included.

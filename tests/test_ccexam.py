@@ -26,7 +26,8 @@ def test_compressed_without_retraining(mnist, tmp_path):
     dense = ccexam_mnist()
     dense_acc = accuracy(dense, X, y)
     assert dense_acc > 0.998
-    small = cnt.compress_model(dense, prune=0.7, prune_scope="global", k=16, progress=False)
+    small = cnt.compress_model(dense, prune=0.7, prune_scope="global", k=16, objective="small",
+                               progress=False)
     assert all(isinstance(small.get_submodule(n), cnt.CompressedModule)
                for n in ("features.0", "features.3", "classifier.0", "classifier.2"))
     psi = cnt.model_nbytes(small) / cnt.model_nbytes(dense)

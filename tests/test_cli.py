@@ -82,10 +82,15 @@ def test_compress_info_and_bench(whole_model, tmp_path, capsys):
     assert "| 0 | Conv2d | 4x1x3x3 |" in info.stdout and "| 3 | Linear | 5x144 |" in info.stdout
     bench = run_main(capsys, "bench", "--model", str(out_path))
     assert bench.returncode == 0, bench.stderr
-    rows = [line for line in bench.stdout.splitlines() if line.startswith("| 1 |")
-            or line.startswith("| 64 |")]
-    assert "speed-up (dense / compressed)" in bench.stdout
+    whole, layers = bench.stdout.split("Per layer")
+    rows = [line for line in whole.splitlines() if line.startswith(("| 1 |", "| 64 |"))]
+    assert "speed-up (dense / compressed)" in whole
     assert len(rows) == 2 and all(float(r.split("|")[4].strip().rstrip("x")) > 0 for r in rows)
+    per_layer = [line.split("|")[1:-1] for line in layers.splitlines()
+                 if line.startswith(("| 1 |", "| 64 |"))]
+    assert [(r[0].strip(), r[1].strip()) for r in per_layer] == [
+        ("1", "0"), ("1", "3"), ("64", "0"), ("64", "3")]
+    assert all(float(r[3]) > 0 and float(r[4]) > 0 for r in per_layer)
 
 
 def test_info_on_a_matrix_file(tmp_path):

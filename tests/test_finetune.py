@@ -178,7 +178,7 @@ def test_prune_gradually_with_per_layer_amounts():
     assert sum(zeros) == int(0.9 * (64 * 40 + 40 * 3))
     small = compress_model(model, prune=0.9, quantize=None, prune_scope="global",
                            layers=lambda n, m: {"prune": 0.0} if n == "0" else None,
-                           progress=False)
+                           objective="small", progress=False)
     for name, m in (("3", model[3]), ("5", model[5])):
         assert np.array_equal(small.get_submodule(name).matrix.to_dense() == 0,
                               (m.weight == 0).numpy())

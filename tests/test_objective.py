@@ -39,7 +39,7 @@ def layer(shape, prune, k, seed=0):
 @pytest.mark.parametrize("shape, prune, k, isa, fast, small", [
     ((360, 2048), 0.9, 31, "avx2", "hcsr-lanes", "hcsr-lanes"),  # others over 15% larger
     ((360, 2048), 0.0, 16, "avx2", "indexmap", "ham-lanes"),
-    ((64, 288), 0.5, 16, "avx2", "hcsr-rows", "ham-rows"),
+    ((64, 288), 0.5, 16, "avx2", "ham-rows", "ham-rows"),  # small: rows without tables
     ((128, 3136), 0.7, 16, "avx2", "ham-rows", "hcsr-lanes"),
     ((128, 3136), 0.7, 16, "scalar", "hcsr-lanes", "hcsr-lanes"),
     ((2048, 2048), 0.99, 31, "avx2", "hcsr-fixed", "hcsr-lanes"),
@@ -61,7 +61,9 @@ def test_cost_model_covers_every_form_and_kernel_set():
     for isa in _core.supported_isas():
         costs = table(isa)  # AVX-512 borrows AVX2's model
         assert set(costs) == set(COSTS["avx2"])
-    kinds = {kind(m) for m in layer((40, 256), 0.5, 16)} | {kind(m) for m in layer((40, 256), 0, 64)}
+    kinds = {kind(m) for shape, prune, k in [((40, 256), 0.5, 16), ((40, 256), 0, 64),
+                                             ((1024, 1024), 0.0, 16), ((256, 1024), 0.5, 16)]
+             for m in layer(shape, prune, k)}
     assert kinds | {"dense", "indexmap8"} == set(COSTS["avx2"])
     with pytest.raises(ValueError, match="no cost model"):
         table("neon")

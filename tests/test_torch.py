@@ -1,5 +1,6 @@
 """compactnn.torch: compressed layers against dense references, whole models, operators
-under torch.compile and torch.export, sizes and the per-layer table."""
+under torch.compile and torch.export, sizes and the per-layer table.  Models are compressed
+with objective="small", so that every layer is compact (test_objective.py tests "fast")."""
 import copy
 import io
 import pickle
@@ -40,7 +41,7 @@ def check_layer(layer, x):
 
 
 def compressed(layer, prune=0.5, k=16, fmt="auto"):
-    return cnt.compress_model(layer, prune=prune, k=k, format=fmt, progress=False)
+    return cnt.compress_model(layer, prune=prune, k=k, format=fmt, objective="small", progress=False)
 
 
 CONVS = [
@@ -134,7 +135,7 @@ def test_whole_model_matches_decoded_dense(batch):
 
 
 def test_compressed_layers_hold_no_dense_weight():
-    small = cnt.compress_model(small_cnn(), prune=0.5, k=16, progress=False)
+    small = cnt.compress_model(small_cnn(), prune=0.5, k=16, objective="small", progress=False)
     for mod in small.modules():
         if isinstance(mod, cnt.CompressedModule):
             size = int(np.prod(mod.weight_shape()))
@@ -148,7 +149,7 @@ def test_model_nbytes_counts_everything_once():
     dense_bytes = sum(t.numel() * t.element_size()
                       for t in list(model.parameters()) + list(model.buffers()))
     assert cnt.model_nbytes(model) == dense_bytes
-    small = cnt.compress_model(model, prune=0.5, k=16, progress=False)
+    small = cnt.compress_model(model, prune=0.5, k=16, objective="small", progress=False)
     expected = 0
     for mod in small.modules():
         if isinstance(mod, cnt.CompressedModule):
@@ -161,13 +162,13 @@ def test_model_nbytes_counts_everything_once():
 def test_shared_module_is_compressed_everywhere_and_counted_once():
     shared = nn.Linear(16, 16)
     model = nn.Sequential(shared, nn.ReLU(), shared)
-    small = cnt.compress_model(model, k=8, progress=False)
+    small = cnt.compress_model(model, k=8, objective="small", progress=False)
     assert small[0] is small[2] and isinstance(small[0], cnt.CompressedLinear)
     assert cnt.model_nbytes(small) == small[0].matrix.nbytes + 16 * 4
 
 
 def test_summary_table():
-    small = cnt.compress_model(small_cnn(), prune=0.5, k=16, progress=False,
+    small = cnt.compress_model(small_cnn(), prune=0.5, k=16, objective="small", progress=False,
                                layers={"7": "dense"})
     out = io.StringIO()
     rows = cnt.summary(small, file=out)
@@ -185,12 +186,12 @@ def test_summary_table():
 def test_layer_settings():
     model = small_cnn()
     small = cnt.compress_model(
-        model, prune=0.5, k=16, progress=False,
+        model, prune=0.5, k=16, objective="small", progress=False,
         layers={"0": "dense", "4": {"k": 4, "format": "ham"}, "10": {"prune": 0.0}})
     assert type(small[0]) is nn.Conv2d
     assert isinstance(small[4].matrix, cn.HAM) and small[4].matrix.k <= 4
     assert small[10].matrix.nnz == 320
-    by_kind = cnt.compress_model(model, k=16, progress=False,
+    by_kind = cnt.compress_model(model, k=16, objective="small", progress=False,
                                  layers=lambda name, mod: "dense" if isinstance(mod, nn.Conv2d)
                                  else None)
     assert [type(m).__name__ for m in by_kind if hasattr(m, "weight") or
@@ -231,13 +232,13 @@ def test_not_a_model_is_refused():
 
 def test_grouped_convolution_stays_dense():
     model = nn.Sequential(nn.Conv2d(4, 8, 3, groups=2), nn.Conv2d(8, 8, 1))
-    small = cnt.compress_model(model, progress=False)
+    small = cnt.compress_model(model, objective="small", progress=False)
     assert type(small[0]) is nn.Conv2d and isinstance(small[1], cnt.CompressedConv2d)
     assert [r.format for r in cnt.summary(small, file=io.StringIO())] == ["dense", small[1].matrix.__class__.__name__]
 
 
 def test_compile_and_export_see_one_operator_per_layer():
-    small = cnt.compress_model(small_cnn(), prune=0.5, k=16, progress=False)
+    small = cnt.compress_model(small_cnn(), prune=0.5, k=16, objective="small", progress=False)
     x = torch.randn(2, 1, 16, 16)
     graphs = []
 
@@ -261,7 +262,7 @@ def test_compile_and_export_see_one_operator_per_layer():
 
 
 def test_no_grad_modes_agree_and_gradients_are_refused():
-    small = cnt.compress_model(small_cnn(), prune=0.5, k=16, progress=False)
+    small = cnt.compress_model(small_cnn(), prune=0.5, k=16, objective="small", progress=False)
     x = torch.randn(3, 1, 16, 16)
     with torch.inference_mode():
         a = small(x)
@@ -274,7 +275,7 @@ def test_no_grad_modes_agree_and_gradients_are_refused():
 
 
 def test_copies_share_the_matrix_and_pickle_rebuilds_it():
-    small = cnt.compress_model(small_cnn(), prune=0.5, k=16, progress=False)
+    small = cnt.compress_model(small_cnn(), prune=0.5, k=16, objective="small", progress=False)
     x = torch.randn(2, 1, 16, 16)
     twin = copy.deepcopy(small)
     assert twin[0].matrix is small[0].matrix

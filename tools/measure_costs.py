@@ -18,7 +18,8 @@ from compactnn import _core
 from compactnn.compression.costs import kind, stored_entries
 from compactnn.compression.quantize import cws
 
-SHAPES = [(4, 16), (8, 72), (16, 144), (64, 288), (128, 1152), (360, 2048), (512, 4608), (2048, 2048)]
+SHAPES = [(4, 16), (8, 72), (16, 144), (64, 288), (128, 1152), (360, 2048), (512, 4608), (2048, 2048),
+          (1024, 1024), (128, 3136)]
 
 
 def median_ns(f, budget=0.05) -> float:

@@ -5,7 +5,7 @@ import datetime
 
 import numpy as np
 
-from ..bench.models import format_rows, side_by_side
+from ..bench.models import format_layer_rows, format_rows, side_by_side, torch_layer_times
 from ..bench.timing import machine_line
 from ..model import file_format
 from .inputs import UserError, keras_module, kind, load_torch_whole, torch_module
@@ -32,6 +32,7 @@ def bench_model(args) -> int:
         sizes = cnk.model_nbytes(model), cnk.model_nbytes(small)
         make = lambda b: np.random.default_rng(0).standard_normal((b, *shape)).astype("float32")
         dense_run, small_run = model, small
+        layer_times = None
     elif what in ("torch", "model"):
         if what == "torch":
             cnt, model = load_torch_whole(args.model)
@@ -56,6 +57,7 @@ def bench_model(args) -> int:
             return run
 
         dense_run, small_run = inference(model), inference(small)
+        layer_times = lambda: torch_layer_times(model, small, make)
         try:
             dense_run(make(1))
         except (RuntimeError, ValueError, IndexError) as e:
@@ -70,6 +72,9 @@ def bench_model(args) -> int:
     print(f"input shape {tuple(shape)}; dense {sizes[0]:,} bytes, compressed {sizes[1]:,} bytes "
           f"(psi {sizes[1] / sizes[0]:.4f}); medians of 5 rounds, dense and compressed in turn\n")
     print(format_rows(rows))
+    if layer_times is not None:
+        print("\nPer layer, each alone on the input it gets in the dense model (medians):\n")
+        print(format_layer_rows(layer_times()))
     return 0
 
 

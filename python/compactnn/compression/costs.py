@@ -13,32 +13,36 @@ from ..matrix.formats import HAM, HCSR, CompressedMatrix, IndexMap
 
 # kind: (per_call, per_row, per_entry) in ns, through the native call (no Python wrapper).
 # Measured 2026-12-04 on an AMD EPYC family 23 model 1 (Zen 1, AVX2, 2 vCPUs); "dense" is
-# numpy's sgemv (OpenBLAS, one thread).  The fits are within 35% of every measured point
-# (layers of 64 to 4.2 M weights), except the row layouts (up to 78%: their per-row cost
-# depends on the decode tables) and dense (up to 54%: from cache on small layers, from
-# memory on large ones): good enough to rank forms whose times differ severalfold.
+# numpy's sgemv (OpenBLAS, one thread).  The fits are within 41% of every measured point
+# (layers of 64 to 4.2 M weights), except HAM's row layout (up to 76%) and dense (up to
+# 55%: from cache on small layers, from memory on large ones): good enough to rank forms
+# whose times differ severalfold, which is what they are for.
 COSTS = {
     "avx2": {
-        "dense": (1714, 0.0, 0.1252),
-        "ham-lanes": (2346, 0.0, 2.2220),
-        "ham-rows": (0, 721.3, 1.1462),
-        "hcsr-fixed": (1817, 3.4, 1.5543),
-        "hcsr-lanes": (2236, 39.6, 6.1538),
-        "hcsr-rows": (568, 325.5, 2.4038),
-        "indexmap4": (2238, 8.0, 0.2475),
-        "indexmap6": (1961, 65.8, 0.5704),
-        "indexmap8": (2557, 0.0, 1.1302),
+        "dense": (1553, 0.0, 0.1205),
+        "ham-lanes": (2424, 0.0, 2.1057),
+        "ham-rows": (0, 608.5, 1.0624),
+        "ham-rows-untabled": (0, 527.6, 3.9763),
+        "hcsr-fixed": (1831, 5.2, 1.4904),
+        "hcsr-lanes": (2420, 9.1, 5.9311),
+        "hcsr-rows": (9078, 99.7, 2.6910),
+        "hcsr-rows-untabled": (1913, 0.0, 13.8138),
+        "indexmap4": (2239, 4.3, 0.2451),
+        "indexmap6": (1843, 63.2, 0.5478),
+        "indexmap8": (2755, 0.0, 1.1009),
     },
     "scalar": {
-        "dense": (1576, 0.0, 0.1161),
-        "ham-lanes": (2697, 0.0, 9.1573),
-        "ham-rows": (1466, 106.5, 6.8790),
-        "hcsr-fixed": (1921, 4.7, 1.2300),
-        "hcsr-lanes": (2077, 0.0, 13.4636),
-        "hcsr-rows": (760, 279.8, 2.5491),
-        "indexmap4": (1323, 146.8, 2.3056),
-        "indexmap6": (1921, 7.2, 2.9470),
-        "indexmap8": (1424, 62.9, 2.3720),
+        "dense": (1483, 0.0, 0.1072),
+        "ham-lanes": (2451, 0.0, 9.0214),
+        "ham-rows": (1478, 67.7, 6.6904),
+        "ham-rows-untabled": (0, 317.2, 5.6624),
+        "hcsr-fixed": (1861, 3.9, 1.2111),
+        "hcsr-lanes": (1914, 0.0, 13.4767),
+        "hcsr-rows": (23587, 74.9, 2.7652),
+        "hcsr-rows-untabled": (1685, 0.0, 14.3790),
+        "indexmap4": (2001, 8.4, 2.1293),
+        "indexmap6": (1961, 15.6, 2.5529),
+        "indexmap8": (1651, 29.0, 2.1426),
     },
 }
 # Sets without measurements of their own: AVX-512 is unmeasured (no such CPU here); its
@@ -54,6 +58,12 @@ def kind(m: CompressedMatrix | None) -> str:
         bits = m.info()["index_bits"]
         return "indexmap4" if bits <= 4 else "indexmap6" if bits <= 6 else "indexmap8"
     name = "ham" if isinstance(m, HAM) else "hcsr"
+    info = m.info()
+    # The row layouts of small matrices have small decode tables (or none), and codes past
+    # them take the slow canonical decoder: another cost regime.
+    if m.layout == "rows" and (info.get("table_entries") == 0 or
+                               info.get("table_bits", 99) < info["max_code_length"]):
+        return f"{name}-rows-untabled"
     return f"{name}-{m.layout}"
 
 

@@ -30,7 +30,7 @@ MODELS = ("lenet_300_100", "lenet5", "vgg_style", "deepdta")
 DATASETS = ("fashion_mnist", "mnist_5k", "kiba_sample")
 QUANTIZERS = ("cws", "pws", "uq", "ecsq")
 GRID_KEYS = {"prune": float, "prune_conv": float, "prune_scope": str, "prune_steps": int,
-             "quantize": str, "k_fc": int, "k_conv": int, "retrain": bool}
+             "quantize": str, "k_fc": int, "k_conv": int, "retrain": bool, "objective": str}
 SWEEP_DEFAULTS = {"model": None, "dataset": None, "seed": 0, "epochs": 10, "lr": 1e-3,
                   "batch_size": 64, "n_train": 0, "n_test": 0,
                   "cache": "~/.cache/compactnn/baselines", "out": None}
@@ -49,7 +49,8 @@ def load_config(path) -> dict:
                      they take `prune`), prune_scope ("layer": each layer's fraction;
                      "global": one threshold over the layers of one fraction), prune_steps
                      (1: at once; more: gradual pruning with training between the steps),
-                     quantize (cws, pws, uq, ecsq), k_fc, k_conv, retrain
+                     quantize (cws, pws, uq, ecsq), k_fc, k_conv, retrain, objective
+                     ("small", the default here: sweeps measure size; or "fast")
         [finetune]   epochs, lr, retrain ("codebook" or "weights"), batch_size; prune_epochs,
                      prune_lr: training after each step of gradual pruning
 
@@ -79,7 +80,7 @@ def load_config(path) -> dict:
     cfg["grid"] = {}
     defaults = {"prune": [0.0], "prune_conv": [None], "prune_scope": ["layer"],
                 "prune_steps": [1], "quantize": ["cws"], "k_fc": [32], "k_conv": [32],
-                "retrain": [False]}
+                "retrain": [False], "objective": ["small"]}
     for key, typ in GRID_KEYS.items():
         if key not in grid:
             cfg["grid"][key] = defaults[key]
@@ -94,6 +95,8 @@ def load_config(path) -> dict:
             if not ok:
                 raise ValueError(f"[grid] {key} holds {v!r}, not a valid {typ.__name__}")
         cfg["grid"][key] = [float(v) if typ is float else v for v in values]
+    if set(cfg["grid"]["objective"]) - {"small", "fast"}:
+        raise ValueError("[grid] objective must hold 'small' or 'fast'")
     if set(cfg["grid"]["prune_scope"]) - {"layer", "global"}:
         raise ValueError("[grid] prune_scope must hold 'layer' or 'global'")
     bad = set(cfg["grid"]["quantize"]) - set(QUANTIZERS)
@@ -124,10 +127,11 @@ def points(cfg: dict) -> list[dict]:
 
 
 def point_key(point: dict) -> str:
-    # Points keep the keys they had before prune_steps and prune_conv existed, so that
-    # results files written then still resume.
+    # Points keep the keys they had before prune_steps, prune_conv and objective existed, so
+    # that results files written then still resume.
     return json.dumps({k: v for k, v in point.items()
-                       if (k, v) not in (("prune_steps", 1), ("prune_conv", None))},
+                       if (k, v) not in (("prune_steps", 1), ("prune_conv", None),
+                                         ("objective", "small"))},
                       sort_keys=True)
 
 
@@ -287,7 +291,7 @@ def run_point(cfg: dict, point: dict, baseline: dict) -> dict:
 
     model = compress_model(model, prune=point["prune"], quantize=point["quantize"],
                            k=point["k_fc"], prune_scope=point["prune_scope"], layers=settings,
-                           progress=False)
+                           objective=point.get("objective", "small"), progress=False)
     if point["retrain"]:
         finetune(model, _batches(task.train, ft["batch_size"], cfg["sweep"]["seed"]), loss,
                  epochs=ft["epochs"], lr=ft["lr"], retrain=ft["retrain"], progress=False)
