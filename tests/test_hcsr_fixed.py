@@ -8,6 +8,7 @@ import compactnn as cn
 from compactnn import _core
 from helpers.files import File, expect_format_error
 from helpers.kernels import ISAS, compare_isas
+from helpers.lanes import set_param  # params are section 1 in the fixed layout too
 from helpers.matrices import bits, random_quantized
 
 pytest.importorskip("hypothesis")  # an emulated platform without it skips this module
@@ -230,14 +231,6 @@ def mutate(change):
     f = File(sample().tobytes())
     change(f)
     return f.tobytes()
-
-
-def set_param(i, value):
-    def change(f):
-        p = f.u64(PARAMS)
-        p[i] = value
-        f.set_u64(PARAMS, p)
-    return change
 
 
 def set_byte(section, pos, value):

@@ -45,6 +45,16 @@ inline uint64_t fixed_row(const FixedView& v, uint64_t g, unsigned l) {
   return q < v.rows ? v.order[q] : v.rows;
 }
 
+// The output rows of group g's lanes in Y (rows x batch), zeroed; null for a lane with no row.
+inline void fixed_outputs(const FixedView& v, uint64_t g, float* Y, uint64_t batch,
+                          float* y[kFixedLanes]) {
+  for (unsigned l = 0; l < kFixedLanes; ++l) {
+    const uint64_t r = fixed_row(v, g, l);
+    y[l] = r < v.rows ? Y + r * batch : nullptr;
+    if (y[l]) std::memset(y[l], 0, batch * sizeof(float));
+  }
+}
+
 // y[r] for the rows of groups [g0, g1): each row's stored entries summed in column order.
 inline void fixed_matvec_scalar(const FixedView& v, const float* x, float* y, uint64_t g0,
                                 uint64_t g1) {
@@ -64,11 +74,7 @@ inline void fixed_matmat_scalar(const FixedView& v, const float* X, uint64_t bat
                                 uint64_t g0, uint64_t g1) {
   for (uint64_t g = g0; g < g1; ++g) {
     float* y[kFixedLanes];
-    for (unsigned l = 0; l < kFixedLanes; ++l) {
-      const uint64_t r = fixed_row(v, g, l);
-      y[l] = r < v.rows ? Y + r * batch : nullptr;
-      if (y[l]) std::memset(y[l], 0, batch * sizeof(float));
-    }
+    fixed_outputs(v, g, Y, batch, y);
     fixed_group<false>(v, g, [&](unsigned l, uint64_t c, uint32_t s) {
       if (s == v.filler) return;
       const float w = v.slot_value[s], *xc = X + c * batch;

@@ -116,11 +116,7 @@ void fixed_matmat_groups(const FixedView& v, const float* X, uint64_t batch, flo
   uint64_t at[kChunk * kFixedLanes];
   for (uint64_t g = g0; g < g1; ++g) {
     float* y[kFixedLanes];
-    for (unsigned l = 0; l < kFixedLanes; ++l) {
-      const uint64_t r = fixed_row(v, g, l);
-      y[l] = r < v.rows ? Y + r * batch : nullptr;
-      if (y[l]) std::memset(y[l], 0, batch * sizeof(float));
-    }
+    fixed_outputs(v, g, Y, batch, y);
     uint64_t c[kFixedLanes] = {};
     for (uint64_t t0 = v.first[g]; t0 < v.first[g + 1]; t0 += kChunk) {
       const uint64_t n = std::min(kChunk, v.first[g + 1] - t0);
