@@ -81,10 +81,12 @@ def test_report_lists_every_format():
     out = io.StringIO()
     rows = cn.report(W, file=out)
     names = [r["format"] for r in rows]
-    for f in ("dense float32", "IndexMap", "HAM", "HCSR (sHAM, rows)", "CSR (scipy)", "CSC (scipy)", "CER", "CSER"):
+    for f in ("dense float32", "IndexMap", "HAM", "HCSR (sHAM, rows)", "HCSR (fixed layout)",
+              "CSR (scipy)", "CSC (scipy)", "CER", "CSER"):
         assert f in names and f in out.getvalue()
     by = {r["format"]: r for r in rows}
     assert by["HCSR (sHAM, rows)"]["bytes"] == cn.HCSR.from_dense(W).nbytes
+    assert by["HCSR (fixed layout)"]["bytes"] == cn.HCSR.from_dense(W).with_layout("fixed").nbytes
     assert by["CSR (scipy)"]["bytes"] == 8 * 3000 + 4 * 101
     for r in rows:
         if r["bound"] is not None and r["format"] not in ("IndexMap",):
