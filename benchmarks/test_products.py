@@ -36,7 +36,7 @@ def test_ham_matvec(benchmark, quantized, gaussian, impl):
 
 
 @pytest.mark.parametrize("threads", [1, None])
-@pytest.mark.parametrize("impl", ["HCSR", "scipy", "numpy"])
+@pytest.mark.parametrize("impl", ["HCSR", "HCSR fixed", "scipy", "numpy"])
 def test_hcsr_matvec(benchmark, pruned90, gaussian, impl, threads):
     benchmark.group = f"matvec 90% pruned k=32, threads={threads or 'all'}"
     P, x = pruned90, gaussian[1]
@@ -47,10 +47,12 @@ def test_hcsr_matvec(benchmark, pruned90, gaussian, impl, threads):
         benchmark(lambda: A @ x)
     else:
         m = cn.HCSR.from_dense(P)
+        if impl == "HCSR fixed":
+            m = m.with_layout("fixed")
         benchmark(lambda: m.dot(x, threads=threads))
 
 
-@pytest.mark.parametrize("impl", ["HCSR", "scipy"])
+@pytest.mark.parametrize("impl", ["HCSR", "HCSR fixed", "scipy"])
 def test_hcsr_matmat(benchmark, pruned90, impl):
     benchmark.group = "matmat 90% pruned k=32, B=64"
     X = np.random.default_rng(1).standard_normal((pruned90.shape[1], 64)).astype(np.float32)
@@ -59,6 +61,8 @@ def test_hcsr_matmat(benchmark, pruned90, impl):
         benchmark(lambda: A @ X)
     else:
         m = cn.HCSR.from_dense(pruned90)
+        if impl == "HCSR fixed":
+            m = m.with_layout("fixed")
         benchmark(m.dot, X)
 
 
