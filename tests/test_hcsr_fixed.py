@@ -25,6 +25,18 @@ def fixed(W):
     return cn.HCSR.from_dense(W).with_layout("fixed")
 
 
+def assert_same_as_rows(isa, got, want):
+    """The fixed layout sums a row's entries in column order with FMAs, as the row layout
+    does: the same bits on one kernel set.  The AVX-512 set runs the AVX2 kernels for this
+    layout; on SIMDe's emulation (a test build) its row-layout kernels round multiply and
+    add apart, so there the two agree to rounding only."""
+    if isa == "avx512" and cn.cpu_info()["avx512_emulated"]:
+        scale = np.abs(want[np.isfinite(want)]).max(initial=1.0)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * scale)
+    else:
+        np.testing.assert_array_equal(bits(got), bits(want))
+
+
 def check(W, rng, B=5):
     """Exact decode and file round trip; every kernel set against the scalar set, and on
     each set the same bits as the row layout (both sum a row's entries in column order)."""
@@ -40,8 +52,8 @@ def check(W, rng, B=5):
     X = rng.standard_normal((W.shape[1], B)).astype(np.float32)
     for isa in ISAS:
         _core.set_isa(isa)
-        np.testing.assert_array_equal(bits(m.dot(x)), bits(rows.dot(x)))
-        np.testing.assert_array_equal(bits(m.dot(X)), bits(rows.dot(X)))
+        assert_same_as_rows(isa, m.dot(x), rows.dot(x))
+        assert_same_as_rows(isa, m.dot(X), rows.dot(X))
     return m
 
 
@@ -167,8 +179,8 @@ def test_non_finite_inputs_as_the_row_layout(bad):
     for isa in ISAS:
         _core.set_isa(isa)
         y = m.dot(x)
-        np.testing.assert_array_equal(bits(y), bits(rows.dot(x)))
-        np.testing.assert_array_equal(bits(m.dot(X)), bits(rows.dot(X)))
+        assert_same_as_rows(isa, y, rows.dot(x))
+        assert_same_as_rows(isa, m.dot(X), rows.dot(X))
         assert np.isfinite(y[3]) and y[3] == x[600]
 
 
