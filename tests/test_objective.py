@@ -6,7 +6,6 @@ import pytest
 import torch
 from torch import nn
 
-import compactnn as cn
 import compactnn.torch as cnt
 from compactnn import _core
 from compactnn.compression.costs import COSTS, expected_ns, kind, table
