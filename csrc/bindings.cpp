@@ -100,17 +100,24 @@ void bind_products(Matrix& c) {
       py::arg("X").noconvert(), py::arg("out").noconvert(), py::arg("threads") = 0);
   c.def(
       "linear",
-      [](const Format& f, const carray<float>& X, carray<float>& Y, unsigned threads) {
+      [](const Format& f, const carray<float>& X, carray<float>& Y, unsigned threads,
+         std::optional<carray<float>> bias) {
         if (X.ndim() != 2) throw InvalidInput("X must be 2-D");
         const uint64_t batch = X.shape(0);
         expect_shape(X, {batch, f.cols()}, "X");
         expect_shape(Y, {batch, f.rows()}, "out");
+        if (bias) expect_shape(*bias, {f.rows()}, "bias");
         const float* xp = X.data();
+        const float* bp = bias ? bias->data() : nullptr;
         float* yp = Y.mutable_data();
         py::gil_scoped_release nogil;
         f.linear(xp, batch, yp, threads);
+        if (bp)  // torch.nn.functional.linear's bias, added after the product as numpy would
+          for (uint64_t b = 0; b < batch; ++b)
+            for (uint64_t r = 0; r < f.rows(); ++r) yp[b * f.rows() + r] += bp[r];
       },
-      py::arg("X").noconvert(), py::arg("out").noconvert(), py::arg("threads") = 0);
+      py::arg("X").noconvert(), py::arg("out").noconvert(), py::arg("threads") = 0,
+      py::arg("bias").noconvert() = py::none());
   c.def(
       "conv2d",
       [](const Format& f, const carray<float>& X, carray<float>& Y,

@@ -191,3 +191,18 @@ def test_inf_and_nan_in_x_follow_ieee(fmt, shape):
                 np.testing.assert_array_equal(_ieee_class(L), _ieee_class(refX.T))
                 finite = _ieee_class(y) == 0
                 np.testing.assert_allclose(y[finite], ref[finite], rtol=1e-5, atol=1e-5)
+
+
+def test_native_linear_adds_the_bias_as_numpy_does():
+    """The native linear (compactnn.torch's one call per layer) adds a bias after the
+    product, the same bits as numpy's add; a bias of the wrong length is refused."""
+    rng = np.random.default_rng(5)
+    m = cn.IndexMap.from_dense(random_quantized(rng, 7, 40, 16))
+    bias = rng.standard_normal(7).astype(np.float32)
+    for batch in (0, 1, 3):
+        X = rng.standard_normal((batch, 40)).astype(np.float32)
+        Y = np.empty((batch, 7), np.float32)
+        m._c.linear(X, Y, 1, bias)
+        np.testing.assert_array_equal(Y, m.linear(X) + bias)
+    with pytest.raises(ValueError, match="bias"):
+        m._c.linear(X, Y, 1, bias[:6])

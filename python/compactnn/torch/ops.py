@@ -75,15 +75,11 @@ def _array(t: torch.Tensor) -> np.ndarray:
 
 
 def _linear(x, matrix, out_features, bias):
-    m = lookup(matrix)
     X = _array(x).reshape(-1, x.shape[-1])
     Y = np.empty((X.shape[0], out_features), np.float32)
-    if X.shape[0] == 1:
-        m._c.matvec(X[0], Y[0], torch.get_num_threads())
-    elif X.shape[0]:
-        m._c.linear(X, Y, torch.get_num_threads())
-    if bias is not None:
-        Y += _array(bias)
+    # One native call: the product (a matvec for one row) and the bias.
+    lookup(matrix)._c.linear(X, Y, torch.get_num_threads(),
+                             None if bias is None else _array(bias))
     return torch.from_numpy(Y.reshape(*x.shape[:-1], out_features))
 
 
