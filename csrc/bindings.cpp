@@ -111,10 +111,7 @@ void bind_products(Matrix& c) {
         const float* bp = bias ? bias->data() : nullptr;
         float* yp = Y.mutable_data();
         py::gil_scoped_release nogil;
-        f.linear(xp, batch, yp, threads);
-        if (bp)  // torch.nn.functional.linear's bias, added after the product as numpy would
-          for (uint64_t b = 0; b < batch; ++b)
-            for (uint64_t r = 0; r < f.rows(); ++r) yp[b * f.rows() + r] += bp[r];
+        f.linear(xp, batch, yp, threads, bp);
       },
       py::arg("X").noconvert(), py::arg("out").noconvert(), py::arg("threads") = 0,
       py::arg("bias").noconvert() = py::none());

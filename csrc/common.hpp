@@ -2,6 +2,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -26,6 +27,13 @@ inline void check_shape(uint64_t rows, uint64_t cols) {
   if (rows > kMaxDim || cols > kMaxDim || (rows && cols > kMaxEntries / rows))
     throw InvalidInput("matrix shape (" + std::to_string(rows) + ", " + std::to_string(cols) +
                        ") is too large");
+}
+
+// True for +0.0 alone (not -0.0): the value HCSR leaves implicit.
+inline bool is_plus_zero(float v) {
+  uint32_t b;
+  std::memcpy(&b, &v, 4);
+  return b == 0;
 }
 
 // Bits of v without its leading zeros (0 for 0).

@@ -18,7 +18,9 @@ using kernels::scalar::fixed_group;
 using kernels::scalar::fixed_row;
 
 // Fillers before an entry whose column is `step` past its lane's column.
-uint64_t fillers(uint64_t step) { return step > FixedLayout::kMaxStep ? (step - 1) / 255 : 0; }
+uint64_t fillers(uint64_t step) {
+  return step > FixedLayout::kMaxStep ? (step - 1) / FixedLayout::kMaxStep : 0;
+}
 
 // True if no float of p[0..n) is inf or NaN (exponent bits all set); branch-free, so the
 // compiler vectorizes it.
@@ -30,12 +32,6 @@ bool all_finite(const float* p, uint64_t n) {
     bad |= ((b & 0x7f800000u) + 0x00800000u) & 0x80000000u;
   }
   return !bad;
-}
-
-bool is_plus_zero(float v) {
-  uint32_t b;
-  std::memcpy(&b, &v, 4);
-  return b == 0;
 }
 
 }  // namespace
@@ -174,7 +170,6 @@ FixedLayout::FixedLayout(uint64_t rows, uint64_t cols, const std::vector<float>&
 
 void FixedLayout::finish(const std::vector<uint64_t>& group_steps,
                          const std::vector<float>& codebook) {
-  group_steps_ = PackedInts(group_steps);
   first_.assign(group_steps.size() + 1, 0);
   std::partial_sum(group_steps.begin(), group_steps.end(), first_.begin() + 1);
   slot_value_.assign(kSlots, 0.0f);
@@ -245,13 +240,19 @@ std::vector<std::pair<std::string, uint64_t>> FixedLayout::details() const {
 }
 
 size_t FixedLayout::nbytes() const {
-  return 3 * 8 + order_.nbytes() + group_steps_.nbytes() + first_.size() * 8 + steps_.size() +
-         slots_.size() + slot_value_.size() * 4;
+  return 3 * 8 + order_.nbytes() + first_.size() * 8 + steps_.size() + slots_.size() +
+         slot_value_.size() * 4;
+}
+
+std::vector<uint64_t> FixedLayout::group_steps() const {
+  std::vector<uint64_t> n(groups());
+  for (uint64_t g = 0; g < groups(); ++g) n[g] = first_[g + 1] - first_[g];
+  return n;
 }
 
 std::vector<Section> FixedLayout::sections() const {
   const std::vector<uint64_t> params = {nnz_, kLanes, filler_};
-  return {as_bytes(params), order_.bytes(), group_steps_.bytes(), steps_, slots_};
+  return {as_bytes(params), order_.bytes(), PackedInts(group_steps()).bytes(), steps_, slots_};
 }
 
 }  // namespace cnn

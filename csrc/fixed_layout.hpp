@@ -60,10 +60,12 @@ class FixedLayout final : public Layout {
   FixedLayout(uint64_t rows, uint64_t cols) : Layout(rows, cols) {}
   // first_ and slot_value_ from the group step counts and the codebook.
   void finish(const std::vector<uint64_t>& group_steps, const std::vector<float>& codebook);
+  // Steps of each group (the file's section; in memory, first_ holds them summed).
+  std::vector<uint64_t> group_steps() const;
   kernels::FixedView view(bool finite) const;
   uint64_t nnz_ = 0;
   uint32_t filler_ = 0;
-  PackedInts order_, group_steps_;
+  PackedInts order_;
   std::vector<uint64_t> first_;
   std::vector<uint8_t> steps_, slots_;
   std::vector<float> slot_value_;

@@ -51,10 +51,16 @@ void Format::to_dense(float* out) const {
   }
 }
 
-void Format::linear(const float* X, uint64_t batch, float* Y, unsigned threads) const {
+void Format::linear(const float* X, uint64_t batch, float* Y, unsigned threads,
+                    const float* bias) const {
   if (rows_ == 0 || batch == 0) return;
-  if (batch == 1) return matvec(X, Y, threads);
-  linear_batch(X, batch, Y, threads);
+  if (batch == 1)
+    matvec(X, Y, threads);
+  else
+    linear_batch(X, batch, Y, threads);
+  if (bias)  // as torch.nn.functional.linear (or numpy's Y += bias) adds it: after the product
+    for (uint64_t b = 0; b < batch; ++b)
+      for (uint64_t r = 0; r < rows_; ++r) Y[b * rows_ + r] += bias[r];
 }
 
 void Format::linear_batch(const float* X, uint64_t batch, float* Y, unsigned threads) const {

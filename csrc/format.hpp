@@ -41,7 +41,9 @@ class Format {
   virtual void matmat(const float* X, uint64_t batch, float* Y, unsigned threads) const = 0;
   // Y = X W^T  (X: batch x cols row-major, Y: batch x rows), torch.nn.functional.linear.
   // batch = 1 is matvec; otherwise it equals matmat(X^T)^T bit for bit (linear_batch).
-  void linear(const float* X, uint64_t batch, float* Y, unsigned threads) const;
+  // With `bias` (rows values, or null), each row of Y gets it added after the product.
+  void linear(const float* X, uint64_t batch, float* Y, unsigned threads,
+              const float* bias = nullptr) const;
 
   // Codebook indices of row i (cols entries); implicit zeros (HCSR) get `zero_index`.
   virtual void decode_row(uint64_t i, uint32_t* idx, uint32_t zero_index) const = 0;

@@ -36,11 +36,8 @@ HCSR::HCSR(uint64_t rows, uint64_t cols, std::vector<float> codebook, const uint
     : CodedFormat(rows, cols, std::move(codebook)) {
   const uint32_t k = uint32_t(codebook_.size());
   uint32_t zero = k;  // entries of +0.0 (bits 0) are implicit
-  for (uint32_t v = 0; v < k; ++v) {
-    uint32_t b;
-    std::memcpy(&b, &codebook_[v], 4);
-    if (b == 0) zero = v;
-  }
+  for (uint32_t v = 0; v < k; ++v)
+    if (is_plus_zero(codebook_[v])) zero = v;
   std::vector<uint64_t> indptr(rows + 1, 0);
   for (uint64_t i = 0; i < rows; ++i) {
     const uint32_t* row = idx + i * cols;

@@ -55,6 +55,12 @@ inline void fixed_outputs(const FixedView& v, uint64_t g, float* Y, uint64_t bat
   }
 }
 
+// Group g's lane sums into y at their rows (lanes with no row are dropped).
+inline void fixed_store(const FixedView& v, uint64_t g, const float* acc, float* y) {
+  for (unsigned l = 0; l < kFixedLanes; ++l)
+    if (const uint64_t r = fixed_row(v, g, l); r < v.rows) y[r] = acc[l];
+}
+
 // y[r] for the rows of groups [g0, g1): each row's stored entries summed in column order.
 inline void fixed_matvec_scalar(const FixedView& v, const float* x, float* y, uint64_t g0,
                                 uint64_t g1) {
@@ -63,8 +69,7 @@ inline void fixed_matvec_scalar(const FixedView& v, const float* x, float* y, ui
     fixed_group<false>(v, g, [&](unsigned l, uint64_t c, uint32_t s) {
       if (s != v.filler) acc[l] = madd(v.slot_value[s], x[c], acc[l]);
     });
-    for (unsigned l = 0; l < kFixedLanes; ++l)
-      if (const uint64_t r = fixed_row(v, g, l); r < v.rows) y[r] = acc[l];
+    fixed_store(v, g, acc, y);
   }
 }
 

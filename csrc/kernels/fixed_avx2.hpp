@@ -67,11 +67,6 @@ inline void fixed_advance(uint64_t* c, const uint8_t* step) {
   for (unsigned l = 0; l < kFixedLanes; ++l) c[l] += step[l];
 }
 
-inline void fixed_store(const FixedView& v, uint64_t g, const float* acc, float* y) {
-  for (unsigned l = 0; l < kFixedLanes; ++l)
-    if (const uint64_t r = fixed_row(v, g, l); r < v.rows) y[r] = acc[l];
-}
-
 template <bool Masked>
 void fixed_matvec_groups(const FixedView& v, const float* x, float* y, uint64_t g0, uint64_t g1) {
   const FixedSlots slots(v);
@@ -134,8 +129,7 @@ void fixed_matmat_groups(const FixedView& v, const float* X, uint64_t batch, flo
       auto panel = [&](uint64_t b0, auto full) {
         constexpr bool Full = decltype(full)::value;
         const unsigned nb = unsigned(std::min<uint64_t>(8, batch - b0));
-        const __m256i part = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(nb)),
-                                                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        const __m256i part = V256::mask(nb);
         auto load = [&](const float* p) {
           return Full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, part);
         };
