@@ -10,7 +10,8 @@ import compactnn.torch as cnt
 from compactnn import _core
 from compactnn.compression.costs import COSTS, expected_ns, kind, table
 from compactnn.compression.objective import pick
-from compactnn.compression.pipeline import candidates, choose, form_name
+from compactnn.compression.pipeline import candidates, choose
+from compactnn.matrix.formats import form_name
 
 
 def test_pick_small_and_fast_on_numbers():

@@ -9,7 +9,7 @@ of 64 to 4.2 M weights) and are written down here, so tests can pin the choices.
 """
 from __future__ import annotations
 
-from ..matrix.formats import HAM, HCSR, CompressedMatrix, IndexMap
+from ..matrix.formats import HCSR, CompressedMatrix, IndexMap, form_name
 
 # kind: (per_call, per_row, per_entry) in ns, through the native call (no Python wrapper).
 # Measured 2026-12-04 on an AMD EPYC family 23 model 1 (Zen 1, AVX2, 2 vCPUs); "dense" is
@@ -57,14 +57,13 @@ def kind(m: CompressedMatrix | None) -> str:
     if isinstance(m, IndexMap):
         bits = m.info()["index_bits"]
         return "indexmap4" if bits <= 4 else "indexmap6" if bits <= 6 else "indexmap8"
-    name = "ham" if isinstance(m, HAM) else "hcsr"
     info = m.info()
     # The row layouts of small matrices have small decode tables (or none), and codes past
     # them take the slow canonical decoder: another cost regime.
     if m.layout == "rows" and (info.get("table_entries") == 0 or
                                info.get("table_bits", 99) < info["max_code_length"]):
-        return f"{name}-rows-untabled"
-    return f"{name}-{m.layout}"
+        return f"{form_name(m)}-untabled"
+    return form_name(m)
 
 
 def stored_entries(m: CompressedMatrix) -> int:

@@ -78,12 +78,6 @@ def forms_for(format, objective: str = "fast") -> list[tuple[type, str]]:
     return [(f, lay) for f in fmts for lay in LAYOUTS[f]]
 
 
-def form_name(m: CompressedMatrix) -> str:
-    """m's format and layout as `format=` takes them: "indexmap", "hcsr-fixed", ..."""
-    name = type(m).__name__.lower()
-    return name if isinstance(m, IndexMap) else f"{name}-{m.layout}"
-
-
 def choose(candidates: list[CompressedMatrix], objective: str = "fast",
            isa: str | None = None) -> CompressedMatrix:
     """The candidate the objective keeps (objective.py), from exact sizes and the times that

@@ -76,10 +76,6 @@ class CompressedMatrix:
 
     @classmethod
     def _from_parts(cls, codebook: np.ndarray, idx: np.ndarray, layout: str = "auto"):
-        if cls is IndexMap:
-            if layout != "auto":
-                raise ValueError(f"IndexMap has one layout, not {layout!r}")
-            return cls(cls._build(codebook, idx))
         return cls(cls._build(codebook, idx, layout))
 
     # -- properties -----------------------------------------------------------------
@@ -251,6 +247,12 @@ class IndexMap(CompressedMatrix, format_id=1):
     __slots__ = ()
     _build = staticmethod(_core.index_map)
 
+    @classmethod
+    def _from_parts(cls, codebook: np.ndarray, idx: np.ndarray, layout: str = "auto"):
+        if layout != "auto":
+            raise ValueError(f"IndexMap has one layout, not {layout!r}")
+        return cls(cls._build(codebook, idx))
+
 
 class HAM(CompressedMatrix, format_id=2):
     """Huffman Address Map: every entry's codebook index, canonical Huffman coded."""
@@ -335,6 +337,12 @@ class HCSR(CompressedMatrix, format_id=3):
 
         indptr, cols, vidx = self._c.csr_arrays()
         return sp.csr_array((self.codebook[vidx], cols, indptr), shape=self.shape)
+
+
+def form_name(m: CompressedMatrix) -> str:
+    """m's format and layout as compress's `format=` takes them: "indexmap", "hcsr-fixed"."""
+    name = type(m).__name__.lower()
+    return name if isinstance(m, IndexMap) else f"{name}-{m.layout}"
 
 
 def _threads(threads) -> int:

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..compression.pipeline import compress, form_name
+from ..compression.pipeline import compress
+from ..matrix.formats import form_name
 from ..model.plan import Plan
 from .layers import CompressedModule, replace_module
 from .training import train_epochs
