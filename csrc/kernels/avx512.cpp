@@ -126,11 +126,13 @@ inline void im_rows_aligned(const IMView& v, const Lut<Bits>& lut, const float* 
   __m512 a0[R], a1[R];
   for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm512_setzero_ps();
   const uint64_t n = v.cols;
+  const RowsAhead<Bits, R> ahead(v, i + R);
   uint64_t c = 0;
   for (; c + 32 <= n; c += 32) {
     __m512 x0 = _mm512_loadu_ps(x + c), x1 = _mm512_loadu_ps(x + c + 16);
     for (int r = 0; r < R; ++r) {
       uint64_t p = (i + r) * n + c;
+      ahead(r, c);
       a0[r] = _mm512_fmadd_ps(im_weights16<Bits>(v, lut, p), x0, a0[r]);
       a1[r] = _mm512_fmadd_ps(im_weights16<Bits>(v, lut, p + 16), x1, a1[r]);
     }
@@ -170,10 +172,12 @@ inline void im_rows_nibbles(const IMView& v, const Lut<4>& lut, const float* x, 
                             uint64_t i) {
   __m512 a0[R], a1[R];
   for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm512_setzero_ps();
+  const RowsAhead<4, R> ahead(v, i + R);
   for (uint64_t c = 0; c < v.cols; c += 32) {
     __m512 x0 = _mm512_loadu_ps(x + c), x1 = _mm512_loadu_ps(x + c + 16);
     for (int r = 0; r < R; ++r) {
       const uint64_t p = (i + r) * v.cols + c;
+      ahead(r, c);
       __m512i z = bytes16(v.packed + (p >> 7) * 64 + ((p >> 5) & 3) * 16);
       a0[r] = _mm512_fmadd_ps(_mm512_permutexvar_ps(z, lut.t[0]), x0, a0[r]);
       a1[r] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(z, 4), lut.t[0]), x1,

@@ -107,9 +107,11 @@ template <int Bits, int R>
 void rows(const IMView& v, const BytePlanes<Bits>& lut, const float* xp, float* y, uint64_t i) {
   __m512 a0[R], a1[R];
   for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm512_setzero_ps();
+  const RowsAhead<Bits, R> ahead(v, i + R);
   for (uint64_t c = 0; c < v.cols; c += 64) {
     for (int r = 0; r < R; ++r) {
       __m512 w[4];
+      ahead(r, c);
       lut(BytePlanes<Bits>::indices(v, (i + r) * v.cols + c), w);
       a0[r] = _mm512_fmadd_ps(w[0], _mm512_loadu_ps(xp + c), a0[r]);
       a1[r] = _mm512_fmadd_ps(w[1], _mm512_loadu_ps(xp + c + 16), a1[r]);

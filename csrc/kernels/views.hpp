@@ -31,6 +31,24 @@ struct IMView {
   uint32_t k;
   const float* codebook;
   const uint8_t* packed;
+  // Where row `row`'s indices start (for rows past the end, the last row's), for prefetching:
+  // the multi-row kernels ask for the next block of rows as they pass each column, at
+  // row_bytes(row) + c * index_bits / 8, within a group of the right place.  A row of a
+  // wide matrix is a page of its own, where the hardware prefetchers stop (8192^2, k = 16,
+  // one thread, AVX2: 4.5 -> 3.5 ms on Zen 5).
+  const uint8_t* row_bytes(uint64_t row) const {
+    return packed + ((row < rows ? row : rows - 1) * cols >> 7) * 16 * index_bits;
+  }
+};
+
+// The next block of R rows, from row `next`, asked for column by column (IMView::row_bytes).
+template <int Bits, int R>
+struct RowsAhead {
+  const uint8_t* at[R];
+  RowsAhead(const IMView& v, uint64_t next) {
+    for (int r = 0; r < R; ++r) at[r] = v.row_bytes(next + r);
+  }
+  void operator()(int r, uint64_t c) const { __builtin_prefetch(at[r] + (c * Bits >> 3)); }
 };
 
 struct HAMView {
