@@ -39,11 +39,13 @@ def layer(shape, prune, k, seed=0):
 @pytest.mark.parametrize("shape, prune, k, isa, fast, small", [
     ((360, 2048), 0.9, 31, "avx2", "hcsr-lanes", "hcsr-lanes"),  # others over 15% larger
     ((360, 2048), 0.0, 16, "avx2", "indexmap", "ham-lanes"),
-    ((64, 288), 0.5, 16, "avx2", "ham-rows", "ham-rows"),  # small: rows without tables
-    ((128, 3136), 0.7, 16, "avx2", "ham-rows", "hcsr-lanes"),
+    ((360, 2048), 0.0, 16, "avx512", "indexmap", "ham-lanes"),
+    ((64, 288), 0.5, 16, "avx2", "hcsr-rows", "ham-rows"),  # small: rows without tables
+    ((128, 3136), 0.7, 16, "avx2", "ham-lanes", "hcsr-lanes"),
     ((128, 3136), 0.7, 16, "scalar", "hcsr-lanes", "hcsr-lanes"),
     ((2048, 2048), 0.99, 31, "avx2", "hcsr-fixed", "hcsr-lanes"),
     ((2048, 2048), 0.99, 31, "scalar", "hcsr-fixed", "hcsr-lanes"),
+    ((2048, 2048), 0.99, 31, "avx512", "hcsr-fixed", "hcsr-lanes"),
     ((32, 9), 0.3, 16, "avx2", "indexmap", "indexmap"),
 ])
 def test_forms_kept_for_given_layers(shape, prune, k, isa, fast, small):
@@ -59,8 +61,10 @@ def test_forms_kept_for_given_layers(shape, prune, k, isa, fast, small):
 
 def test_cost_model_covers_every_form_and_kernel_set():
     for isa in _core.supported_isas():
-        costs = table(isa)  # AVX-512 borrows AVX2's model
+        costs = table(isa)
         assert set(costs) == set(COSTS["avx2"])
+    assert set(COSTS) == {"scalar", "avx2", "avx512"}
+    assert all(set(c) == set(COSTS["avx2"]) for c in COSTS.values())
     kinds = {kind(m) for shape, prune, k in [((40, 256), 0.5, 16), ((40, 256), 0, 64),
                                              ((1024, 1024), 0.0, 16), ((256, 1024), 0.5, 16)]
              for m in layer(shape, prune, k)}

@@ -12,42 +12,55 @@ from __future__ import annotations
 from ..matrix.formats import HCSR, CompressedMatrix, IndexMap, form_name
 
 # kind: (per_call, per_row, per_entry) in ns, through the native call (no Python wrapper).
-# Measured 2026-12-04 on an AMD EPYC family 23 model 1 (Zen 1, AVX2, 2 vCPUs); "dense" is
-# numpy's sgemv (OpenBLAS, one thread).  The fits are within 41% of every measured point
-# (layers of 64 to 4.2 M weights), except HAM's row layout (up to 76%) and dense (up to
-# 55%: from cache on small layers, from memory on large ones): good enough to rank forms
-# whose times differ severalfold, which is what they are for.
+# Measured 2026-12-04 on an AMD EPYC family 26 model 2 (Zen 5, 2 vCPUs, KVM) with each
+# kernel set forced (COMPACTNN_ISA); "dense" is numpy's sgemv (OpenBLAS, one thread).  The
+# fits are within 40% of every measured point (layers of 64 to 4.2 M weights), except HAM's
+# row layout (up to 86%), HAM's lanes on AVX-512 (58%), dense on the scalar set (56%: from
+# cache on small layers, from memory on large ones) and HCSR's lanes there (50%): good
+# enough to rank forms whose times differ severalfold, which is what they are for.  (The
+# earlier AVX2 model, fitted on a Zen 1, where 256-bit instructions run as two halves, had
+# every compact form 2-5x slower against dense: docs/performance.md.)
 COSTS = {
+    "avx512": {
+        "dense": (515, 0.0, 0.0448),
+        "ham-lanes": (659, 51.7, 0.2839),
+        "ham-rows": (0, 186.8, 0.4192),
+        "ham-rows-untabled": (0, 101.7, 3.3124),
+        "hcsr-fixed": (587, 0.2, 0.2368),
+        "hcsr-lanes": (718, 0.0, 1.3451),
+        "hcsr-rows": (0, 0.0, 1.4357),
+        "hcsr-rows-untabled": (566, 0.0, 5.2982),
+        "indexmap4": (602, 2.2, 0.0169),
+        "indexmap6": (540, 0.0, 0.1103),
+        "indexmap8": (705, 11.3, 0.0350),
+    },
     "avx2": {
-        "dense": (1553, 0.0, 0.1205),
-        "ham-lanes": (2424, 0.0, 2.1057),
-        "ham-rows": (0, 608.5, 1.0624),
-        "ham-rows-untabled": (0, 527.6, 3.9763),
-        "hcsr-fixed": (1831, 5.2, 1.4904),
-        "hcsr-lanes": (2420, 9.1, 5.9311),
-        "hcsr-rows": (9078, 99.7, 2.6910),
-        "hcsr-rows-untabled": (1913, 0.0, 13.8138),
-        "indexmap4": (2239, 4.3, 0.2451),
-        "indexmap6": (1843, 63.2, 0.5478),
-        "indexmap8": (2755, 0.0, 1.1009),
+        "dense": (417, 0.0, 0.0440),
+        "ham-lanes": (406, 73.3, 0.5162),
+        "ham-rows": (0, 197.5, 0.4787),
+        "ham-rows-untabled": (0, 207.0, 3.0554),
+        "hcsr-fixed": (548, 1.4, 0.2418),
+        "hcsr-lanes": (712, 0.0, 1.9487),
+        "hcsr-rows": (0, 5.6, 1.4155),
+        "hcsr-rows-untabled": (455, 0.0, 5.6953),
+        "indexmap4": (621, 4.0, 0.0541),
+        "indexmap6": (569, 12.0, 0.1983),
+        "indexmap8": (639, 0.0, 0.2817),
     },
     "scalar": {
-        "dense": (1483, 0.0, 0.1072),
-        "ham-lanes": (2451, 0.0, 9.0214),
-        "ham-rows": (1478, 67.7, 6.6904),
-        "ham-rows-untabled": (0, 317.2, 5.6624),
-        "hcsr-fixed": (1861, 3.9, 1.2111),
-        "hcsr-lanes": (1914, 0.0, 13.4767),
-        "hcsr-rows": (23587, 74.9, 2.7652),
-        "hcsr-rows-untabled": (1685, 0.0, 14.3790),
-        "indexmap4": (2001, 8.4, 2.1293),
-        "indexmap6": (1961, 15.6, 2.5529),
-        "indexmap8": (1651, 29.0, 2.1426),
+        "dense": (463, 0.0, 0.0441),
+        "ham-lanes": (883, 0.0, 3.7680),
+        "ham-rows": (478, 0.0, 4.2315),
+        "ham-rows-untabled": (0, 72.4, 3.8201),
+        "hcsr-fixed": (585, 3.0, 0.5635),
+        "hcsr-lanes": (603, 0.0, 4.9888),
+        "hcsr-rows": (0, 3.3, 1.4282),
+        "hcsr-rows-untabled": (549, 0.0, 5.3077),
+        "indexmap4": (434, 34.3, 0.8607),
+        "indexmap6": (371, 47.5, 1.0451),
+        "indexmap8": (604, 0.0, 0.9028),
     },
 }
-# Sets without measurements of their own: AVX-512 is unmeasured (no such CPU here); its
-# kernels are at least as fast as AVX2's, so the AVX2 model is a safe guess.
-FALLBACK = {"avx512": "avx2"}
 
 
 def kind(m: CompressedMatrix | None) -> str:
@@ -74,7 +87,6 @@ def table(isa: str | None = None) -> dict:
     from .. import _core
 
     isa = isa or _core.isa()
-    isa = FALLBACK.get(isa, isa)
     if isa not in COSTS:
         raise ValueError(f"no cost model for the {isa!r} kernels; measured: {sorted(COSTS)}")
     return COSTS[isa]
