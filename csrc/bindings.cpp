@@ -252,6 +252,7 @@ void bind_codebook(py::module_& m) {
 // The kernel sets: which runs, which this CPU supports.
 void bind_kernels(py::module_& m) {
   m.attr("avx512_emulated") = kernels::emulated_avx512;
+  m.attr("arch") = kernels::arch;
   m.def("isa", [] { return std::string(kernels::active().name); });
   m.def("vbmi", &kernels::vbmi_available);
   m.def("set_isa", [](const std::string& name) { kernels::set_active(name); }, py::arg("name"));

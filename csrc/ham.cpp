@@ -98,7 +98,7 @@ HAM::HAM(uint64_t rows, uint64_t cols, std::vector<float> codebook,
   if (params.empty() || params[0] != rows * cols)
     throw FormatError("HAM's lane layout must hold rows x cols entries");
   // (An empty matrix has no gap at all: its one bucket has no code.)
-  const std::vector<uint8_t> no_gaps = {rows * cols ? huff::kZeroBits : uint8_t(0)};
+  const std::vector<uint8_t> no_gaps = {rows * cols != 0 ? huff::kZeroBits : uint8_t(0)};
   if (params.size() != 4 || params[3] != 0 || gap_lengths != no_gaps)
     throw FormatError("HAM's lane layout must code no gaps");
   if (std::any_of(counts.begin(), counts.end(), [&](uint64_t c) { return c != cols; }))

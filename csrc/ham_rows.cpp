@@ -41,7 +41,7 @@ HamRows::HamRows(uint64_t rows, uint64_t cols, uint32_t k, std::vector<uint8_t> 
   lengths_ = std::move(lengths);
   check_row_offsets(offsets, rows, stream.size());
   decoder_ = huff::Decoder(lengths_, huff::table_bits_for(offsets[rows]));
-  if (rows * cols && decoder_.max_len() == 0 && !decoder_.zero_bit())
+  if (rows * cols != 0 && decoder_.max_len() == 0 && !decoder_.zero_bit())
     throw FormatError("code has no symbols but the matrix has entries");
   offsets_ = PackedInts(offsets);
   stream_ = std::move(stream);

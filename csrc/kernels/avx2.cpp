@@ -1,5 +1,6 @@
 // AVX2 + FMA kernels: 8-wide products, codebook lookups held in registers (vpermps and
 // blends) for k <= 64, decoding compiled with BMI2.
+#if defined(__x86_64__) || defined(__i386__)  // x86 only (CNN_X86_KERNELS, dispatch.hpp)
 #include <immintrin.h>
 
 #include <algorithm>
@@ -486,3 +487,5 @@ const KernelSet avx2_kernels = {
 };
 
 }  // namespace cnn::kernels
+
+#endif  // x86

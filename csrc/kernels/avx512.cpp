@@ -4,6 +4,7 @@
 // Built with COMPACTNN_EMULATE_AVX512 (a test build only), the same source compiles against
 // SIMDe's portable AVX-512 intrinsics on an AVX2 target, so its logic can be checked against
 // the scalar kernels on a CPU without AVX-512.
+#if defined(__x86_64__) || defined(__i386__)  // x86 only (CNN_X86_KERNELS, dispatch.hpp)
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
@@ -343,3 +344,5 @@ const KernelSet avx512_kernels = {
 };
 
 }  // namespace cnn::kernels
+
+#endif  // x86

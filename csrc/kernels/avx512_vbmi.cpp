@@ -6,6 +6,7 @@
 // per call.  About 0.5 instructions a weight for k <= 256, against 0.75 for vpermt2ps on
 // 32-entry tables with a tree of blends (avx512.cpp).  Its own file: VBMI is enabled only
 // here and used only where the CPU has it (dispatch.cpp).
+#if defined(__x86_64__) || defined(__i386__)  // x86 only (CNN_X86_KERNELS, dispatch.hpp)
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -147,3 +148,5 @@ void im_matvec_vbmi(const IMView& v, const float* x, float* y, uint64_t r0, uint
 }
 
 }  // namespace cnn::kernels
+
+#endif  // x86

@@ -38,8 +38,12 @@ uint32_t cpu::features() {
 
 namespace {
 
-// Every kernel set, best last.
+// Every kernel set of this build, best last.
+#if CNN_X86_KERNELS
 const KernelSet* const kSets[] = {&scalar_kernels, &avx2_kernels, &avx512_kernels};
+#else
+const KernelSet* const kSets[] = {&scalar_kernels};
+#endif
 
 bool cpu_has(uint32_t features) {
   static const uint32_t present = cpu::features();
@@ -53,7 +57,9 @@ const KernelSet* by_name(const std::string& name) {
         throw InvalidInput("this CPU cannot run the " + name + " kernels");
       return set;
     }
-  throw InvalidInput("unknown kernel set '" + name + "': use scalar, avx2 or avx512");
+  std::string names;
+  for (const KernelSet* set : kSets) names += std::string(names.empty() ? "" : ", ") + set->name;
+  throw InvalidInput("unknown kernel set '" + name + "': this " + arch + " build has " + names);
 }
 
 // The best set the CPU runs.  (The AVX-512 set is checked against the scalar one on SIMDe's
@@ -62,8 +68,12 @@ const KernelSet* by_name(const std::string& name) {
 const KernelSet* choose() {
   const char* env = std::getenv("COMPACTNN_ISA");
   if (env && *env) return by_name(env);
-  for (auto set = std::rbegin(kSets); set != std::rend(kSets); ++set)
-    if (cpu_has((*set)->features) && !(*set == &avx512_kernels && emulated_avx512)) return *set;
+  for (auto set = std::rbegin(kSets); set != std::rend(kSets); ++set) {
+#if CNN_X86_KERNELS
+    if (*set == &avx512_kernels && emulated_avx512) continue;
+#endif
+    if (cpu_has((*set)->features)) return *set;
+  }
   return &scalar_kernels;
 }
 
@@ -71,7 +81,11 @@ std::atomic<const KernelSet*> current{nullptr};
 
 }  // namespace
 
+#if CNN_X86_KERNELS
 bool vbmi_available() { return cpu_has(vbmi_features); }
+#else
+bool vbmi_available() { return false; }
+#endif
 
 std::vector<const KernelSet*> supported() {
   std::vector<const KernelSet*> out;

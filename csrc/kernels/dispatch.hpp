@@ -102,9 +102,30 @@ struct KernelSet {
   DenseMatmat dense_matmat;
 };
 
+// The architecture this build is for, and whether it has the x86 kernel sets: avx2.cpp,
+// avx512.cpp and avx512_vbmi.cpp compile to nothing elsewhere, where the scalar set runs.
+#if defined(__x86_64__) || defined(__i386__)
+#define CNN_X86_KERNELS 1
+#else
+#define CNN_X86_KERNELS 0
+#endif
+#if defined(__x86_64__)
+inline constexpr const char* arch = "x86_64";
+#elif defined(__i386__)
+inline constexpr const char* arch = "x86";
+#elif defined(__aarch64__)
+inline constexpr const char* arch = "aarch64";
+#elif defined(__arm__)
+inline constexpr const char* arch = "arm";
+#else
+inline constexpr const char* arch = "other";
+#endif
+
 extern const KernelSet scalar_kernels;
+#if CNN_X86_KERNELS
 extern const KernelSet avx2_kernels;
 extern const KernelSet avx512_kernels;
+#endif
 
 // True in a test build whose AVX-512 set runs on SIMDe's emulation (COMPACTNN_EMULATE_AVX512).
 #ifdef CNN_EMULATE_AVX512
@@ -116,9 +137,11 @@ inline constexpr bool emulated_avx512 = false;
 // AVX-512 VBMI (byte permutes across a register), used by the AVX-512 set where present:
 // IndexMap matvec for 64 < k <= 256 and n_cols % 64 == 0 (avx512_vbmi.cpp, compiled for
 // vbmi_features).
+bool vbmi_available();  // (false where there are no x86 kernels)
+#if CNN_X86_KERNELS
 extern const uint32_t vbmi_features;
-bool vbmi_available();
 void im_matvec_vbmi(const IMView&, const float* x, float* y, uint64_t r0, uint64_t r1);
+#endif
 
 // Kernel sets this CPU can run, best last.
 std::vector<const KernelSet*> supported();

@@ -23,13 +23,14 @@ _core.isa()  # choose the kernel set now, so a bad COMPACTNN_ISA fails at import
 
 
 def cpu_info() -> dict:
-    """The kernel set in use (COMPACTNN_ISA=scalar|avx2|avx512 forces one), the sets this CPU
-    supports (and whether the AVX-512 set uses VBMI byte permutes), the default number of
-    threads and what runs them ("pool": compactnn's own;
+    """The architecture of this build ("x86_64", "aarch64", ...), the kernel set in use
+    (COMPACTNN_ISA=scalar|avx2|avx512 forces one; builds for other architectures than x86
+    have the scalar set only), the sets this CPU supports (and whether the AVX-512 set uses
+    VBMI byte permutes), the default number of threads and what runs them ("pool": compactnn's own;
     "openmp": PyTorch's OpenMP threads, once compactnn.torch is imported).
     `avx512_emulated` is True only in a test build whose AVX-512 kernels run on SIMDe's
     emulation (COMPACTNN_EMULATE_AVX512)."""
-    return {"isa": _core.isa(), "supported": list(_core.supported_isas()),
+    return {"arch": _core.arch, "isa": _core.isa(), "supported": list(_core.supported_isas()),
             "avx512_vbmi": bool(_core.vbmi()), "threads": _core.num_threads(),
             "thread_runtime": "openmp" if _core.using_openmp() else "pool",
             "avx512_emulated": bool(_core.avx512_emulated)}
