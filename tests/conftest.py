@@ -14,6 +14,16 @@ from compactnn import _core  # noqa: E402
 from helpers.matrices import FORMATS  # noqa: E402
 
 
+def pytest_ignore_collect(collection_path, config):
+    """With `-m emulated` alone, modules that hold no emulated test are not imported: that
+    selection runs where only numpy, pytest and hypothesis are installed (emulated CPUs,
+    wheels under test), and their other tests would be deselected anyway."""
+    if (config.getoption("markexpr") == "emulated" and collection_path.suffix == ".py"
+            and collection_path.name.startswith("test_")):
+        return "mark.emulated" not in collection_path.read_text()
+    return None
+
+
 @pytest.fixture(params=FORMATS, ids=lambda f: f.__name__)
 def fmt(request):
     return request.param
