@@ -107,7 +107,8 @@ def test_cpu_info_and_isa_choice():
     assert info["arch"] == {"AMD64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
     assert info["isa"] in ISAS and "scalar" in info["supported"]
     x86 = info["arch"] in ("x86_64", "x86")
-    sets = "scalar, avx2, avx512" if x86 else "scalar"
+    sets = {"x86_64": "scalar, avx2, avx512", "x86": "scalar, avx2, avx512",
+            "aarch64": "scalar, neon"}.get(info["arch"], "scalar")
     with pytest.raises(ValueError, match=f"unknown kernel set 'sse9': this {info['arch']} build has {sets}$"):
         _core.set_isa("sse9")
     for isa in ("avx2", "avx512"):

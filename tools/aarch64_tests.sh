@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The emulated test selection on aarch64, under qemu-user: Debian's arm64 Python 3.11 with
 # its numpy, pytest and hypothesis unpacked into a sysroot, the extension cross-compiled for
-# it with the same flags as a Release build, and the package installed there.  Only the
-# scalar kernel set exists on aarch64 so far.  Emulation proves results, never speed.
+# it with the same flags as a Release build, and the package installed there; the tests
+# compare the NEON set with the scalar one.  Emulation proves results, never speed.
 # Needs root (apt) and Debian's arm64 packages; about 3 minutes.
 #
 #     tools/aarch64_tests.sh [DIR] [pytest arguments]   (DIR: the sysroot, default build/aarch64)
@@ -54,7 +54,7 @@ rm -rf "$site" && cp -r python/compactnn "$site"
 find "$site" -name __pycache__ -prune -exec rm -rf {} +
 aarch64-linux-gnu-g++ -shared -o "$site/_core.cpython-311-aarch64-linux-gnu.so" "$obj"/*.o -lpthread
 
-"$py" -c "import compactnn as cn; i = cn.cpu_info(); assert i['arch'] == 'aarch64', i; print(i)"
+"$py" -c "import compactnn as cn; i = cn.cpu_info(); assert i['arch'] == 'aarch64' and i['isa'] == 'neon', i; print(i)"
 # qemu-user 7.2 aborts a child forked from a threaded process ("qemu_plugin_vcpu_init_hook:
 # assertion failed"): that one test cannot run under it.
 "$py" -m pytest -q -p no:cacheprovider -m emulated \

@@ -18,7 +18,8 @@ case "$(basename "$whl")" in
   *-manylinux_*) ;;
   *) echo "auditwheel gave no manylinux wheel: $whl" >&2; exit 1 ;;
 esac
-auditwheel show "$whl" | grep -m1 -A1 'platform tag'
+shown=$(auditwheel show "$whl")  # (into a variable: a pipe closed early broke its output)
+grep -A1 'platform tag' <<<"$shown" | head -2
 echo "wheel: $(basename "$whl"), $(stat -c %s "$whl") bytes"
 python -m pip install -q --force-reinstall --no-deps "$whl"
 python - "$whl" <<'PY'
@@ -32,7 +33,8 @@ try:
     core.set_isa("none")
 except ValueError as e:  # names every kernel set the build holds
     sets = str(e).split(" build has ")[1]
-want = "scalar, avx2, avx512" if platform.machine() in ("x86_64", "AMD64") else "scalar"
+want = {"x86_64": "scalar, avx2, avx512", "AMD64": "scalar, avx2, avx512",
+        "aarch64": "scalar, neon", "arm64": "scalar, neon"}.get(platform.machine(), "scalar")
 assert sets == want, (sets, want)
 print(f"testing the installed wheel: {compactnn.__file__}; kernel sets {sets}; "
       f"this CPU runs {compactnn.cpu_info()['isa']}")

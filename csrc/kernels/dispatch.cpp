@@ -41,6 +41,8 @@ namespace {
 // Every kernel set of this build, best last.
 #if CNN_X86_KERNELS
 const KernelSet* const kSets[] = {&scalar_kernels, &avx2_kernels, &avx512_kernels};
+#elif CNN_NEON_KERNELS
+const KernelSet* const kSets[] = {&scalar_kernels, &neon_kernels};
 #else
 const KernelSet* const kSets[] = {&scalar_kernels};
 #endif

@@ -1,6 +1,6 @@
 // One table of kernels per instruction set, chosen at run time (simdjson-style): the
 // scalar set runs everywhere, the AVX2+FMA and AVX-512 sets where the CPU has the features
-// their files are compiled for.  Every kernel computes rows [r0, r1) of its product, so
+// their files are compiled for, the NEON set on every aarch64 CPU.  Every kernel computes rows [r0, r1) of its product, so
 // threads split rows.
 #pragma once
 #include <cstddef>
@@ -102,12 +102,17 @@ struct KernelSet {
   DenseMatmat dense_matmat;
 };
 
-// The architecture this build is for, and whether it has the x86 kernel sets: avx2.cpp,
-// avx512.cpp and avx512_vbmi.cpp compile to nothing elsewhere, where the scalar set runs.
+// The architecture this build is for, and its kernel sets besides the scalar one: avx2.cpp,
+// avx512.cpp and avx512_vbmi.cpp compile to nothing off x86, neon.cpp off aarch64.
 #if defined(__x86_64__) || defined(__i386__)
 #define CNN_X86_KERNELS 1
 #else
 #define CNN_X86_KERNELS 0
+#endif
+#if defined(__aarch64__)
+#define CNN_NEON_KERNELS 1
+#else
+#define CNN_NEON_KERNELS 0
 #endif
 #if defined(__x86_64__)
 inline constexpr const char* arch = "x86_64";
@@ -125,6 +130,9 @@ extern const KernelSet scalar_kernels;
 #if CNN_X86_KERNELS
 extern const KernelSet avx2_kernels;
 extern const KernelSet avx512_kernels;
+#endif
+#if CNN_NEON_KERNELS
+extern const KernelSet neon_kernels;  // every aarch64 CPU has NEON
 #endif
 
 // True in a test build whose AVX-512 set runs on SIMDe's emulation (COMPACTNN_EMULATE_AVX512).

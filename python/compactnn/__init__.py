@@ -24,8 +24,8 @@ _core.isa()  # choose the kernel set now, so a bad COMPACTNN_ISA fails at import
 
 def cpu_info() -> dict:
     """The architecture of this build ("x86_64", "aarch64", ...), the kernel set in use
-    (COMPACTNN_ISA=scalar|avx2|avx512 forces one; builds for other architectures than x86
-    have the scalar set only), the sets this CPU supports (and whether the AVX-512 set uses
+    (COMPACTNN_ISA=scalar|avx2|avx512|neon forces one; x86 builds have scalar, avx2 and
+    avx512, aarch64 builds scalar and neon), the sets this CPU supports (and whether the AVX-512 set uses
     VBMI byte permutes), the default number of threads and what runs them ("pool": compactnn's own;
     "openmp": PyTorch's OpenMP threads, once compactnn.torch is imported).
     `avx512_emulated` is True only in a test build whose AVX-512 kernels run on SIMDe's
