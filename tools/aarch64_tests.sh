@@ -41,14 +41,15 @@ printf '#!/bin/sh\nexec /usr/bin/qemu-aarch64 -L "%s" -0 "%s" "%s" "$@"\n' \
   "$root" "$py" "$root/usr/bin/python3.11" >"$py"
 chmod +x "$py"
 
-# The extension, cross-compiled as CMake's Release build compiles it.
+# The extension: the core as tools/cross_check.sh compiles it (Release flags, no warning),
+# and the bindings.
 pybind=$(python -c "import pybind11; print(pybind11.get_include())" 2>/dev/null) ||
   { python -m pip install -q pybind11 && pybind=$(python -c "import pybind11; print(pybind11.get_include())"); }
-obj="$dir/obj" && rm -rf "$obj" && mkdir -p "$obj"
-ls csrc/*.cpp csrc/kernels/*.cpp | xargs -P "$(nproc)" -I{} sh -c \
-  'aarch64-linux-gnu-g++ -std=c++17 -O3 -DNDEBUG -fPIC -fvisibility=hidden -ffp-contract=off \
-   -Icsrc -I"$1" -I"$2/usr/include/python3.11" -idirafter "$2/usr/include" \
-   -c {} -o "$3/$(echo {} | tr / _).o"' _ "$pybind" "$root" "$obj"
+obj="$dir/obj" && rm -rf "$obj"
+tools/cross_check.sh "$obj"
+aarch64-linux-gnu-g++ -std=c++17 -O3 -DNDEBUG -fPIC -fvisibility=hidden -ffp-contract=off \
+  -Icsrc -I"$pybind" -I"$root/usr/include/python3.11" -idirafter "$root/usr/include" \
+  -c csrc/bindings.cpp -o "$obj/bindings.o"
 site="$root/usr/lib/python3/dist-packages/compactnn"
 rm -rf "$site" && cp -r python/compactnn "$site"
 find "$site" -name __pycache__ -prune -exec rm -rf {} +

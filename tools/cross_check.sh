@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
-# Compiles the native core (every file of csrc/ but the Python bindings) for aarch64 with
-# -Wall -Wextra -Werror: nothing in it may assume x86 (the x86 kernel files compile to
-# nothing there; the scalar and NEON sets run).  Needs Debian's g++-aarch64-linux-gnu.  It compiles
-# and runs nothing (tools/aarch64_tests.sh runs the tests under qemu).
+# Compiles the native core (every file of csrc/ but the Python bindings) for aarch64 with the
+# Release build's flags and -Wall -Wextra -Werror: nothing in it may assume x86 (the x86
+# kernel files compile to nothing there; the scalar and NEON sets run).  Needs Debian's
+# g++-aarch64-linux-gnu.  Compiles only; tools/aarch64_tests.sh links these objects and runs
+# the tests under qemu.
 #
-#     tools/cross_check.sh [compiler]        (default: aarch64-linux-gnu-g++)
+#     tools/cross_check.sh [OUT]     (OUT: where the objects go, default a temporary folder)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cxx=${1:-aarch64-linux-gnu-g++}
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
-n=0
-for f in csrc/*.cpp csrc/kernels/*.cpp; do
-  [ "$f" = csrc/bindings.cpp ] && continue
-  "$cxx" -std=c++17 -O2 -Wall -Wextra -Werror -ffp-contract=off -Icsrc -c "$f" -o "$out/$(basename "$f").o"
-  n=$((n + 1))
-done
+cxx=aarch64-linux-gnu-g++
+if [ $# -ge 1 ]; then
+  out=$1 && mkdir -p "$out"
+else
+  out=$(mktemp -d) && trap 'rm -rf "$out"' EXIT
+fi
+files=$(ls csrc/*.cpp csrc/kernels/*.cpp | grep -vx csrc/bindings.cpp)
+xargs -P "$(nproc)" -I{} sh -c \
+  '"$1" -std=c++17 -O3 -DNDEBUG -fPIC -fvisibility=hidden -ffp-contract=off \
+   -Wall -Wextra -Werror -Icsrc -c {} -o "$2/$(echo {} | tr / _).o"' _ "$cxx" "$out" <<<"$files"
 # The x86 kernel sets must be empty there, the scalar and NEON ones complete.
 syms=$(nm -C "$out"/*.o)
 for set in scalar neon; do
@@ -24,4 +26,4 @@ done
 if grep -Eq ' [DR] cnn::kernels::(avx2|avx512)_kernels$' <<<"$syms"; then
   echo "x86 kernel sets compiled for $cxx" >&2; exit 1
 fi
-echo "cross_check: $n files compile for $("$cxx" -dumpmachine) with no warning"
+echo "cross_check: $(wc -l <<<"$files") files compile for $("$cxx" -dumpmachine) with no warning"

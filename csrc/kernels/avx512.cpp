@@ -306,16 +306,6 @@ struct LaneOps512 {
 
 using Vec = V512;
 
-// HCSR's fixed-width layout has no AVX-512 kernels yet: the AVX2 ones serve (every CPU with
-// this set's features runs them).
-void fixed_matvec(const FixedView& v, const float* x, float* y, uint64_t g0, uint64_t g1) {
-  avx2_kernels.fixed_matvec(v, x, y, g0, g1);
-}
-void fixed_matmat(const FixedView& v, const float* X, uint64_t batch, float* Y, uint64_t g0,
-                  uint64_t g1) {
-  avx2_kernels.fixed_matmat(v, X, batch, Y, g0, g1);
-}
-
 }  // namespace
 }  // namespace cnn::kernels::avx512
 
@@ -338,8 +328,10 @@ const KernelSet avx512_kernels = {
     LanesMatmat(avx512::lanes_matmat<avx512::LaneOps512, avx512::Vec>),
     DenseLanesMatvec(avx512::dense_lanes_matvec<avx512::LaneOps512>),
     DenseLanesMatmat(avx512::dense_lanes_matmat<avx512::LaneOps512, avx512::Vec>),
-    FixedMatvec(avx512::fixed_matvec),
-    FixedMatmat(avx512::fixed_matmat),
+    // HCSR's fixed-width layout has no AVX-512 kernels yet: the AVX2 ones serve (every CPU
+    // with this set's features runs them).
+    FixedMatvec::of<avx2_kernels, &KernelSet::fixed_matvec>(),
+    FixedMatmat::of<avx2_kernels, &KernelSet::fixed_matmat>(),
     DenseMatmat(avx512::dense_matmat_rows<avx512::Vec>),
 };
 

@@ -1,7 +1,7 @@
 // One table of kernels per instruction set, chosen at run time (simdjson-style): the
 // scalar set runs everywhere, the AVX2+FMA and AVX-512 sets where the CPU has the features
-// their files are compiled for, the NEON set on every aarch64 CPU.  Every kernel computes rows [r0, r1) of its product, so
-// threads split rows.
+// their files are compiled for, the NEON set on every aarch64 CPU.  Every kernel computes
+// rows [r0, r1) of its product, so threads split rows.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -40,19 +40,27 @@ using DenseMatmatFn = void(const float* W, uint64_t cols, const float* X, uint64
 // One slot of a KernelSet.  Each slot has a type of its own that takes its function only
 // explicitly, so a set lists its kernels as ImMatvec(im_matvec), ...: a kernel in the slot of
 // another does not compile, even where the two have one signature, and neither does a set
-// that leaves a slot out (a slot has no default).
+// that leaves a slot out (a slot has no default).  A set without a kernel of its own for a
+// slot takes another set's: `FixedMatvec::of<avx2_kernels, &KernelSet::fixed_matvec>()`,
+// read at call time (the sets are globals of other files, initialised in no known order).
 template <class Tag, class Fn>
-class Slot {
+class Slot;
+template <class Tag, class... A>
+class Slot<Tag, void(A...)> {
  public:
-  constexpr explicit Slot(Fn* fn) : fn_(fn) {}
+  constexpr explicit Slot(void (*fn)(A...)) : fn_(fn) {}
   Slot(std::nullptr_t) = delete;
   template <class... Args>
   void operator()(Args&&... args) const {
     fn_(std::forward<Args>(args)...);
   }
+  template <const auto& Set, auto Member>
+  static constexpr Slot of() {
+    return Slot(+[](A... a) { (Set.*Member)(a...); });
+  }
 
  private:
-  Fn* fn_;
+  void (*fn_)(A...);
 };
 
 using ImMatvec = Slot<struct ImMatvecTag, MatvecFn<IMView>>;

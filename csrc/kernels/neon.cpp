@@ -214,36 +214,6 @@ inline float dot_bytes(const Lut<Bits>& lut, const uint8_t* idx, const float* x,
   return vaddvq_f32(vaddq_f32(a0, a1));
 }
 
-// The layouts without NEON kernels: the scalar ones.
-void hcsr_matvec(const HCSRView& v, const float* x, float* y, uint64_t r0, uint64_t r1) {
-  scalar_kernels.hcsr_matvec(v, x, y, r0, r1);
-}
-void hcsr_matmat(const HCSRView& v, const float* X, uint64_t batch, float* Y, uint64_t r0,
-                 uint64_t r1) {
-  scalar_kernels.hcsr_matmat(v, X, batch, Y, r0, r1);
-}
-void lanes_matvec(const LanesView& v, const float* x, float* y, uint64_t g0, uint64_t g1) {
-  scalar_kernels.lanes_matvec(v, x, y, g0, g1);
-}
-void lanes_matmat(const LanesView& v, const float* X, uint64_t batch, float* Y, uint64_t g0,
-                  uint64_t g1) {
-  scalar_kernels.lanes_matmat(v, X, batch, Y, g0, g1);
-}
-void dense_lanes_matvec(const LanesView& v, const float* x, float* y, uint64_t g0, uint64_t g1) {
-  scalar_kernels.dense_lanes_matvec(v, x, y, g0, g1);
-}
-void dense_lanes_matmat(const LanesView& v, const float* X, uint64_t batch, float* Y,
-                        uint64_t g0, uint64_t g1) {
-  scalar_kernels.dense_lanes_matmat(v, X, batch, Y, g0, g1);
-}
-void fixed_matvec(const FixedView& v, const float* x, float* y, uint64_t g0, uint64_t g1) {
-  scalar_kernels.fixed_matvec(v, x, y, g0, g1);
-}
-void fixed_matmat(const FixedView& v, const float* X, uint64_t batch, float* Y, uint64_t g0,
-                  uint64_t g1) {
-  scalar_kernels.fixed_matmat(v, X, batch, Y, g0, g1);
-}
-
 }  // namespace
 }  // namespace cnn::kernels::neon
 
@@ -260,14 +230,15 @@ const KernelSet neon_kernels = {
     HamMatvec(neon::ham_matvec),
     HamMatmat(neon::ham_matmat_rows<neon::Vec>),
     HamLinear(neon::ham_linear_rows<neon::Vec>),
-    HcsrMatvec(neon::hcsr_matvec),
-    HcsrMatmat(neon::hcsr_matmat),
-    LanesMatvec(neon::lanes_matvec),
-    LanesMatmat(neon::lanes_matmat),
-    DenseLanesMatvec(neon::dense_lanes_matvec),
-    DenseLanesMatmat(neon::dense_lanes_matmat),
-    FixedMatvec(neon::fixed_matvec),
-    FixedMatmat(neon::fixed_matmat),
+    // HCSR and the lane layouts: the scalar kernels (see the top of this file).
+    HcsrMatvec::of<scalar_kernels, &KernelSet::hcsr_matvec>(),
+    HcsrMatmat::of<scalar_kernels, &KernelSet::hcsr_matmat>(),
+    LanesMatvec::of<scalar_kernels, &KernelSet::lanes_matvec>(),
+    LanesMatmat::of<scalar_kernels, &KernelSet::lanes_matmat>(),
+    DenseLanesMatvec::of<scalar_kernels, &KernelSet::dense_lanes_matvec>(),
+    DenseLanesMatmat::of<scalar_kernels, &KernelSet::dense_lanes_matmat>(),
+    FixedMatvec::of<scalar_kernels, &KernelSet::fixed_matvec>(),
+    FixedMatmat::of<scalar_kernels, &KernelSet::fixed_matmat>(),
     DenseMatmat(neon::dense_matmat_rows<neon::Vec>),
 };
 
