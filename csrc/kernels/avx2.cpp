@@ -388,6 +388,7 @@ namespace {
 // all-ones or zero elements.
 struct LaneOps256 {
   using vi = __m256i;
+  using table8 = vi;  // permute8's 8 entries
   using vf = __m256;
   using mask = __m256i;
   static constexpr unsigned width = 8;

@@ -250,6 +250,7 @@ namespace {
 // is one expand-load.
 struct LaneOps512 {
   using vi = __m512i;
+  using table8 = vi;  // permute8's 8 entries
   using vf = __m512;
   using mask = __mmask16;
   static constexpr unsigned width = 16;

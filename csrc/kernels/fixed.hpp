@@ -39,6 +39,12 @@ bool fixed_group(const FixedView& v, uint64_t g, Entry&& entry) {
   return true;
 }
 
+// The lanes' columns after a step (SIMD kernels keep them in general registers).
+inline void fixed_advance(uint64_t* c, const uint8_t* step) {
+#pragma GCC unroll 8
+  for (unsigned l = 0; l < kFixedLanes; ++l) c[l] += step[l];
+}
+
 // The row of lane l of group g, or v.rows for a lane with no row.
 inline uint64_t fixed_row(const FixedView& v, uint64_t g, unsigned l) {
   const uint64_t q = g * kFixedLanes + l;

@@ -62,11 +62,6 @@ inline __m256 fixed_x(const float* x, const uint64_t* c) {
   return _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
 }
 
-inline void fixed_advance(uint64_t* c, const uint8_t* step) {
-#pragma GCC unroll 8
-  for (unsigned l = 0; l < kFixedLanes; ++l) c[l] += step[l];
-}
-
 template <bool Masked>
 void fixed_matvec_groups(const FixedView& v, const float* x, float* y, uint64_t g0, uint64_t g1) {
   const FixedSlots slots(v);

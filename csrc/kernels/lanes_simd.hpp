@@ -1,7 +1,7 @@
 // The lane layout decoded kLanes lanes at a time: the schedule of lanes.hpp, step for
 // step, with each lane's state in a vector element.  O supplies the instructions of one
 // set (avx2.cpp, avx512.cpp): O::width lanes per vector, kLanes / O::width vectors per group.
-// Per entry one gather, of x[col]: each code's length is counted from compares against its
+// Per entry one gather, of x[col] (NEON: four loads): each code's length is counted from compares against its
 // canonical limits, its rank follows (views.hpp), and the rank looks up the bucket and the
 // weight in registers (GapLut, ValueLut: rank vector -> packed bucket / weight vector).
 // Where gathers are cheap against the many registers that takes (O::gather_tables: AVX2,
@@ -22,7 +22,8 @@ constexpr int32_t kLastPrefix = int32_t(LaneCodeEntry::kTableSize) - 1;
 template <class O>
 struct LaneCode {
   static constexpr unsigned kCodeBits = LaneCodeEntry::kCodeBits;
-  typename O::vi limit[kCodeBits], offset, base;
+  typename O::vi limit[kCodeBits], base;
+  typename O::table8 offset;
   unsigned n = 0;
   explicit LaneCode(const LanesView::Code& c) : offset(O::load8(c.offset)) {
     int32_t b = 0;

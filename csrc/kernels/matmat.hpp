@@ -210,13 +210,12 @@ void dense_matmat_rows(const float* W, uint64_t cols, const float* X, uint64_t b
 }
 
 // Y[i, :] = sum over row i's entries of value * X[col, :], with the row's accumulators in
-// registers: 64 columns at a time (8 AVX2 or 4 AVX-512 vectors), so rows of up to 64
-// columns decode once.
+// registers: up to 8 vectors of columns at a time (64 columns on AVX2 and AVX-512, 32 on
+// NEON), so rows of up to that many columns decode once.
 template <class V, class ForEach>
 inline void sparse_row_matmat(uint64_t batch, const float* X, float* y, ForEach&& for_each) {
-  constexpr int kMax = 64 / V::width;
-  static_assert(kMax <= 8, "the switch below covers tiles of up to 8 vectors");
-  constexpr uint64_t kTile = 64;
+  constexpr int kMax = std::min(8, int(64 / V::width));
+  constexpr uint64_t kTile = kMax * V::width;
   for (uint64_t b0 = 0; b0 < batch; b0 += kTile) {
     uint64_t rest = std::min(kTile, batch - b0);
     unsigned nv = unsigned((rest + V::width - 1) / V::width);

@@ -1,8 +1,9 @@
-// NEON kernels (aarch64, where NEON and FMA are always present): IndexMap's products, HAM's
-// row layout (decoded rows looked up 16 at a time) and the blocked matrix-matrix tiles
-// (matmat.hpp, also convolution's) in 4-wide vectors.  HCSR (every layout) and the lane
-// layouts have no NEON kernels yet: the scalar ones serve, which also keeps HCSR's fixed
-// layout bit for bit equal to its row layout on this set, as on the others.
+// NEON kernels (aarch64, where NEON and FMA are always present), every slot of the set in
+// 4-wide vectors: IndexMap's products, HAM's row layout (decoded rows looked up 16 at a
+// time), HCSR's row layout (the portable decoder with fused multiply-adds, so the fixed
+// layout's kernels give the same bits), the lane layouts (lanes_simd.hpp with LaneOps128),
+// the fixed layout (fixed_neon.hpp) and the blocked matrix-matrix tiles (matmat.hpp, also
+// convolution's).
 //
 // Codebook lookups: the codebook split into four byte planes (byte b of every float), each
 // looked up 16 indices at a time by vqtbl1q_u8 (16 entries), vqtbl4q_u8 (64), or vqtbl4q_u8
@@ -50,6 +51,10 @@ struct V128 {
 
 using Vec = V128;
 
+// The lookups run once per 16 (or 4) weights inside the kernels' loops: GCC kept the larger
+// ones out of line, a call per lookup with the weights through memory.
+#define CNN_NEON_INLINE __attribute__((always_inline)) inline
+
 // The codebook (k <= 2^Bits entries, zero-padded) as four byte planes of kBytes entries.
 template <int Bits>
 struct Lut {
@@ -63,7 +68,7 @@ struct Lut {
       for (int b = 0; b < 4; ++b) bytes[b][e] = uint8_t(bits >> (8 * b));
     }
   }
-  uint8x16_t plane(int b, uint8x16_t idx) const {
+  CNN_NEON_INLINE uint8x16_t plane(int b, uint8x16_t idx) const {
     if constexpr (kBytes == 16) {
       return vqtbl1q_u8(vld1q_u8(bytes[b]), idx);
     } else {
@@ -75,7 +80,7 @@ struct Lut {
     }
   }
   // The weights of 16 byte indices in entry order: out[q] holds entries 4q .. 4q + 3.
-  void operator()(uint8x16_t idx, float32x4_t out[4]) const {
+  CNN_NEON_INLINE void operator()(uint8x16_t idx, float32x4_t out[4]) const {
     const uint8x16_t b0 = plane(0, idx), b1 = plane(1, idx), b2 = plane(2, idx), b3 = plane(3, idx);
     const uint16x8_t l01 = vreinterpretq_u16_u8(vzip1q_u8(b0, b1));
     const uint16x8_t h01 = vreinterpretq_u16_u8(vzip2q_u8(b0, b1));
@@ -86,17 +91,28 @@ struct Lut {
     out[2] = vreinterpretq_f32_u16(vzip1q_u16(h01, h23));
     out[3] = vreinterpretq_f32_u16(vzip2q_u16(h01, h23));
   }
+  // The weights of 4 indices in 32-bit elements (the lane layouts' ranks): each index in
+  // every byte of its element, byte b of the weight taken from plane b.
+  CNN_NEON_INLINE float32x4_t operator()(uint32x4_t idx) const {
+    const uint8x16_t i = vreinterpretq_u8_u32(vmulq_n_u32(idx, 0x01010101u));
+    const uint8x16_t byte0 = vreinterpretq_u8_u32(vdupq_n_u32(0x000000FFu));
+    const uint8x16_t byte2 = vreinterpretq_u8_u32(vdupq_n_u32(0x00FF0000u));
+    const uint8x16_t low16 = vreinterpretq_u8_u32(vdupq_n_u32(0x0000FFFFu));
+    const uint8x16_t b01 = vbslq_u8(byte0, plane(0, i), plane(1, i));
+    const uint8x16_t b23 = vbslq_u8(byte2, plane(2, i), plane(3, i));
+    return vreinterpretq_f32_u8(vbslq_u8(low16, b01, b23));
+  }
 };
 
 // Bits `shift` .. of 16 bytes at q, masked to `mask`.
-inline uint8x16_t field(const uint8_t* q, unsigned shift, unsigned mask) {
+CNN_NEON_INLINE uint8x16_t field(const uint8_t* q, unsigned shift, unsigned mask) {
   return vandq_u8(vshlq_u8(vld1q_u8(q), vdupq_n_s8(int8_t(-int(shift)))), vdupq_n_u8(uint8_t(mask)));
 }
 
 // IndexMap: the indices of the 16-entry chunk at entry p (p % 16 == 0), index_map.hpp's
 // planes put together as avx2.cpp's im_idx8 does.
 template <int Bits>
-inline uint8x16_t im_idx16(const IMView& v, uint64_t p) {
+CNN_NEON_INLINE uint8x16_t im_idx16(const IMView& v, uint64_t p) {
   if constexpr (Bits == 0) {
     return vdupq_n_u8(0);  // k = 1: no planes (packed may be null)
   } else {
@@ -217,7 +233,96 @@ inline float dot_bytes(const Lut<Bits>& lut, const uint8_t* idx, const float* x,
 }  // namespace
 }  // namespace cnn::kernels::neon
 
+#include "lanes_simd.hpp"  // after Lut, which its lookups use
+
+namespace cnn::kernels::neon {
+namespace {
+
+// The instructions lanes_simd.hpp asks for, 4 lanes per vector; a mask is a vector of
+// all-ones or zero elements.  No gathers: codes, buckets and weights come from register
+// lookups (Lut), x from four lane loads.
+struct LaneOps128 {
+  using vi = uint32x4_t;
+  using vf = float32x4_t;
+  using mask = uint32x4_t;
+  using table8 = uint8x16x2_t;  // permute8's 8 entries
+  static constexpr unsigned width = 4;
+  static constexpr bool gather_tables = false;
+  static vi set1(int32_t a) { return vdupq_n_u32(uint32_t(a)); }
+  static vf set1_f(float a) { return vdupq_n_f32(a); }
+  static vi loadu(const uint32_t* p) { return vld1q_u32(p); }
+  static vf loadu_f(const float* p) { return vld1q_f32(p); }
+  static void storeu(uint32_t* p, vi a) { vst1q_u32(p, a); }
+  static void storeu_f(float* p, vf a) { vst1q_f32(p, a); }
+  static vi add(vi a, vi b) { return vaddq_u32(a, b); }
+  static vi sub(vi a, vi b) { return vsubq_u32(a, b); }
+  static vi and_(vi a, vi b) { return vandq_u32(a, b); }
+  static vi or_(vi a, vi b) { return vorrq_u32(a, b); }
+  // Shifts by 32 or more give 0, as AVX2's variable shifts do.
+  static vi srli(vi a, int n) { return vshlq_u32(a, vdupq_n_s32(-n)); }
+  static vi sllv(vi a, vi n) { return vshlq_u32(a, vreinterpretq_s32_u32(n)); }
+  static vi srlv(vi a, vi n) { return vshlq_u32(a, vnegq_s32(vreinterpretq_s32_u32(n))); }
+  static vf gather_x(const float* x, vi i, mask m) {
+    const vi c = vandq_u32(i, m);  // inactive lanes read x[0]
+    float32x4_t r = vld1q_dup_f32(x + vgetq_lane_u32(c, 0));
+    r = vld1q_lane_f32(x + vgetq_lane_u32(c, 1), r, 1);
+    r = vld1q_lane_f32(x + vgetq_lane_u32(c, 2), r, 2);
+    r = vld1q_lane_f32(x + vgetq_lane_u32(c, 3), r, 3);
+    return vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(r), m));
+  }
+  static vf fmadd(vf a, vf b, vf c) { return vfmaq_f32(c, a, b); }
+  static table8 load8(const int32_t* p) {
+    return {vreinterpretq_u8_s32(vld1q_s32(p)), vreinterpretq_u8_s32(vld1q_s32(p + 4))};
+  }
+  static vi permute8(table8 table, vi i) {  // i's low 3 bits, as vpermd
+    const vi bytes = vmlaq_n_u32(vdupq_n_u32(0x03020100u), vandq_u32(i, vdupq_n_u32(7)), 0x04040404u);
+    return vreinterpretq_u32_u8(vqtbl2q_u8(table, vreinterpretq_u8_u32(bytes)));
+  }
+  static vi as_int(vf a) { return vreinterpretq_u32_f32(a); }
+  // (a[i], b[i]) pairs for i = 0..3 at p[0..7].
+  static void store_pairs(uint32_t* p, vi a, vf b) { vst2q_u32(p, (uint32x4x2_t{{a, as_int(b)}})); }
+  static vi add_if_greater(vi n, vi a, vi b) {
+    return vsubq_u32(n, vcgtq_s32(vreinterpretq_s32_u32(a), vreinterpretq_s32_u32(b)));
+  }
+  static mask positive(vi a) { return vcgtq_s32(vreinterpretq_s32_u32(a), vdupq_n_s32(0)); }
+  static bool any(mask m) { return vmaxvq_u32(m) != 0; }
+  static vi masked(vi a, mask m) { return vandq_u32(a, m); }
+  static vi dec(vi a, mask m) { return vaddq_u32(a, m); }
+  static unsigned bits(mask m) {  // lane l's bit l
+    static constexpr uint32_t kBit[4] = {1, 2, 4, 8};
+    return vaddvq_u32(vandq_u32(m, vld1q_u32(kBit)));
+  }
+  static unsigned zero_in(vi a, mask m) { return bits(vandq_u32(m, vceqzq_u32(a))); }
+  // Lanes past 32 bits move to their next word; the words come from p in lane order.
+  static void refill(vi& buf, vi& nxt, vi& pos, const uint32_t*& p) {
+    const mask m = vcgtq_u32(pos, vdupq_n_u32(31));
+    const unsigned b = bits(m);
+    const uint8x16_t words = vqtbl1q_u8(vreinterpretq_u8_u32(vld1q_u32(p)), vld1q_u8(kExpand.at[b]));
+    buf = vbslq_u32(m, nxt, buf);
+    nxt = vbslq_u32(m, vreinterpretq_u32_u8(words), nxt);
+    pos = vsubq_u32(pos, vandq_u32(m, vdupq_n_u32(32)));
+    p += __builtin_popcount(b);
+  }
+  // For each 4-bit mask, the bytes of the loaded words each lane takes: lane j, if set, the
+  // word numbered by the set lanes below it.
+  struct Expand {
+    uint8_t at[16][16];
+    Expand() {
+      for (unsigned b = 0; b < 16; ++b)
+        for (unsigned j = 0; j < 4; ++j)
+          for (unsigned k = 0; k < 4; ++k)
+            at[b][4 * j + k] = uint8_t(4 * __builtin_popcount(b & ((1u << j) - 1)) + k);
+    }
+  };
+  static const Expand kExpand;
+};
+const LaneOps128::Expand LaneOps128::kExpand;
+
+}  // namespace
+}  // namespace cnn::kernels::neon
+
 #include "entry_points.hpp"
+#include "fixed_neon.hpp"
 
 namespace cnn::kernels {
 
@@ -230,15 +335,14 @@ const KernelSet neon_kernels = {
     HamMatvec(neon::ham_matvec),
     HamMatmat(neon::ham_matmat_rows<neon::Vec>),
     HamLinear(neon::ham_linear_rows<neon::Vec>),
-    // HCSR and the lane layouts: the scalar kernels (see the top of this file).
-    HcsrMatvec::of<scalar_kernels, &KernelSet::hcsr_matvec>(),
-    HcsrMatmat::of<scalar_kernels, &KernelSet::hcsr_matmat>(),
-    LanesMatvec::of<scalar_kernels, &KernelSet::lanes_matvec>(),
-    LanesMatmat::of<scalar_kernels, &KernelSet::lanes_matmat>(),
-    DenseLanesMatvec::of<scalar_kernels, &KernelSet::dense_lanes_matvec>(),
-    DenseLanesMatmat::of<scalar_kernels, &KernelSet::dense_lanes_matmat>(),
-    FixedMatvec::of<scalar_kernels, &KernelSet::fixed_matvec>(),
-    FixedMatmat::of<scalar_kernels, &KernelSet::fixed_matmat>(),
+    HcsrMatvec(neon::hcsr_matvec_rows),
+    HcsrMatmat(neon::hcsr_matmat_rows<neon::Vec>),
+    LanesMatvec(neon::lanes_matvec<neon::LaneOps128>),
+    LanesMatmat(neon::lanes_matmat<neon::LaneOps128, neon::Vec>),
+    DenseLanesMatvec(neon::dense_lanes_matvec<neon::LaneOps128>),
+    DenseLanesMatmat(neon::dense_lanes_matmat<neon::LaneOps128, neon::Vec>),
+    FixedMatvec(neon::fixed_matvec),
+    FixedMatmat(neon::fixed_matmat),
     DenseMatmat(neon::dense_matmat_rows<neon::Vec>),
 };
 

@@ -64,8 +64,8 @@ COSTS = {
 
 
 # Sets without measurements of their own.  NEON: no ARM CPU here to time it on (emulation
-# proves results, not speed).  Its HCSR and lane kernels are the scalar ones, so the scalar
-# model stands in; it undervalues NEON's IndexMap and HAM rows, which are vectorised.
+# proves results, not speed).  Its kernels follow the scalar set's schedules, vectorised, so
+# the scalar model stands in: it undervalues every NEON kernel by factors not measured.
 FALLBACK = {"neon": "scalar"}
 
 
