@@ -2,6 +2,8 @@
 and with more threads asked for than there are cores."""
 import multiprocessing
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -63,8 +65,7 @@ def test_products_on_pytorchs_openmp_threads_match_the_pool():
     rng = np.random.default_rng(4)
     W = random_quantized(rng, 3000, 700, 16, density=0.4)
     X = rng.standard_normal((700, 9)).astype(np.float32)
-    with open("/proc/self/maps") as f:
-        libs = [line.split()[-1] for line in f if "libgomp" in line]
+    libs = [compactnn.torch.ops.openmp_library]
     try:
         for fmt in (cn.IndexMap, cn.HAM, cn.HCSR):
             m = fmt.from_dense(W)
@@ -79,6 +80,32 @@ def test_products_on_pytorchs_openmp_threads_match_the_pool():
         _core.use_openmp(libs[0])
     assert not _core.use_openmp("/nonexistent/libgomp.so.1")
     assert not _core.use_openmp("libc.so.6")  # loaded, but not an OpenMP runtime
+
+
+SHARED_RUNTIME = r"""
+import os, sys
+import sklearn.utils  # scikit-learn's wheels load an OpenMP runtime of their own
+import torch
+import compactnn.torch.ops as ops
+maps = open("/proc/self/maps").read()
+print(sum(1 for lib in {l.split()[-1] for l in maps.splitlines() if "libgomp" in l}))
+print(ops.openmp_library)
+print(os.path.dirname(os.path.realpath(torch.__file__)))
+"""
+
+
+def test_products_share_pytorchs_own_openmp_runtime():
+    """With another package's OpenMP runtime loaded first, the products still share
+    PyTorch's (sharing scikit-learn's left two sets of threads spinning: 8 ms a product)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    if "OpenMP" not in torch.__config__.parallel_info():
+        pytest.skip("this PyTorch build does not use OpenMP")
+    out = subprocess.run([sys.executable, "-c", SHARED_RUNTIME], capture_output=True,
+                         text=True, check=True).stdout.split("\n")
+    loaded, library, home = int(out[0]), out[1], out[2]
+    assert library != "None", f"no runtime shared with {loaded} loaded"
+    assert os.path.realpath(library).startswith(home + os.sep)
 
 
 REFUSED = r"""

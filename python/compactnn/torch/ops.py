@@ -13,6 +13,7 @@ operator (plain tensors, eager, no gradient wanted), saving the dispatcher's 8-2
 from __future__ import annotations
 
 import itertools
+import os
 import weakref
 
 import numpy as np
@@ -48,7 +49,12 @@ def _share_openmp() -> bool:
     On a machine with few cores two sets of threads fight: PyTorch's OpenMP threads keep
     spinning for a while after each operator, and a product's worker sharing their core is
     preempted mid-task (measured here: a two-core VM, ccexam's CNN at batch 1 took 1.7 ms
-    with two sets of threads and 0.9 ms with one)."""
+    with two sets of threads and 0.9 ms with one).
+
+    Other packages bring OpenMP runtimes of their own (scikit-learn's wheels a libgomp):
+    the one inside torch's folder is PyTorch's; another is used only where it is the one
+    loaded.  (Sharing scikit-learn's runtime instead left both sets spinning: the demo's
+    compressed CNN took 8.0 ms a product instead of 0.06.)"""
     if "OpenMP" not in torch.__config__.parallel_info():
         return False
     try:
@@ -56,9 +62,17 @@ def _share_openmp() -> bool:
             libs = {line.split()[-1] for line in f if "libgomp" in line or "libiomp" in line}
     except OSError:  # not Linux
         return False
-    return any(_core.use_openmp(lib) for lib in sorted(libs))
+    global openmp_library
+    home = os.path.dirname(os.path.realpath(torch.__file__)) + os.sep
+    own = [lib for lib in libs if os.path.realpath(lib).startswith(home)]
+    for lib in own or (libs if len(libs) == 1 else []):
+        if _core.use_openmp(lib):
+            openmp_library = lib
+            return True
+    return False
 
 
+openmp_library = None  # the OpenMP runtime the products share, if any
 _share_openmp()
 _lib = torch.library.Library("compactnn", "DEF")
 _lib.define("linear(Tensor x, int matrix, int out_features, Tensor? bias) -> Tensor")
