@@ -3,6 +3,7 @@
     import compactnn.keras as cnk
     cnk.prune_gradually(model, (X, y), 0.9, scope="global")   # optional: train while pruning
     small = cnk.compress_model(model, prune=0.9, prune_scope="global", quantize="cws", k=32)
+    cnk.finetune(small, (X, y), epochs=2)      # retrain the shared weights
     cnk.summary(small); small.save("model.keras"); cnk.load("model.keras")
 
 Importing this module registers the compressed layers with Keras, so `.keras` files that
@@ -15,6 +16,7 @@ if _keras.backend.backend() == "torch":  # share PyTorch's OpenMP threads (compa
     from ..torch import ops as _torch_ops  # noqa: F401
 
 from .convert import compress_model, compressible_layers, model_nbytes, summary
+from .finetune import finetune
 from .gradual import prune_gradually
 from .io import load
 from .layers import CompressedConv1D, CompressedConv2D, CompressedDense
@@ -25,6 +27,7 @@ __all__ = [
     "CompressedDense",
     "compress_model",
     "compressible_layers",
+    "finetune",
     "load",
     "model_nbytes",
     "prune_gradually",

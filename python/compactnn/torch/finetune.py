@@ -1,11 +1,5 @@
-"""Retraining of compressed PyTorch models.
-
-retrain="codebook" is the method's scheme: every compressed layer keeps its index map; the
-layer's weight is `codebook[indices]`, so autograd sums the gradients of all weights that
-share a value into that codebook entry; the codebook entries, the biases and every other
-parameter of the model are updated, and entries that are exactly zero (pruned weights)
-stay zero.  retrain="weights" is Deep Compression's order: the surviving weights are
-trained under the pruning mask, then each layer is quantized again by its plan.
+"""Retraining of compressed PyTorch models: retrain="codebook" (the method's shared-weight
+training) or "weights" (Deep Compression's order); compactnn.model.retrain explains both.
 
 Training runs on a copy whose compressed layers are decoded to dense tensors; when it ends
 the layers are encoded again, in their formats, into the given model, which then holds no
@@ -14,19 +8,14 @@ dense weight.  If training is interrupted the model is left as it was.
 from __future__ import annotations
 
 import copy
-import math
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..compression.pipeline import compress
-from ..matrix.formats import form_name
-from ..model.plan import Plan
+from ..model.retrain import check_settings, requantized, retrained_codebook
 from .layers import CompressedModule, replace_module
 from .training import train_epochs
-
-RETRAIN = ("codebook", "weights")
 
 
 class _Trainable(nn.Module):
@@ -64,14 +53,8 @@ class _Trainable(nn.Module):
         with torch.no_grad():
             if self.retrain == "codebook":
                 codebook = torch.where(self.zero, 0.0, self.codebook).numpy()
-                return type(old).from_codebook(codebook, self.indices.numpy())
-            W = self.dense_matrix().numpy()
-        plan = self.layer.plan or Plan(k=old.k)
-        if plan.quantize is None:  # trained weights are all distinct: share them again
-            plan = Plan(quantize="cws", k=old.k)
-        # The layer keeps its format and layout (chosen for the whole model).
-        return compress(W, prune=0.0, quantize=plan.quantize, k=plan.k, format=form_name(old),
-                        **plan.options)
+                return retrained_codebook(old, codebook, self.indices.numpy())
+            return requantized(old, self.dense_matrix().numpy(), self.layer.plan)
 
 
 def finetune(model: nn.Module, data, loss_fn=None, epochs: int = 1, lr: float = 1e-3, *,
@@ -89,17 +72,7 @@ def finetune(model: nn.Module, data, loss_fn=None, epochs: int = 1, lr: float = 
     weights under the pruning mask, then quantized again by each layer's plan)."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
-    if retrain not in RETRAIN:
-        raise ValueError(f"retrain must be one of {RETRAIN}, got {retrain!r}")
-    if optimizer not in ("adam", "sgd"):
-        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-    if schedule not in ("cosine", "constant"):
-        raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
-    for name, v in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    check_settings(retrain, optimizer, schedule, epochs, batch_size, lr)
     compressed = [m for m in model.modules() if isinstance(m, CompressedModule)]
     if not compressed:
         raise ValueError("the model has no compressed layers: compress it first "
