@@ -10,19 +10,17 @@ from ..model.gradual import check_amount, check_settings, fraction
 from .convert import compressible_layers
 
 
-class _Remask(keras.callbacks.Callback):
-    """Zero the pruned weights again after every batch: Adam's momentum would revive them."""
+class _Mask:
+    """A kernel constraint that zeroes the pruned weights again after every update (Adam's
+    momentum would revive them), on top of the layer's own constraint.  Optimizers apply
+    constraints inside the training step, so this holds on every backend (a callback at
+    the batch's end does not see JAX's variables while fit runs)."""
 
-    def __init__(self, kernels, masks):
-        super().__init__()
-        self.kernels, self.masks = kernels, masks
+    def __init__(self, mask, inner=None):
+        self.mask, self.inner = mask, inner
 
-    def apply(self):
-        for kernel, mask in zip(self.kernels, self.masks):
-            kernel.assign(keras.ops.convert_to_numpy(kernel) * mask)
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.apply()
+    def __call__(self, w):
+        return (w if self.inner is None else self.inner(w)) * self.mask
 
 
 def prune_gradually(model, data, amount: float, steps: int = 4, epochs_per_step: int = 2,
@@ -57,10 +55,17 @@ def prune_gradually(model, data, amount: float, steps: int = 4, epochs_per_step:
             masks = [prune(w, share)[1] for w in weights]
         else:
             masks = prune_global(weights, share)[1]
-        remask = _Remask(kernels, [m.astype(w.dtype) for m, w in zip(masks, weights)])
-        remask.apply()
-        model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(lr, batches)),
-                      loss)
-        model.fit(X, y, batch_size=batch_size, epochs=epochs_per_step, shuffle=True,
-                  verbose=2 if progress else 0, callbacks=[remask])
+        old = [k.constraint for k in kernels]
+        for kernel, w, mask, inner in zip(kernels, weights, masks, old):
+            mask = mask.astype(w.dtype)
+            kernel.assign(w * mask)
+            kernel.constraint = _Mask(mask, inner)
+        try:
+            model.compile(keras.optimizers.Adam(
+                keras.optimizers.schedules.CosineDecay(lr, batches)), loss)
+            model.fit(X, y, batch_size=batch_size, epochs=epochs_per_step, shuffle=True,
+                      verbose=2 if progress else 0)
+        finally:
+            for kernel, inner in zip(kernels, old):
+                kernel.constraint = inner
     return model
