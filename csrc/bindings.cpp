@@ -14,6 +14,7 @@
 #include "kernels/dispatch.hpp"
 #include "layout.hpp"
 #include "parallel.hpp"
+#include "runtime.hpp"
 
 namespace py = pybind11;
 using namespace cnn;
@@ -295,6 +296,48 @@ void bind_files(py::module_& m) {
       py::arg("data"));
 }
 
+// The model runtime's program: steps over an arena (compactnn/runtime plans them).  The
+// arrays the steps point into are kept with the program.
+struct Program {
+  std::vector<runtime::Step> steps;
+  uint64_t arena_size;
+  py::list arrays;
+};
+
+void bind_runtime(py::module_& m) {
+  using Weights = std::optional<carray<float>>;
+  using StepArgs = std::tuple<uint32_t, std::vector<uint64_t>, uint64_t, std::vector<uint64_t>,
+                              std::optional<Ptr>, Weights, Weights>;
+  py::class_<Program>(m, "Program")
+      .def(py::init([](const std::vector<StepArgs>& args, uint64_t arena_size) {
+             auto program = std::make_unique<Program>();
+             program->arena_size = arena_size;
+             std::vector<uint64_t> weight_sizes, bias_sizes;
+             for (const auto& [op, in, out, p, matrix, weight, bias] : args) {
+               runtime::Step s{runtime::Op(op), in, out, p, matrix.value_or(nullptr)};
+               if (weight) s.weight = weight->data(), program->arrays.append(*weight);
+               if (bias) s.bias = bias->data(), program->arrays.append(*bias);
+               weight_sizes.push_back(weight ? uint64_t(weight->size()) : 0);
+               bias_sizes.push_back(bias ? uint64_t(bias->size()) : 0);
+               program->steps.push_back(std::move(s));
+             }
+             runtime::check_steps(program->steps, arena_size, weight_sizes, bias_sizes);
+             return program;
+           }),
+           py::arg("steps"), py::arg("arena_size"))
+      .def_readonly("arena_size", &Program::arena_size)
+      .def(
+          "run",
+          [](const Program& p, carray<float>& arena, unsigned threads) {
+            if (arena.ndim() != 1 || uint64_t(arena.size()) < p.arena_size)
+              throw InvalidInput("the arena is smaller than the program's");
+            float* a = arena.mutable_data();
+            py::gil_scoped_release nogil;
+            runtime::run(p.steps, a, threads);
+          },
+          py::arg("arena").noconvert(), py::arg("threads") = 0);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -311,4 +354,5 @@ PYBIND11_MODULE(_core, m) {
   bind_kernels(m);
   bind_threads(m);
   bind_files(m);
+  bind_runtime(m);
 }

@@ -67,11 +67,15 @@ void add_bias(const float* bias, uint64_t rows, uint64_t pixels, float* y) {
 }
 }  // namespace
 
-void conv2d(const Format& f, const float* x, const ConvShape& s, const float* bias, float* y,
-            unsigned threads) {
-  const uint64_t in_size = s.c * s.h * s.w, rows = f.rows(), out_size = rows * s.pixels();
+namespace {
+// The body both entry points share.  `dense` (rows x patch floats, or null) multiplies the
+// patches where given; otherwise f does.
+void conv2d_with(const Format* f, const float* dense, uint64_t rows, const float* x,
+                 const ConvShape& s, const float* bias, float* y, unsigned threads) {
+  const uint64_t in_size = s.c * s.h * s.w, out_size = rows * s.pixels();
   const uint64_t K = s.patch(), L = s.pixels();
   if (s.n == 0 || out_size == 0) return;
+  const kernels::KernelSet& isa = kernels::active();
   if (s.n == 1) {  // one image: its patches once, rows split between threads
     const float* patches = x;
     std::vector<float> cols;
@@ -80,20 +84,15 @@ void conv2d(const Format& f, const float* x, const ConvShape& s, const float* bi
       im2col(x, s, cols.data());
       patches = cols.data();
     }
-    f.matmat(patches, L, y, threads);
+    if (dense)
+      parallel_rows(rows, threads, double(K) * L / 4, [&](uint64_t r0, uint64_t r1) {
+        isa.dense_matmat(dense, K, patches, L, y, r0, r1);
+      });
+    else
+      f->matmat(patches, L, y, threads);
     add_bias(bias, rows, L, y);
     return;
   }
-  // Several images: weights small enough (as convolution kernels are) are decoded once, and
-  // every image multiplies the float block, so decoding is paid once, not once per image.
-  // A sparse HCSR matrix keeps its sparse product, which skips the zeros.
-  constexpr uint64_t kDecodeOnce = uint64_t(1) << 20;  // weights (4 MiB as floats)
-  std::vector<float> dense;
-  if (rows * K <= kDecodeOnce && !(f.id() == FormatId::HCSR && 4 * f.nnz() < rows * K)) {
-    dense.resize(rows * K);
-    f.to_dense(dense.data());
-  }
-  const kernels::KernelSet& isa = kernels::active();
   parallel_rows(
       s.n, threads, work::conv_image(rows, K, L),
       [&](uint64_t i0, uint64_t i1) {
@@ -105,14 +104,36 @@ void conv2d(const Format& f, const float* x, const ConvShape& s, const float* bi
             p = patches.data();
           }
           float* out = y + i * out_size;
-          if (dense.empty())
-            f.matmat(p, L, out, 1);
+          if (dense)
+            isa.dense_matmat(dense, K, p, L, out, 0, rows);
           else
-            isa.dense_matmat(dense.data(), K, p, L, out, 0, rows);
+            f->matmat(p, L, out, 1);
           add_bias(bias, rows, L, out);
         }
       },
       1);
+}
+}  // namespace
+
+void conv2d(const Format& f, const float* x, const ConvShape& s, const float* bias, float* y,
+            unsigned threads) {
+  // Several images: weights small enough (as convolution kernels are) are decoded once, and
+  // every image multiplies the float block, so decoding is paid once, not once per image.
+  // A sparse HCSR matrix keeps its sparse product, which skips the zeros.
+  constexpr uint64_t kDecodeOnce = uint64_t(1) << 20;  // weights (4 MiB as floats)
+  const uint64_t rows = f.rows(), K = s.patch();
+  std::vector<float> dense;
+  if (s.n > 1 && rows * K <= kDecodeOnce &&
+      !(f.id() == FormatId::HCSR && 4 * f.nnz() < rows * K)) {
+    dense.resize(rows * K);
+    f.to_dense(dense.data());
+  }
+  conv2d_with(&f, dense.empty() ? nullptr : dense.data(), rows, x, s, bias, y, threads);
+}
+
+void conv2d_dense(const float* W, uint64_t rows, const float* x, const ConvShape& s,
+                  const float* bias, float* y, unsigned threads) {
+  conv2d_with(nullptr, W, rows, x, s, bias, y, threads);
 }
 
 }  // namespace cnn

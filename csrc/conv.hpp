@@ -27,5 +27,8 @@ void im2col(const float* image, const ConvShape& s, float* cols);
 // Images are split between threads; a single image splits its rows.
 void conv2d(const Format& f, const float* x, const ConvShape& s, const float* bias, float* y,
             unsigned threads);
+// The same with a float32 weight W (rows x patch, row-major): a layer kept dense.
+void conv2d_dense(const float* W, uint64_t rows, const float* x, const ConvShape& s,
+                  const float* bias, float* y, unsigned threads);
 
 }  // namespace cnn

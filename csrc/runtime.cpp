@@ -1,0 +1,352 @@
+#include "runtime.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "conv.hpp"
+#include "kernels/dispatch.hpp"
+#include "parallel.hpp"
+
+namespace cnn::runtime {
+namespace {
+
+constexpr size_t kMaxDims = 8;
+
+[[noreturn]] void bad(size_t i, const std::string& what) {
+  throw InvalidInput("runtime step " + std::to_string(i) + ": " + what);
+}
+
+uint64_t product(const uint64_t* p, size_t n) {
+  uint64_t r = 1;
+  for (size_t i = 0; i < n; ++i) {
+    if (p[i] && r > kMaxEntries / p[i]) throw InvalidInput("runtime: a size overflows");
+    r *= p[i];
+  }
+  return r;
+}
+
+ConvShape conv_shape(const Step& s) {
+  const auto& p = s.p;
+  ConvShape c{p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], 0, 0};
+  check_conv(c);
+  return c;
+}
+
+// Floats read at each input and written at the output; checks the weights' shapes.
+struct Extent {
+  std::vector<uint64_t> in;
+  uint64_t out;
+};
+
+// One past the largest element a broadcast operand of `ndim` dims with `strides` reads.
+uint64_t strided_extent(const uint64_t* shape, const uint64_t* strides, size_t ndim) {
+  uint64_t last = 0;
+  for (size_t d = 0; d < ndim; ++d)
+    if (shape[d]) last += (shape[d] - 1) * strides[d];
+  return last + 1;
+}
+
+Extent extent(size_t i, const Step& s, uint64_t weight_size, uint64_t bias_size) {
+  const auto& p = s.p;
+  auto need = [&](size_t n) {
+    if (p.size() != n) bad(i, "expects " + std::to_string(n) + " sizes");
+  };
+  auto inputs = [&](size_t n) {
+    if (s.in.size() != n) bad(i, "expects " + std::to_string(n) + " inputs");
+  };
+  auto weights = [&](uint64_t rows, uint64_t cols) {
+    if (s.matrix) {
+      if (s.matrix->rows() != rows || s.matrix->cols() != cols) bad(i, "matrix shape mismatch");
+    } else if (!s.weight || weight_size != rows * cols) {
+      bad(i, "weight shape mismatch");
+    }
+    if (s.bias && bias_size != rows) bad(i, "bias shape mismatch");
+  };
+  switch (s.op) {
+    case Op::Linear: {
+      need(3), inputs(1);
+      weights(p[2], p[1]);
+      return {{product(p.data(), 2)}, p[0] * p[2]};
+    }
+    case Op::Conv2d: {
+      need(13), inputs(1);
+      const ConvShape c = conv_shape(s);
+      weights(p[12], c.patch());
+      return {{product(p.data(), 4)}, product(std::vector<uint64_t>{c.n, p[12], c.ho, c.wo}.data(), 4)};
+    }
+    case Op::Relu:
+    case Op::Gelu:
+    case Op::GeluTanh:
+    case Op::Sigmoid:
+    case Op::Tanh:
+      need(1), inputs(1);
+      return {{p[0]}, p[0]};
+    case Op::Affine: {
+      need(3), inputs(1);
+      if (!s.weight || !s.bias || weight_size != p[1] || bias_size != p[1])
+        bad(i, "scale and shift must have one value per channel");
+      const uint64_t n = product(p.data(), 3);
+      return {{n}, n};
+    }
+    case Op::MaxPool2d:
+    case Op::AvgPool2d: {
+      need(13), inputs(1);
+      const size_t ho = s.op == Op::MaxPool2d ? 11 : 9;  // after the dilation (max) or not
+      for (size_t k = 3; k < 7; ++k)
+        if (p[k] == 0) bad(i, "pooling kernel and stride must be positive");
+      if (s.op == Op::MaxPool2d && (p[9] == 0 || p[10] == 0)) bad(i, "dilation must be positive");
+      return {{product(p.data(), 3)},
+              product(std::vector<uint64_t>{p[0], p[ho], p[ho + 1]}.data(), 3)};
+    }
+    case Op::AdaptiveAvg:
+      need(5), inputs(1);
+      if (p[1] == 0 || p[2] == 0 || p[3] == 0 || p[4] == 0) bad(i, "empty adaptive pooling");
+      return {{product(p.data(), 3)},
+              product(std::vector<uint64_t>{p[0], p[3], p[4]}.data(), 3)};
+    case Op::Softmax: {
+      need(3), inputs(1);
+      const uint64_t n = product(p.data(), 3);
+      return {{n}, n};
+    }
+    case Op::Add:
+    case Op::Mul: {
+      if (p.empty() || p[0] == 0 || p[0] > kMaxDims || p.size() != 1 + 3 * p[0])
+        bad(i, "malformed broadcast");
+      const size_t nd = p[0];
+      const uint64_t *shape = p.data() + 1, *sa = shape + nd, *sb = sa + nd;
+      const uint64_t a = strided_extent(shape, sa, nd), b = strided_extent(shape, sb, nd);
+      if (s.in.size() == 1) {
+        if (!s.weight || weight_size < b) bad(i, "the constant operand is too small");
+        return {{a}, product(shape, nd)};
+      }
+      inputs(2);
+      return {{a, b}, product(shape, nd)};
+    }
+    case Op::Cat: {
+      if (p.size() != s.in.size() + 1 || s.in.empty()) bad(i, "malformed concatenation");
+      Extent e{{}, 0};
+      uint64_t inner = 0;
+      for (size_t k = 0; k < s.in.size(); ++k) {
+        e.in.push_back(product(std::vector<uint64_t>{p[0], p[k + 1]}.data(), 2));
+        inner += p[k + 1];
+      }
+      e.out = product(std::vector<uint64_t>{p[0], inner}.data(), 2);
+      return e;
+    }
+  }
+  bad(i, "unknown operation " + std::to_string(uint32_t(s.op)));
+}
+
+template <class F>
+void unary(const float* x, float* y, uint64_t n, F f) {
+  for (uint64_t j = 0; j < n; ++j) y[j] = f(x[j]);
+}
+
+void linear_dense(const float* W, uint64_t rows, uint64_t cols, const float* X, uint64_t batch,
+                  float* Y, unsigned threads) {
+  const kernels::KernelSet& isa = kernels::active();
+  auto matmat = [&](const float* Xt, uint64_t n, float* Yt) {
+    parallel_rows(rows, threads, double(cols) * (n / 4 + 1),
+                  [&](uint64_t r0, uint64_t r1) { isa.dense_matmat(W, cols, Xt, n, Yt, r0, r1); });
+  };
+  if (batch == 1)
+    matmat(X, 1, Y);  // x is its own transpose
+  else
+    linear_through_matmat(rows, cols, X, batch, Y, matmat);
+}
+
+void pool(const Step& s, const float* x, float* y) {
+  const auto& p = s.p;
+  const bool is_max = s.op == Op::MaxPool2d;
+  const int64_t h = int64_t(p[1]), w = int64_t(p[2]), kh = int64_t(p[3]), kw = int64_t(p[4]);
+  const int64_t sh = int64_t(p[5]), sw = int64_t(p[6]), ph = int64_t(p[7]), pw = int64_t(p[8]);
+  const int64_t dh = is_max ? int64_t(p[9]) : 1, dw = is_max ? int64_t(p[10]) : 1;
+  const uint64_t ho = is_max ? p[11] : p[9], wo = is_max ? p[12] : p[10];
+  for (uint64_t plane = 0; plane < p[0]; ++plane, x += h * w) {
+    for (uint64_t oy = 0; oy < ho; ++oy)
+      for (uint64_t ox = 0; ox < wo; ++ox, ++y) {
+        const int64_t y0 = int64_t(oy) * sh - ph, x0 = int64_t(ox) * sw - pw;
+        if (is_max) {  // taps inside the input only (padding is -inf)
+          float m = -std::numeric_limits<float>::infinity();
+          for (int64_t i = 0; i < kh; ++i)
+            for (int64_t j = 0; j < kw; ++j) {
+              const int64_t iy = y0 + i * dh, ix = x0 + j * dw;
+              if (iy >= 0 && iy < h && ix >= 0 && ix < w) {
+                const float v = x[iy * w + ix];
+                if (v > m || std::isnan(v)) m = v;
+              }
+            }
+          *y = m;
+          continue;
+        }
+        // torch's avg_pool2d: the window clipped to the padded input counts padding
+        // (count_include_pad) or not; divisor_override replaces the count.
+        const int64_t y1 = std::min(y0 + kh, h + ph), x1 = std::min(x0 + kw, w + pw);
+        const int64_t padded = (y1 - y0) * (x1 - x0);
+        const int64_t a0 = std::max<int64_t>(y0, 0), b0 = std::max<int64_t>(x0, 0);
+        const int64_t a1 = std::min(y1, h), b1 = std::min(x1, w);
+        float sum = 0;
+        for (int64_t iy = a0; iy < a1; ++iy)
+          for (int64_t ix = b0; ix < b1; ++ix) sum += x[iy * w + ix];
+        const int64_t count = p[12] ? int64_t(p[12]) : p[11] ? padded
+                                                                : (a1 - a0) * (b1 - b0);
+        *y = sum / float(count);
+      }
+  }
+}
+
+void adaptive_avg(const Step& s, const float* x, float* y) {
+  const auto& p = s.p;
+  const uint64_t h = p[1], w = p[2], ho = p[3], wo = p[4];
+  for (uint64_t plane = 0; plane < p[0]; ++plane, x += h * w)
+    for (uint64_t oy = 0; oy < ho; ++oy) {
+      const uint64_t y0 = oy * h / ho, y1 = ((oy + 1) * h + ho - 1) / ho;
+      for (uint64_t ox = 0; ox < wo; ++ox, ++y) {
+        const uint64_t x0 = ox * w / wo, x1 = ((ox + 1) * w + wo - 1) / wo;
+        float sum = 0;
+        for (uint64_t iy = y0; iy < y1; ++iy)
+          for (uint64_t ix = x0; ix < x1; ++ix) sum += x[iy * w + ix];
+        *y = sum / float((y1 - y0) * (x1 - x0));
+      }
+    }
+}
+
+void softmax(const Step& s, const float* x, float* y) {
+  const uint64_t outer = s.p[0], n = s.p[1], inner = s.p[2];
+  for (uint64_t o = 0; o < outer; ++o)
+    for (uint64_t i = 0; i < inner; ++i) {
+      const float* a = x + o * n * inner + i;
+      float* b = y + o * n * inner + i;
+      float m = -std::numeric_limits<float>::infinity();
+      for (uint64_t k = 0; k < n; ++k) m = std::max(m, a[k * inner]);
+      float sum = 0;
+      for (uint64_t k = 0; k < n; ++k) sum += b[k * inner] = std::exp(a[k * inner] - m);
+      for (uint64_t k = 0; k < n; ++k) b[k * inner] /= sum;
+    }
+}
+
+template <class F>
+void broadcast(const Step& s, const float* a, const float* b, float* y, F f) {
+  const size_t nd = s.p[0];
+  const uint64_t *shape = s.p.data() + 1, *sa = shape + nd, *sb = sa + nd;
+  const uint64_t n = product(shape, nd);
+  uint64_t idx[kMaxDims] = {};
+  uint64_t ia = 0, ib = 0;
+  for (uint64_t k = 0; k < n; ++k) {
+    y[k] = f(a[ia], b[ib]);
+    for (size_t d = nd; d-- > 0;) {  // the next index, last dimension fastest
+      ia += sa[d], ib += sb[d];
+      if (++idx[d] < shape[d]) break;
+      ia -= sa[d] * shape[d], ib -= sb[d] * shape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+void cat(const Step& s, float* arena, float* y) {
+  const uint64_t outer = s.p[0];
+  for (uint64_t o = 0; o < outer; ++o)
+    for (size_t k = 0; k < s.in.size(); ++k) {
+      const uint64_t inner = s.p[k + 1];
+      const float* src = arena + s.in[k] + o * inner;
+      std::copy(src, src + inner, y);
+      y += inner;
+    }
+}
+
+}  // namespace
+
+void check_steps(const std::vector<Step>& steps, uint64_t arena_size,
+                 const std::vector<uint64_t>& weight_sizes,
+                 const std::vector<uint64_t>& bias_sizes) {
+  if (weight_sizes.size() != steps.size() || bias_sizes.size() != steps.size())
+    throw InvalidInput("runtime: one weight and bias size per step");
+  auto inside = [&](size_t i, uint64_t offset, uint64_t n) {
+    if (offset > arena_size || n > arena_size - offset) bad(i, "reaches past the arena");
+  };
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const Extent e = extent(i, steps[i], weight_sizes[i], bias_sizes[i]);
+    for (size_t k = 0; k < e.in.size(); ++k) inside(i, steps[i].in[k], e.in[k]);
+    inside(i, steps[i].out, e.out);
+  }
+}
+
+void run(const std::vector<Step>& steps, float* arena, unsigned threads) {
+  for (const Step& s : steps) {
+    const float* x = arena + (s.in.empty() ? 0 : s.in[0]);
+    float* y = arena + s.out;
+    const auto& p = s.p;
+    switch (s.op) {
+      case Op::Linear:
+        if (s.matrix)
+          s.matrix->linear(x, p[0], y, threads, s.bias);
+        else {
+          linear_dense(s.weight, p[2], p[1], x, p[0], y, threads);
+          if (s.bias)
+            for (uint64_t b = 0; b < p[0]; ++b)
+              for (uint64_t r = 0; r < p[2]; ++r) y[b * p[2] + r] += s.bias[r];
+        }
+        break;
+      case Op::Conv2d: {
+        const ConvShape c = conv_shape(s);
+        if (s.matrix)
+          conv2d(*s.matrix, x, c, s.bias, y, threads);
+        else
+          conv2d_dense(s.weight, p[12], x, c, s.bias, y, threads);
+        break;
+      }
+      case Op::Relu:
+        unary(x, y, p[0], [](float v) { return v > 0.0f ? v : v == v ? 0.0f : v; });
+        break;
+      case Op::Gelu:
+        unary(x, y, p[0], [](float v) { return 0.5f * v * (1.0f + std::erf(v * 0.70710678f)); });
+        break;
+      case Op::GeluTanh:
+        unary(x, y, p[0], [](float v) {
+          constexpr float k = 0.7978845608028654f;  // sqrt(2 / pi)
+          return 0.5f * v * (1.0f + std::tanh(k * (v + 0.044715f * v * v * v)));
+        });
+        break;
+      case Op::Sigmoid:
+        unary(x, y, p[0], [](float v) { return 1.0f / (1.0f + std::exp(-v)); });
+        break;
+      case Op::Tanh:
+        unary(x, y, p[0], [](float v) { return std::tanh(v); });
+        break;
+      case Op::Affine:
+        for (uint64_t o = 0; o < p[0]; ++o)
+          for (uint64_t c = 0; c < p[1]; ++c) {
+            const float a = s.weight[c], b = s.bias[c];
+            const uint64_t base = (o * p[1] + c) * p[2];
+            for (uint64_t j = 0; j < p[2]; ++j) y[base + j] = x[base + j] * a + b;
+          }
+        break;
+      case Op::MaxPool2d:
+      case Op::AvgPool2d:
+        pool(s, x, y);
+        break;
+      case Op::AdaptiveAvg:
+        adaptive_avg(s, x, y);
+        break;
+      case Op::Softmax:
+        softmax(s, x, y);
+        break;
+      case Op::Add:
+      case Op::Mul: {
+        const float* b = s.in.size() == 2 ? arena + s.in[1] : s.weight;
+        if (s.op == Op::Add)
+          broadcast(s, x, b, y, [](float u, float v) { return u + v; });
+        else
+          broadcast(s, x, b, y, [](float u, float v) { return u * v; });
+        break;
+      }
+      case Op::Cat:
+        cat(s, arena, y);
+        break;
+    }
+  }
+}
+
+}  // namespace cnn::runtime
