@@ -93,6 +93,35 @@ def test_compress_info_and_bench(whole_model, tmp_path, capsys):
     assert all(float(r[3]) > 0 and float(r[4]) > 0 for r in per_layer)
 
 
+def test_compress_stores_the_graph_and_run_runs_it(whole_model, tmp_path, capsys):
+    out_path = tmp_path / "small.cnnm"
+    assert run_main(capsys, "compress", str(whole_model), "-o", str(out_path), "--k", "8",
+                    "--input-shape", "1,8,8").returncode == 0
+    info = run_main(capsys, "info", str(out_path))
+    assert "graph for `compactnn run` (4 nodes; inputs (batch, 1, 8, 8))" in info.stdout
+    assert "conv2d" in info.stdout and "(5,)" in info.stdout
+    x = np.random.default_rng(0).random((3, 1, 8, 8), np.float32)
+    np.save(tmp_path / "x.npy", x)
+    out = run_main(capsys, "run", str(out_path), "--input", str(tmp_path / "x.npy"), "-o",
+                   str(tmp_path / "y.npy"), "--threads", "1")
+    assert out.returncode == 0, out.stderr
+    assert "float32 array of shape (3, 5)" in out.stdout
+    with torch.inference_mode():
+        want = cnt.load(out_path)(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, rtol=1e-5, atol=1e-6)
+    printed = run_main(capsys, "run", str(out_path), "--input", str(tmp_path / "x.npy"))
+    assert printed.returncode == 0 and printed.stdout.count("[") == 4  # (3, 5) printed
+    np.save(tmp_path / "bad.npy", x[:, :, :4])
+    assert "shape (batch, 1, 8, 8), got (3, 1, 4, 8)" in error_line(run_main(
+        capsys, "run", str(out_path), "--input", str(tmp_path / "bad.npy")))
+    assert "not a numpy array file" in error_line(run_main(
+        capsys, "run", str(out_path), "--input", str(out_path)))
+    no_graph = tmp_path / "plain.cnnm"
+    assert run_main(capsys, "compress", str(whole_model), "-o", str(no_graph)).returncode == 0
+    assert "holds no graph" in error_line(run_main(
+        capsys, "run", str(no_graph), "--input", str(tmp_path / "x.npy")))
+
+
 def test_info_on_a_matrix_file(tmp_path):
     path = tmp_path / "m.cnn"
     cn.IndexMap.from_dense(np.ones((3, 4), np.float32)).save(path)
@@ -164,7 +193,7 @@ def test_help_names_every_command(capsys):
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    commands = ("demo", "compress", "info", "bench", "sweep", "report")
+    commands = ("demo", "compress", "info", "run", "bench", "sweep", "report")
     assert f"`compactnn {' | '.join(commands)}`" in " ".join(out.split())
     assert all(f"\n    {c} " in out for c in commands)
     assert "speed-up" in out

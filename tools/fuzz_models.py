@@ -6,11 +6,14 @@ memory.  Only compactnn's own Python code is instrumented.
 each input so that mutations reach the JSON head and the module tree built from it (the
 matrices inside are the file loader's, fuzzed by tools/fuzz.sh).  Seeds: small compressed
 models saved by compactnn.torch.save.
+--loader runtime: compactnn.runtime.load on a model file with a graph (head checksum
+recomputed as for torch), then a forward pass at batch 1 and 3 on zeros: mutations reach the
+graph's checks and the native executor's.  Seeds: small models saved with their graphs.
 --loader keras: compactnn.keras.load on a `.keras` archive whose config.json is the input and
 whose weights are a saved compressed model's, so that mutations reach the compressed layers'
 configuration and their checks against the stored matrices.
 
-    python tools/fuzz_models.py [--loader torch|keras] [--seconds 60] [--dir build/fuzz_LOADER]
+    python tools/fuzz_models.py [--loader torch|runtime|keras] [--seconds 60] [--dir build/fuzz_LOADER]
 
 Needs `pip install atheris`.  A finding is written to DIR/crash-* (or timeout-*, oom-*);
 the run then fails.
@@ -46,6 +49,32 @@ def write_seeds(out: Path) -> None:
         for prune, k in ((0.0, 4), (0.7, 2)):
             small = cnt.compress_model(model, prune=prune, k=k, progress=False)
             cnt.save(small, out / f"{name}-p{prune}-k{k}.cnnm")
+
+
+def write_graph_seeds(out: Path) -> None:
+    import torch
+    from torch import nn
+
+    import compactnn.torch as cnt
+
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    models = {
+        "mlp": (nn.Sequential(nn.Linear(12, 8), nn.GELU(), nn.Linear(8, 3), nn.Softmax(1)),
+                (12,)),
+        "cnn": (nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(),
+                              nn.MaxPool2d(2), nn.AvgPool2d(2, ceil_mode=True),
+                              nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(8, 3)),
+                (1, 8, 8)),
+        "conv1d": (nn.Sequential(nn.Conv1d(2, 3, 3), nn.Tanh(), nn.Flatten(),
+                                 nn.Linear(3 * 6, 2), nn.Sigmoid()), (2, 8)),
+    }
+    for name, (model, shape) in models.items():
+        model.eval()
+        x = torch.randn(2, *shape)
+        cnt.save(model, out / f"{name}-dense.cnnm", example_input=x)
+        small = cnt.compress_model(model, prune=0.5, k=4, progress=False).eval()
+        cnt.save(small, out / f"{name}-small.cnnm", example_input=x)
 
 
 def write_keras_seed(template: Path, seeds: Path) -> None:
@@ -115,7 +144,7 @@ def instrument_compactnn(atheris) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--loader", choices=("torch", "keras"), default="torch")
+    parser.add_argument("--loader", choices=("torch", "runtime", "keras"), default="torch")
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--dir", help="default build/fuzz_LOADER")
     args = parser.parse_args()
@@ -124,7 +153,9 @@ def main() -> int:
 
     import atheris
 
+    import compactnn.runtime as runtime
     import compactnn.torch as cnt
+    from compactnn.runtime.plan import Plan
     from compactnn import FormatError
 
     if args.loader == "keras":
@@ -137,11 +168,13 @@ def main() -> int:
     if not seeds.exists():
         if args.loader == "keras":
             write_keras_seed(template, seeds)
+        elif args.loader == "runtime":
+            write_graph_seeds(seeds)
         else:
             write_seeds(seeds)
     write_keras = keras_writer(template) if args.loader == "keras" else None
     corpus.mkdir(parents=True, exist_ok=True)
-    fd, path = tempfile.mkstemp(suffix=".cnnm" if args.loader == "torch" else ".keras")
+    fd, path = tempfile.mkstemp(suffix=".keras" if args.loader == "keras" else ".cnnm")
     os.close(fd)
 
     def one(data: bytes) -> None:
@@ -151,6 +184,12 @@ def main() -> int:
             with open(path, "wb") as f:
                 f.write(with_head_crc(data))
         try:
+            if args.loader == "runtime":
+                rt = runtime.load(path)
+                if Plan(rt.graph, 3).arena_size <= 1 << 24:  # what a graph may ask: 1 GiB a value
+                    for batch in (1, 3):
+                        rt(np.zeros((batch, *rt.input_shape), np.float32))
+                return
             model = cnt.load(path) if args.loader == "torch" else cnk.load(path)
         except (FormatError, ValueError):
             return
@@ -160,7 +199,7 @@ def main() -> int:
             sum(int(np.prod(w.shape)) for w in model.weights)
 
     atheris.Setup([sys.argv[0], str(corpus), str(seeds), f"-max_total_time={args.seconds}",
-                   f"-timeout={2 if args.loader == 'torch' else 10}", "-rss_limit_mb=4096",
+                   f"-timeout={10 if args.loader == 'keras' else 2}", "-rss_limit_mb=4096",
                    "-max_len=65536",
                    f"-artifact_prefix={work}/", "-print_final_stats=1"], one)
     atheris.Fuzz()

@@ -1,4 +1,4 @@
-"""Command line: `compactnn demo | compress | info | bench | sweep | report` (also
+"""Command line: `compactnn demo | compress | info | run | bench | sweep | report` (also
 `python -m compactnn`).
 
 Every ratio printed is a speed-up: the baseline's time over compactnn's, above 1 when
@@ -89,7 +89,19 @@ def _compress(args) -> int:
     elif what == "torch":
         cnt, model = load_torch_whole(args.model)
         small = cnt.compress_model(model, **options)
-        cnt.save(small, args.output, input_shape=args.input_shape)
+        if args.input_shape:  # with the graph for `compactnn run`, where the runtime runs it
+            import torch
+
+            from ..torch.export import CaptureError
+
+            try:
+                cnt.save(small.eval(), args.output, input_shape=args.input_shape,
+                         example_input=torch.zeros((2, *args.input_shape)))
+            except CaptureError as e:
+                print(f"(no graph for `compactnn run` stored: {e})", file=sys.stderr)
+                cnt.save(small, args.output, input_shape=args.input_shape)
+        else:
+            cnt.save(small, args.output)
         cnt.summary(small)
     else:
         raise UserError(f"{args.model} is already a compactnn {what} file")
@@ -118,12 +130,40 @@ def _info(args) -> int:
         print(f"compactnn {meta.get('framework')} model file: {root.get('type')}, "
               f"{len(matrices)} compressed matrices, {len(tensors)} other tensors\n")
         print(format_table(rows, stored, dense))
+        if "graph" in meta:
+            from .. import runtime
+
+            rt = runtime.load(args.file)
+            print(f"\ngraph for `compactnn run` ({len(rt.graph.nodes)} nodes; inputs "
+                  f"(batch, {', '.join(map(str, rt.input_shape))})):")
+            for name, op, module, shape in rt.describe():
+                print(f"  {name:<24} {op:<20} {module or '(root)':<24} {shape}")
     elif what == "keras":
         cnk = keras_module()
         cnk.summary(cnk.load(args.file))
     else:
         raise UserError(f"{args.file} is not a compactnn file; `compactnn info` reads "
                         "compactnn model and matrix files and .keras files")
+    return 0
+
+
+def _run(args) -> int:
+    import numpy as np
+
+    from .. import runtime
+
+    rt = runtime.load(args.model)
+    try:
+        x = np.load(args.input, allow_pickle=False)
+    except ValueError as e:  # not a .npy file, or one holding objects
+        raise UserError(f"{args.input} is not a numpy array file (.npy): {e}") from None
+    y = rt(x, threads=args.threads)
+    if args.output:
+        np.save(args.output, y)
+        print(f"wrote {args.output}: {y.dtype} array of shape {y.shape}")
+    else:
+        with np.printoptions(threshold=200, precision=6):
+            print(y)
     return 0
 
 
@@ -189,13 +229,23 @@ def parser() -> argparse.ArgumentParser:
                       help="where to write: a compactnn model file, or .keras for Keras")
     _compression_options(comp)
     comp.add_argument("--input-shape", type=_shape,
-                      help="one input's shape without the batch, e.g. 1,28,28 (kept in the "
-                      "file for `compactnn bench --model`)")
+                      help="one input's shape without the batch, e.g. 1,28,28: kept in the "
+                      "file for `compactnn bench --model`, and the graph is stored for "
+                      "`compactnn run` where the runtime runs every operation")
     comp.set_defaults(run=_compress)
 
     info = sub.add_parser("info", help="the per-layer table of a compressed model or matrix")
     info.add_argument("file")
     info.set_defaults(run=_info)
+
+    run = sub.add_parser("run", help="run a saved model on inputs with the numpy-only "
+                         "runtime (the model file must hold a graph)")
+    run.add_argument("model", help="a compactnn model file saved with its graph "
+                     "(compactnn.torch.save(..., example_input=x), or compress --input-shape)")
+    run.add_argument("--input", required=True, help="a .npy file: a batch of inputs")
+    run.add_argument("-o", "--output", help="write the outputs here (.npy); else print them")
+    run.add_argument("--threads", type=_positive, help="threads (default: all cores)")
+    run.set_defaults(run=_run)
 
     b = sub.add_parser("bench", help="time products against numpy and scipy.sparse, or a "
                        "compressed model against its dense original (--model)")

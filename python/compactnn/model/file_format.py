@@ -3,10 +3,11 @@
 Layout (little-endian):
 
     magic     8 bytes  b"CNNMODEL"
-    version   u32      1
+    version   u32      2 (1: files without a graph, still read)
     head_len  u32      bytes of the JSON head
     head_crc  u32      CRC-32 of the JSON head
-    head      JSON     {"meta": {...}, "entries": [entry, ...]}
+    head      JSON     {"meta": {...}, "entries": [entry, ...]}; meta may hold "graph", the
+                       network for compactnn.runtime (runtime/graph.py), since version 2
     data      the entries' bytes, back to back in the order listed
 
 entry: {"name", "kind": "matrix" | "tensor", "offset", "nbytes", "crc32"} and, for tensors,
@@ -29,7 +30,8 @@ from ..matrix.files import atomic_write
 from ..matrix.formats import CompressedMatrix, FormatError, frombytes
 
 MAGIC = b"CNNMODEL"
-VERSION = 1
+VERSION = 2
+READABLE = (1, 2)
 PREFIX = struct.Struct("<8sIII")
 MAX_HEAD = 64 << 20
 DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
@@ -117,8 +119,9 @@ def _read_head(f, size: int):
     if len(prefix) < PREFIX.size or prefix[:8] != MAGIC:
         raise FormatError("not a compactnn model file (bad magic)")
     _, version, head_len, head_crc = PREFIX.unpack(prefix)
-    if version != VERSION:
-        raise FormatError(f"model file version {version} is not supported (this is {VERSION})")
+    if version not in READABLE:
+        raise FormatError(f"model file version {version} is not supported (this reads "
+                          f"{', '.join(map(str, READABLE))})")
     if head_len > min(MAX_HEAD, size - PREFIX.size):
         raise FormatError(f"model file head of {head_len} bytes does not fit the file")
     head = f.read(head_len)

@@ -21,17 +21,29 @@ from ..model.plan import Plan
 from . import layers as L
 
 FRAMEWORK = "torch"
+GRAPH_TENSORS = "#graph/"  # the runtime graph's own tensors (export.py), not the model's
 _OURS = {cls.__name__: cls for cls in (L.CompressedLinear, L.CompressedConv1d,
                                        L.CompressedConv2d)}
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 _SKIPPED_ARGS = {"self", "device", "dtype"}
 
 
-def save(model: nn.Module, path, *, input_shape=None) -> None:
+def save(model: nn.Module, path, *, input_shape=None, example_input=None) -> None:
     """Write a model (compressed or not) to `path` as one file.  `input_shape` (one
-    example's shape, without the batch) is recorded for `compactnn bench --model`."""
+    example's shape, without the batch) is recorded for `compactnn bench --model`.
+
+    With `example_input` (a batch of inputs; the model in eval mode), the forward pass is
+    captured with torch.export and stored as a graph that compactnn.runtime runs with numpy
+    alone, for any batch size; ValueError names an operation the runtime does not run."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"save needs a torch.nn.Module, got {type(model).__name__}")
+    graph, extra = None, {}
+    if example_input is not None:
+        from .export import capture
+
+        graph, extra = capture(model, example_input)
+        if input_shape is None:
+            input_shape = graph["inputs"][0]["shape"][1:]
     matrices, skip = {}, set()
     for name, mod in model.named_modules():
         if isinstance(mod, L.CompressedModule):
@@ -40,7 +52,9 @@ def save(model: nn.Module, path, *, input_shape=None) -> None:
     tensors = {key: _to_numpy(t) for key, t in model.state_dict().items() if key not in skip}
     meta = dict(framework=FRAMEWORK, root=_describe(model),
                 input_shape=None if input_shape is None else [int(s) for s in input_shape])
-    file_format.write(path, meta, matrices, tensors)
+    if graph is not None:
+        meta["graph"] = graph
+    file_format.write(path, meta, matrices, {**tensors, **extra})
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
@@ -106,6 +120,7 @@ def load(path, model=None) -> nn.Module:
     meta, matrices, tensors = file_format.read(path)
     if meta.get("framework") != FRAMEWORK or not isinstance(meta.get("root"), dict):
         raise FormatError(f"{path}: not a compressed PyTorch model file")
+    tensors = {k: t for k, t in tensors.items() if not k.startswith(GRAPH_TENSORS)}
     try:
         if model is None:
             root = _build(meta["root"], "", matrices, tensors)

@@ -1,0 +1,101 @@
+"""Run a saved model with numpy alone: the graph of a model file, executed by the native
+core.
+
+    import compactnn.runtime
+    rt = compactnn.runtime.load("model.cnnm")   # written by compactnn.torch.save(..., example_input=)
+    y = rt(x)                                    # numpy in, numpy out, any batch size
+
+Importing this module imports neither PyTorch nor Keras.  Each batch size is planned once
+(every value placed in one arena, docs/runtime.md); a call copies the input in, runs every
+step natively, and copies the output out.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from ..matrix.formats import FormatError
+from ..model import file_format
+from .graph import Graph
+from .plan import Plan
+
+__all__ = ["Runtime", "load"]
+
+
+class Runtime:
+    """A model's graph, ready to run: `rt(x)` for x of shape (batch, *rt.input_shape)."""
+
+    _CACHED = 8  # batch sizes planned and kept
+
+    def __init__(self, graph: Graph, meta: dict):
+        self.graph, self.meta = graph, meta
+        self._plans: OrderedDict[int, tuple[Plan, np.ndarray, threading.Lock]] = OrderedDict()
+        self._lock = threading.Lock()
+        Plan(graph, 1)  # every shape and offset checked once, at load
+
+    @property
+    def input_shape(self) -> tuple:
+        """One example's shape (the batch left out)."""
+        return self.graph.input_shape
+
+    def _plan(self, batch: int):
+        with self._lock:
+            entry = self._plans.get(batch)
+            if entry is None:
+                plan = Plan(self.graph, batch)
+                entry = (plan, np.empty(plan.arena_size, np.float32), threading.Lock())
+                self._plans[batch] = entry
+                if len(self._plans) > self._CACHED:
+                    self._plans.popitem(last=False)
+            self._plans.move_to_end(batch)
+            return entry
+
+    def __call__(self, x, threads: int | None = None) -> np.ndarray:
+        x = np.asarray(x)
+        if x.dtype.kind != "f":
+            raise TypeError(f"the model takes floating-point inputs, got dtype {x.dtype}")
+        if x.ndim != len(self.input_shape) + 1 or x.shape[1:] != self.input_shape or not len(x):
+            raise ValueError(f"the model takes inputs of shape (batch, "
+                             f"{', '.join(map(str, self.input_shape))}), got {x.shape}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                    or threads < 1):
+            raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+        plan, arena, busy = self._plan(len(x))
+        if not busy.acquire(blocking=False):  # another thread runs this plan: an arena of its own
+            arena, busy = np.empty(plan.arena_size, np.float32), threading.Lock()
+            busy.acquire()
+        try:
+            g = self.graph
+            start = plan.offsets[g.input]
+            arena[start:start + x.size] = x.reshape(-1)
+            plan.program.run(arena, threads or 0)
+            shape = plan.shapes[g.output]
+            start = plan.offsets[g.output]
+            return arena[start:start + int(np.prod(shape))].reshape(shape).copy()
+        finally:
+            busy.release()
+
+    def describe(self) -> list[tuple[str, str, str, tuple]]:
+        """(value, op, module, shape for one example) for every node."""
+        shapes = self.graph.infer(1)
+        return [(n["name"], n["op"], n.get("module", ""), shapes[n["name"]][1:])
+                for n in self.graph.nodes]
+
+
+def load(path) -> Runtime:
+    """The runtime of a model file that holds a graph (compactnn.torch.save with
+    example_input=).  FormatError for a file that is not valid or holds no graph."""
+    path = os.fspath(path)
+    meta, matrices, tensors = file_format.read(path)
+    if "graph" not in meta:
+        raise FormatError(f"{path} holds no graph for the runtime: save the model with "
+                          "compactnn.torch.save(model, path, example_input=x)")
+    try:
+        return Runtime(Graph(meta["graph"], matrices, tensors), meta)
+    except FormatError as e:
+        raise FormatError(f"{path}: {e}") from None
+    except ValueError as e:  # the native core's own check of the planned steps
+        raise FormatError(f"{path}: model graph: {e}") from None

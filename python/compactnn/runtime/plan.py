@@ -1,0 +1,118 @@
+"""A graph planned for one batch size: every value placed in one float32 arena (values whose
+lifetimes do not overlap share space; reshapes share their input's), and the steps the
+native core runs over it (_core.Program, which checks every offset again)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import _core
+from .graph import ALIASES, Graph
+
+_CODES = dict(linear=1, conv2d=2, relu=3, gelu=4, gelu_tanh=5, sigmoid=6, tanh=7, affine=8,
+              max_pool2d=9, avg_pool2d=10, adaptive_avg_pool2d=11, softmax=12, add=13, mul=14,
+              cat=15)
+
+
+class Plan:
+    """shapes: every value's; offsets: the arena offset of every value; program: the steps."""
+
+    def __init__(self, graph: Graph, batch: int):
+        self.shapes = shapes = graph.infer(batch)
+        nodes = graph.nodes
+        root = {graph.input: graph.input}
+        for node in nodes:
+            root[node["name"]] = root[node["inputs"][0]] if node["op"] in ALIASES else node["name"]
+        last = {root[graph.input]: -1}
+        for i, node in enumerate(nodes):
+            last.setdefault(root[node["name"]], i)
+            for n in node["inputs"]:
+                last[root[n]] = i
+        last[root[graph.output]] = len(nodes)
+        offsets = {graph.input: 0}
+        live = [(0, math.prod(shapes[graph.input]), graph.input)]  # (start, end, root)
+        for i, node in enumerate(nodes):
+            name = node["name"]
+            if node["op"] in ALIASES:
+                offsets[name] = offsets[root[name]]
+                continue
+            live = sorted(a for a in live if last[a[2]] >= i)
+            size, start = math.prod(shapes[name]), 0
+            for a in live:  # first fit
+                if a[0] - start >= size:
+                    break
+                start = max(start, a[1])
+            offsets[name] = start
+            live.append((start, start + size, name))
+        self.offsets = offsets
+        self.arena_size = max(offsets[n] + math.prod(shapes[n]) for n in offsets)
+        self.program = _core.Program([_step(graph, node, shapes, offsets) for node in nodes
+                                      if node["op"] not in ALIASES], self.arena_size)
+
+
+def _f32(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def _contiguous_strides(shape) -> list[int]:
+    strides, s = [], 1
+    for d in reversed(shape):
+        strides.append(s)
+        s *= d
+    return strides[::-1]
+
+
+def _broadcast_strides(shape, out) -> list[int]:
+    shape = (1,) * (len(out) - len(shape)) + tuple(shape)
+    return [0 if d == 1 and o != 1 else s
+            for d, o, s in zip(shape, out, _contiguous_strides(shape))]
+
+
+def _step(g: Graph, node: dict, shapes: dict, offsets: dict):
+    op, name = node["op"], node["name"]
+    ins = [shapes[n] for n in node["inputs"]]
+    x, out = ins[0], shapes[name]
+    matrix = weight = bias = None
+    if op in ("linear", "conv2d"):
+        matrix = g.matrices[node["matrix"]]._c if node["matrix"] is not None else None
+        weight = None if node["weight"] is None else _f32(g.tensors[node["weight"]]).reshape(-1)
+        bias = None if node["bias"] is None else _f32(g.tensors[node["bias"]])
+    code = _CODES["gelu_tanh" if op == "gelu" and node["approximate"] == "tanh" else op]
+    if op == "linear":
+        p = [math.prod(x[:-1]), x[-1], out[-1]]
+    elif op == "conv2d":
+        n, c, h, w = x if len(x) == 4 else (x[0], x[1], 1, x[2])
+        p = [n, c, h, w, *node["kernel"], *node["stride"], *node["padding"], *node["dilation"],
+             out[1]]
+    elif op in ("relu", "gelu", "sigmoid", "tanh"):
+        p = [math.prod(x)]
+    elif op == "affine":
+        p = [x[0], x[1], math.prod(x[2:])]
+        weight, bias = _f32(g.tensors[node["scale"]]), _f32(g.tensors[node["shift"]])
+    elif op == "max_pool2d":
+        p = [x[0] * x[1], x[2], x[3], *node["kernel"], *node["stride"], *node["padding"],
+             *node["dilation"], out[2], out[3]]
+    elif op == "avg_pool2d":
+        p = [x[0] * x[1], x[2], x[3], *node["kernel"], *node["stride"], *node["padding"],
+             out[2], out[3], int(node["count_include_pad"]), node["divisor"] or 0]
+    elif op == "adaptive_avg_pool2d":
+        p = [x[0] * x[1], x[2], x[3], out[2], out[3]]
+    elif op == "softmax":
+        d = node["dim"] % len(x)
+        p = [math.prod(x[:d]), x[d], math.prod(x[d + 1:])]
+    elif op in ("add", "mul"):
+        if len(ins) == 2:
+            b = ins[1]
+        elif node["constant"] is not None:
+            weight = _f32(g.tensors[node["constant"]])
+            b = weight.shape
+            weight = weight.reshape(-1)
+        else:
+            weight, b = np.array([node["scalar"]], np.float32), ()
+        p = [len(out), *out, *_broadcast_strides(x, out), *_broadcast_strides(b, out)]
+    else:  # cat
+        d = node["dim"] % len(x)
+        p = [math.prod(x[:d]), *(math.prod(s[d:]) for s in ins)]
+    return (code, [offsets[n] for n in node["inputs"]], offsets[name], [int(v) for v in p],
+            matrix, weight, bias)

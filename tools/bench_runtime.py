@@ -1,0 +1,101 @@
+"""The runtime's figures of docs/runtime.md: ccexam's MNIST CNN (70% pruned globally, cws
+k=16, the fast objective) run by compactnn.runtime, by the compressed PyTorch model and,
+for reference, the dense model by PyTorch and by ONNX Runtime (float32, its ONNX export),
+side by side at batch 1 and 64 on the same inputs; then the peak resident memory of a fresh
+process that loads the model and runs a batch of 64, for the runtime and for PyTorch.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python tools/bench_runtime.py [DIR]
+
+Needs torch, onnx, onnxruntime and ccexam (`pip install --no-deps ccexam==1.0.0`).
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+CHILD = r"""
+import resource, sys, numpy as np
+kind, path, x = sys.argv[1], sys.argv[2], np.load(sys.argv[3])
+if kind == "runtime":
+    import compactnn.runtime as runtime
+    y = runtime.load(path)(x)
+else:
+    import torch, compactnn.torch as cnt
+    with torch.inference_mode():
+        y = cnt.load(path)(torch.from_numpy(x)).numpy()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "torch" in sys.modules)
+"""
+
+
+def peak_rss_mb(kind: str, path: Path, x: Path) -> tuple[float, bool]:
+    out = subprocess.run([sys.executable, "-c", CHILD, kind, str(path), str(x)], check=True,
+                         capture_output=True, text=True).stdout.split()
+    return int(out[0]) / 1024, out[1] == "True"
+
+
+def main(work: Path) -> None:
+    import onnxruntime as ort
+    import torch
+
+    import compactnn as cn
+    import compactnn.runtime as runtime
+    import compactnn.torch as cnt
+    from compactnn.bench.timing import machine_line, median_time
+    from compactnn.evaluation import zoo
+
+    dense = zoo.ccexam_mnist()
+    small = cnt.compress_model(dense, prune=0.7, prune_scope="global", k=16,
+                               progress=False).eval()
+    X = torch.randn(64, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    model_path, onnx_path, x_path = work / "ccexam.cnnm", work / "ccexam.onnx", work / "x.npy"
+    cnt.save(small, model_path, example_input=X[:2])
+    torch.onnx.export(dense, (X[:1],), str(onnx_path), input_names=["x"],
+                      dynamic_axes={"x": {0: "batch"}}, dynamo=False)
+    np.save(x_path, X.numpy())
+    rt = runtime.load(model_path)
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    with torch.inference_mode():
+        want = small(X).numpy()
+    np.testing.assert_allclose(rt(X.numpy()), want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+    def torch_call(m, x):
+        def f():
+            with torch.inference_mode():
+                return m(x)
+        return f
+
+    print(f"compactnn runtime, ccexam MNIST CNN: {machine_line()}; kernels "
+          f"{cn.cpu_info()['isa']}\n")
+    print("| system | bytes on disk | batch 1 ms | batch 64 ms |")
+    print("|---|---:|---:|---:|")
+    systems = [
+        ("PyTorch float32, eager", None,
+         lambda b: torch_call(dense, X[:b])),
+        ("ONNX Runtime float32", onnx_path.stat().st_size,
+         lambda b: (lambda x=X[:b].numpy(): sess.run(None, {"x": x}))),
+        ("compactnn, compressed PyTorch modules", model_path.stat().st_size,
+         lambda b: torch_call(small, X[:b])),
+        ("compactnn.runtime (numpy only)", model_path.stat().st_size,
+         lambda b: (lambda x=X[:b].numpy(): rt(x))),
+    ]
+    for name, size, make in systems:
+        ms = [1e3 * median_time(make(b), budget=2.0) for b in (1, 64)]
+        print(f"| {name} | {size if size else '-':,} | {ms[0]:.3f} | {ms[1]:.2f} |"
+              if size else f"| {name} | - | {ms[0]:.3f} | {ms[1]:.2f} |")
+    print()
+    for kind in ("runtime", "torch"):
+        mb, imported = peak_rss_mb(kind, model_path, x_path)
+        print(f"peak resident memory, load + batch 64, {kind}: {mb:.0f} MB "
+              f"(torch imported: {imported})")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        main(Path(sys.argv[1]))
+    else:
+        with tempfile.TemporaryDirectory() as d:
+            main(Path(d))
