@@ -157,44 +157,76 @@ void linear_dense(const float* W, uint64_t rows, uint64_t cols, const float* X, 
     linear_through_matmat(rows, cols, X, batch, Y, matmat);
 }
 
-void pool(const Step& s, const float* x, float* y) {
+// max that propagates NaN, as torch's pooling does
+inline float max_nan(float a, float b) { return (b > a || b != b) ? b : a; }
+
+// The taps [t0, t1) of a window starting at `start` (stride between taps `d`) that fall
+// inside [0, size).
+inline void clip(int64_t start, int64_t k, int64_t d, int64_t size, int64_t& t0, int64_t& t1) {
+  t0 = start >= 0 ? 0 : (-start + d - 1) / d;
+  t1 = start >= size ? 0 : std::min(k, (size - start + d - 1) / d);
+  t1 = std::max(t0, t1);
+}
+
+// Planes [p0, p1) of a pooling step: windows clipped to the input once per output row and
+// column, so the inner loops test nothing; 2x2 windows of stride 2 (the common case) in a
+// loop the compiler vectorises.
+void pool_planes(const Step& s, const float* x, float* y, uint64_t p0, uint64_t p1) {
   const auto& p = s.p;
   const bool is_max = s.op == Op::MaxPool2d;
   const int64_t h = int64_t(p[1]), w = int64_t(p[2]), kh = int64_t(p[3]), kw = int64_t(p[4]);
   const int64_t sh = int64_t(p[5]), sw = int64_t(p[6]), ph = int64_t(p[7]), pw = int64_t(p[8]);
   const int64_t dh = is_max ? int64_t(p[9]) : 1, dw = is_max ? int64_t(p[10]) : 1;
-  const uint64_t ho = is_max ? p[11] : p[9], wo = is_max ? p[12] : p[10];
-  for (uint64_t plane = 0; plane < p[0]; ++plane, x += h * w) {
-    for (uint64_t oy = 0; oy < ho; ++oy)
-      for (uint64_t ox = 0; ox < wo; ++ox, ++y) {
-        const int64_t y0 = int64_t(oy) * sh - ph, x0 = int64_t(ox) * sw - pw;
-        if (is_max) {  // taps inside the input only (padding is -inf)
+  const int64_t ho = int64_t(is_max ? p[11] : p[9]), wo = int64_t(is_max ? p[12] : p[10]);
+  const bool halve = is_max && kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0 &&
+                     dh == 1 && dw == 1 && 2 * ho <= h && 2 * wo <= w;
+  std::vector<int64_t> j0(wo), j1(wo);
+  for (int64_t ox = 0; ox < wo; ++ox) clip(ox * sw - pw, kw, dw, w, j0[ox], j1[ox]);
+  for (uint64_t plane = p0; plane < p1; ++plane) {
+    const float* in = x + plane * h * w;
+    float* out = y + plane * ho * wo;
+    for (int64_t oy = 0; oy < ho; ++oy, out += wo) {
+      if (halve) {
+        const float *r0 = in + 2 * oy * w, *r1 = r0 + w;
+        for (int64_t ox = 0; ox < wo; ++ox)
+          out[ox] = max_nan(max_nan(r0[2 * ox], r0[2 * ox + 1]), max_nan(r1[2 * ox], r1[2 * ox + 1]));
+        continue;
+      }
+      const int64_t y0 = oy * sh - ph;
+      int64_t i0, i1;
+      clip(y0, kh, dh, h, i0, i1);
+      for (int64_t ox = 0; ox < wo; ++ox) {
+        const int64_t x0 = ox * sw - pw;
+        if (is_max) {  // padding is -inf: only taps inside the input count
           float m = -std::numeric_limits<float>::infinity();
-          for (int64_t i = 0; i < kh; ++i)
-            for (int64_t j = 0; j < kw; ++j) {
-              const int64_t iy = y0 + i * dh, ix = x0 + j * dw;
-              if (iy >= 0 && iy < h && ix >= 0 && ix < w) {
-                const float v = x[iy * w + ix];
-                if (v > m || std::isnan(v)) m = v;
-              }
-            }
-          *y = m;
+          for (int64_t i = i0; i < i1; ++i) {
+            const float* row = in + (y0 + i * dh) * w;
+            for (int64_t j = j0[ox]; j < j1[ox]; ++j) m = max_nan(m, row[x0 + j * dw]);
+          }
+          out[ox] = m;
           continue;
         }
         // torch's avg_pool2d: the window clipped to the padded input counts padding
         // (count_include_pad) or not; divisor_override replaces the count.
-        const int64_t y1 = std::min(y0 + kh, h + ph), x1 = std::min(x0 + kw, w + pw);
-        const int64_t padded = (y1 - y0) * (x1 - x0);
-        const int64_t a0 = std::max<int64_t>(y0, 0), b0 = std::max<int64_t>(x0, 0);
-        const int64_t a1 = std::min(y1, h), b1 = std::min(x1, w);
+        const int64_t padded = (std::min(y0 + kh, h + ph) - y0) * (std::min(x0 + kw, w + pw) - x0);
         float sum = 0;
-        for (int64_t iy = a0; iy < a1; ++iy)
-          for (int64_t ix = b0; ix < b1; ++ix) sum += x[iy * w + ix];
+        for (int64_t i = i0; i < i1; ++i) {
+          const float* row = in + (y0 + i) * w;
+          for (int64_t j = j0[ox]; j < j1[ox]; ++j) sum += row[x0 + j];
+        }
         const int64_t count = p[12] ? int64_t(p[12]) : p[11] ? padded
-                                                                : (a1 - a0) * (b1 - b0);
-        *y = sum / float(count);
+                                                                : (i1 - i0) * (j1[ox] - j0[ox]);
+        out[ox] = sum / float(count);
       }
+    }
   }
+}
+
+void pool(const Step& s, const float* x, float* y, unsigned threads) {
+  const uint64_t in = s.p[1] * s.p[2];
+  parallel_rows(s.p[0], threads, double(in) * 2, [&](uint64_t p0, uint64_t p1) {
+    pool_planes(s, x, y, p0, p1);
+  }, 1);
 }
 
 void adaptive_avg(const Step& s, const float* x, float* y) {
@@ -325,7 +357,7 @@ void run(const std::vector<Step>& steps, float* arena, unsigned threads) {
         break;
       case Op::MaxPool2d:
       case Op::AvgPool2d:
-        pool(s, x, y);
+        pool(s, x, y, threads);
         break;
       case Op::AdaptiveAvg:
         adaptive_avg(s, x, y);

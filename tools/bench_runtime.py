@@ -25,8 +25,9 @@ if kind == "runtime":
     y = runtime.load(path)(x)
 else:
     import torch, compactnn.torch as cnt
+    from ccexam.models import MNISTNet
     with torch.inference_mode():
-        y = cnt.load(path)(torch.from_numpy(x)).numpy()
+        y = cnt.load(path, model=lambda: MNISTNet(28))(torch.from_numpy(x)).numpy()
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "torch" in sys.modules)
 """
 
