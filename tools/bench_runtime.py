@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 CHILD = r"""
-import resource, sys, numpy as np
+import sys, numpy as np
 kind, path, x = sys.argv[1], sys.argv[2], np.load(sys.argv[3])
 if kind == "runtime":
     import compactnn.runtime as runtime
@@ -28,7 +28,9 @@ else:
     from ccexam.models import MNISTNet
     with torch.inference_mode():
         y = cnt.load(path, model=lambda: MNISTNet(28))(torch.from_numpy(x)).numpy()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "torch" in sys.modules)
+# VmHWM: this process's peak resident set (ru_maxrss would carry the parent's over exec)
+peak = next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]
+print(peak, "torch" in sys.modules)
 """
 
 
