@@ -124,6 +124,30 @@ Extent extent(size_t i, const Step& s, uint64_t weight_size, uint64_t bias_size)
       inputs(2);
       return {{a, b}, product(shape, nd)};
     }
+    case Op::Permute: {
+      if (p.empty() || p[0] == 0 || p[0] > kMaxDims || p.size() != 1 + 2 * p[0])
+        bad(i, "malformed permutation");
+      inputs(1);
+      const size_t nd = p[0];
+      uint64_t seen = 0;
+      for (size_t d = 0; d < nd; ++d) {
+        if (p[1 + nd + d] >= nd || (seen >> p[1 + nd + d] & 1)) bad(i, "not a permutation");
+        seen |= uint64_t(1) << p[1 + nd + d];
+      }
+      const uint64_t n = product(p.data() + 1, nd);
+      return {{n}, n};
+    }
+    case Op::ReduceMax:
+    case Op::ReduceMean: {
+      need(3), inputs(1);
+      if (p[1] == 0) bad(i, "reducing an empty dimension");
+      return {{product(p.data(), 3)}, product(std::vector<uint64_t>{p[0], p[2]}.data(), 2)};
+    }
+    case Op::Embedding: {
+      need(3), inputs(1);
+      if (!s.weight || weight_size != p[1] * p[2]) bad(i, "weight shape mismatch");
+      return {{p[0]}, product(std::vector<uint64_t>{p[0], p[2]}.data(), 2)};
+    }
     case Op::Cat: {
       if (p.size() != s.in.size() + 1 || s.in.empty()) bad(i, "malformed concatenation");
       Extent e{{}, 0};
@@ -288,6 +312,49 @@ void cat(const Step& s, float* arena, float* y) {
     }
 }
 
+void permute(const Step& s, const float* x, float* y) {
+  const size_t nd = s.p[0];
+  const uint64_t *shape = s.p.data() + 1, *perm = shape + nd;
+  uint64_t in_stride[kMaxDims], out_shape[kMaxDims], stride[kMaxDims];
+  for (size_t d = nd, acc = 1; d-- > 0;) in_stride[d] = acc, acc *= shape[d];
+  for (size_t d = 0; d < nd; ++d) out_shape[d] = shape[perm[d]], stride[d] = in_stride[perm[d]];
+  const uint64_t n = product(out_shape, nd);
+  uint64_t idx[kMaxDims] = {}, at = 0;
+  for (uint64_t k = 0; k < n; ++k) {
+    y[k] = x[at];
+    for (size_t d = nd; d-- > 0;) {
+      at += stride[d];
+      if (++idx[d] < out_shape[d]) break;
+      at -= stride[d] * out_shape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+void reduce(const Step& s, const float* x, float* y) {
+  const uint64_t outer = s.p[0], n = s.p[1], inner = s.p[2];
+  for (uint64_t o = 0; o < outer; ++o, x += n * inner, y += inner) {
+    std::copy(x, x + inner, y);
+    for (uint64_t k = 1; k < n; ++k)
+      for (uint64_t i = 0; i < inner; ++i)
+        y[i] = s.op == Op::ReduceMax ? max_nan(y[i], x[k * inner + i]) : y[i] + x[k * inner + i];
+    if (s.op == Op::ReduceMean)
+      for (uint64_t i = 0; i < inner; ++i) y[i] /= float(n);
+  }
+}
+
+void embedding(const Step& s, const float* x, float* y) {
+  const uint64_t count = s.p[0], rows = s.p[1], cols = s.p[2];
+  for (uint64_t k = 0; k < count; ++k, y += cols) {
+    const float v = x[k];
+    if (!(v >= 0.0f && v < float(rows)) || v != std::floor(v))
+      throw InvalidInput("embedding index " + std::to_string(v) + " is not a row of the " +
+                         std::to_string(rows) + "-row table");
+    const float* row = s.weight + uint64_t(v) * cols;
+    std::copy(row, row + cols, y);
+  }
+}
+
 }  // namespace
 
 void check_steps(const std::vector<Step>& steps, uint64_t arena_size,
@@ -376,6 +443,16 @@ void run(const std::vector<Step>& steps, float* arena, unsigned threads) {
       }
       case Op::Cat:
         cat(s, arena, y);
+        break;
+      case Op::Permute:
+        permute(s, x, y);
+        break;
+      case Op::ReduceMax:
+      case Op::ReduceMean:
+        reduce(s, x, y);
+        break;
+      case Op::Embedding:
+        embedding(s, x, y);
         break;
     }
   }

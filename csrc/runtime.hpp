@@ -28,6 +28,10 @@ enum class Op : uint32_t {
   Add,           // p: ndim, out shape, a strides, b strides (0 where broadcast)
   Mul,           //    b: a second input, or `weight` (a constant) when there is one input
   Cat,           // p: outer, then each input's inner size
+  Permute,       // p: ndim, input shape, then the permutation (out dim d = in dim perm[d])
+  ReduceMax,     // p: outer, n, inner (the reduced dims merged into n)
+  ReduceMean,    //    the same
+  Embedding,     // p: count, rows, cols; weight: rows x cols; indices read as floats
 };
 
 struct Step {

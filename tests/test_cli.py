@@ -98,7 +98,7 @@ def test_compress_stores_the_graph_and_run_runs_it(whole_model, tmp_path, capsys
     assert run_main(capsys, "compress", str(whole_model), "-o", str(out_path), "--k", "8",
                     "--input-shape", "1,8,8").returncode == 0
     info = run_main(capsys, "info", str(out_path))
-    assert "graph for `compactnn run` (4 nodes; inputs (batch, 1, 8, 8))" in info.stdout
+    assert "graph for `compactnn run` (4 nodes; inputs (batch, 1, 8, 8) float32)" in info.stdout
     assert "conv2d" in info.stdout and "(5,)" in info.stdout
     x = np.random.default_rng(0).random((3, 1, 8, 8), np.float32)
     np.save(tmp_path / "x.npy", x)

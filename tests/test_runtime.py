@@ -117,6 +117,66 @@ def test_ccexam_cnn(tmp_path):
     check(small, (1, 28, 28), tmp_path)
 
 
+def test_deepdta_two_index_inputs_embeddings_transposes_and_max(tmp_path):
+    from compactnn.evaluation import datasets
+
+    torch.manual_seed(4)
+    small = compressed(zoo.deepdta(datasets.SMILES_VOCAB, datasets.PROTEIN_VOCAB, filters=8,
+                                   embed=16), prune=0.7)
+    rng = np.random.default_rng(0)
+    make = lambda b: (rng.integers(0, datasets.SMILES_VOCAB, (b, datasets.SMILES_LEN)),  # noqa
+                      rng.integers(0, datasets.PROTEIN_VOCAB, (b, datasets.PROTEIN_LEN)))
+    path = tmp_path / "dta.cnnm"
+    cnt.save(small, path, example_input=tuple(map(torch.from_numpy, make(2))))
+    rt = runtime.load(path)
+    assert rt.inputs == [((datasets.SMILES_LEN,), "int64"), ((datasets.PROTEIN_LEN,), "int64")]
+    ops = {op for _, op, _, _ in rt.describe()}
+    assert {"embedding", "permute", "reduce", "cat"} <= ops
+    for batch in (1, 64):
+        d, p = make(batch)
+        with torch.inference_mode():
+            want = small((torch.from_numpy(d), torch.from_numpy(p))).numpy()
+        got = rt((d, p))
+        assert got.shape == (batch,)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    d, p = make(2)
+    with pytest.raises(ValueError, match="2 input"):
+        rt(d)
+    with pytest.raises(ValueError, match="different batch sizes"):
+        rt((d, p[:1]))
+    with pytest.raises(TypeError, match="indices"):
+        rt((d.astype(np.float32), p))
+    negative = d.copy()
+    negative[0, 0] = -1
+    with pytest.raises(ValueError, match="outside 0"):
+        rt((negative, p))
+    with pytest.raises(ValueError, match="not a row of the"):
+        rt((d + datasets.SMILES_VOCAB, p))
+    with pytest.raises(ValueError, match="see .inputs"):
+        rt.input_shape
+
+
+class Channels(nn.Module):
+    """Channels-last views and reductions: permute, mean and amax over adjacent dims."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4 + 4 + 16, 2)
+
+    def forward(self, x):
+        y = self.conv(x).permute(0, 2, 3, 1)                        # (N, 4, 4, 4)
+        pooled, peak = y.mean(dim=(1, 2)), torch.amax(y, dim=(1, 2))  # (N, 4) each
+        rows = torch.amax(y, dim=3, keepdim=True).flatten(1)          # (N, 16)
+        return self.fc(torch.cat([pooled, peak, rows], 1))
+
+
+def test_permutes_and_reductions(tmp_path):
+    torch.manual_seed(5)
+    rt = check(Channels().eval(), (3, 6, 6), tmp_path)
+    assert [op for _, op, _, _ in rt.describe()].count("reduce") == 3
+
+
 def test_plans_share_the_arena_and_threads_agree(tmp_path):
     torch.manual_seed(4)
     model = compressed(nn.Sequential(*[m for _ in range(4) for m in (nn.Linear(64, 64),
@@ -171,8 +231,11 @@ def test_what_the_runtime_cannot_run_is_named(tmp_path):
     model = nn.Sequential(nn.Linear(4, 4))
     with pytest.raises(CaptureError, match="model.eval"):
         cnt.save(model.train(), tmp_path / "b.cnnm", example_input=torch.randn(2, 4))
-    with pytest.raises(CaptureError, match="floating-point"):
-        cnt.save(model.eval(), tmp_path / "c.cnnm", example_input=torch.zeros(2, 4, dtype=int))
+    with pytest.raises(CaptureError, match="floating-point or integer"):
+        cnt.save(model.eval(), tmp_path / "c.cnnm", example_input=torch.zeros(2, 4, dtype=bool))
+    with pytest.raises(CaptureError, match="different batch sizes"):
+        cnt.save(model.eval(), tmp_path / "d.cnnm",
+                 example_input=(torch.zeros(2, 4), torch.zeros(3, 4)))
     assert not any(tmp_path.iterdir())  # nothing written
 
 

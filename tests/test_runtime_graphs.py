@@ -86,6 +86,19 @@ def _cat_mismatch(g, t):
     g["outputs"] = ["joined"]
 
 
+def _after_relu(**node):
+    def change(g, t):
+        relu = next(n for n in g["nodes"] if n["op"] == "relu")
+        g["nodes"].insert(g["nodes"].index(relu) + 1,
+                          dict(name="extra", inputs=[relu["name"]], module="", **node))
+    return change
+
+
+def _table(g, t):
+    t["table"] = np.zeros(5, np.float32)
+    _after_relu(op="embedding", weight="table")(g, t)
+
+
 HOSTILE = {
     "not a graph": (lambda g, t: g.clear(), "lacks its inputs"),
     "a cycle": (_cycle, "not an earlier value"),
@@ -117,6 +130,22 @@ HOSTILE = {
         name="s", op="add", inputs=[g["nodes"][-1]["name"]], module="", constant=None,
         scalar=float("nan"))), "not a finite number"),
     "nodes not a list": (_set("nodes", {"a": 1}), "nodes"),
+    "not a permutation": (_after_relu(op="permute", perm=[0, 1, 1, 2]), "not a permutation"),
+    "a permutation moving the batch": (_after_relu(op="permute", perm=[1, 0, 2, 3]),
+                                       "keeping the batch"),
+    "a reduction over the batch": (_after_relu(op="reduce", kind="max", dims=[0],
+                                               keepdim=False), "adjacent"),
+    "a reduction over dims apart": (_after_relu(op="reduce", kind="mean", dims=[1, 3],
+                                                keepdim=False), "adjacent"),
+    "an odd reduction": (_after_relu(op="reduce", kind="median", dims=[1], keepdim=False),
+                         "malformed"),
+    "a flat embedding table": (_table, "embedding table"),
+    "an input of another dtype": (lambda g, t: g["inputs"][0].update(dtype="float64"),
+                                  "dtype 'float64'"),
+    "an input named twice": (lambda g, t: g["inputs"].append(dict(g["inputs"][0])),
+                             "named twice"),
+    "too many inputs": (lambda g, t: g.update(inputs=[dict(g["inputs"][0], name=f"x{i}")
+                                                      for i in range(9)]), "1 to 8 inputs"),
     "a node not an object": (lambda g, t: g["nodes"].insert(0, [1, 2]), "not an object"),
     "a name not a string": (_set("name", 7, "relu"), "name 7"),
 }

@@ -69,9 +69,21 @@ def write_graph_seeds(out: Path) -> None:
         "conv1d": (nn.Sequential(nn.Conv1d(2, 3, 3), nn.Tanh(), nn.Flatten(),
                                  nn.Linear(3 * 6, 2), nn.Sigmoid()), (2, 8)),
     }
+    class Pair(nn.Module):  # two index inputs: embeddings, a transpose, a max, a concatenation
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Embedding(9, 3), nn.Embedding(7, 3)
+            self.conv, self.fc = nn.Conv1d(3, 4, 2), nn.Linear(4 + 3, 2)
+
+        def forward(self, pair):
+            a = torch.amax(self.conv(self.a(pair[0]).transpose(1, 2)), dim=2)
+            return self.fc(torch.cat([a, self.b(pair[1]).mean(dim=1)], dim=1))
+
+    models["pair"] = (Pair(), None)
     for name, (model, shape) in models.items():
         model.eval()
-        x = torch.randn(2, *shape)
+        x = torch.randn(2, *shape) if shape else (torch.randint(0, 9, (2, 5)),
+                                                  torch.randint(0, 7, (2, 4)))
         cnt.save(model, out / f"{name}-dense.cnnm", example_input=x)
         small = cnt.compress_model(model, prune=0.5, k=4, progress=False).eval()
         cnt.save(small, out / f"{name}-small.cnnm", example_input=x)
@@ -188,7 +200,7 @@ def main() -> int:
                 rt = runtime.load(path)
                 if Plan(rt.graph, 3).arena_size <= 1 << 24:  # what a graph may ask: 1 GiB a value
                     for batch in (1, 3):
-                        rt(np.zeros((batch, *rt.input_shape), np.float32))
+                        rt([np.zeros((batch, *shape), dtype) for shape, dtype in rt.inputs])
                 return
             model = cnt.load(path) if args.loader == "torch" else cnk.load(path)
         except (FormatError, ValueError):

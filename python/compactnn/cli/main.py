@@ -134,8 +134,10 @@ def _info(args) -> int:
             from .. import runtime
 
             rt = runtime.load(args.file)
+            inputs = ", ".join(f"(batch, {', '.join(map(str, shape))}) {dtype}"
+                               for shape, dtype in rt.inputs)
             print(f"\ngraph for `compactnn run` ({len(rt.graph.nodes)} nodes; inputs "
-                  f"(batch, {', '.join(map(str, rt.input_shape))})):")
+                  f"{inputs}):")
             for name, op, module, shape in rt.describe():
                 print(f"  {name:<24} {op:<20} {module or '(root)':<24} {shape}")
     elif what == "keras":
@@ -153,11 +155,13 @@ def _run(args) -> int:
     from .. import runtime
 
     rt = runtime.load(args.model)
-    try:
-        x = np.load(args.input, allow_pickle=False)
-    except ValueError as e:  # not a .npy file, or one holding objects
-        raise UserError(f"{args.input} is not a numpy array file (.npy): {e}") from None
-    y = rt(x, threads=args.threads)
+    xs = []
+    for path in args.input:
+        try:
+            xs.append(np.load(path, allow_pickle=False))
+        except ValueError as e:  # not a .npy file, or one holding objects
+            raise UserError(f"{path} is not a numpy array file (.npy): {e}") from None
+    y = rt(xs if len(xs) > 1 else xs[0], threads=args.threads)
     if args.output:
         np.save(args.output, y)
         print(f"wrote {args.output}: {y.dtype} array of shape {y.shape}")
@@ -242,7 +246,8 @@ def parser() -> argparse.ArgumentParser:
                          "runtime (the model file must hold a graph)")
     run.add_argument("model", help="a compactnn model file saved with its graph "
                      "(compactnn.torch.save(..., example_input=x), or compress --input-shape)")
-    run.add_argument("--input", required=True, help="a .npy file: a batch of inputs")
+    run.add_argument("--input", required=True, nargs="+",
+                     help="a .npy file: a batch of inputs (one file per input of the model)")
     run.add_argument("-o", "--output", help="write the outputs here (.npy); else print them")
     run.add_argument("--threads", type=_positive, help="threads (default: all cores)")
     run.set_defaults(run=_run)

@@ -26,7 +26,8 @@ __all__ = ["Runtime", "load"]
 
 
 class Runtime:
-    """A model's graph, ready to run: `rt(x)` for x of shape (batch, *rt.input_shape)."""
+    """A model's graph, ready to run: `rt(x)` for x of shape (batch, *rt.input_shape), or
+    `rt((x1, x2, ...))` for a model of several inputs (rt.inputs: their shapes and dtypes)."""
 
     _CACHED = 8  # batch sizes planned and kept
 
@@ -37,9 +38,16 @@ class Runtime:
         Plan(graph, 1)  # every shape and offset checked once, at load
 
     @property
+    def inputs(self) -> list[tuple[tuple, str]]:
+        """(one example's shape, dtype) of each input."""
+        return [(shape, dtype) for _, shape, dtype in self.graph.inputs]
+
+    @property
     def input_shape(self) -> tuple:
-        """One example's shape (the batch left out)."""
-        return self.graph.input_shape
+        """One example's shape (the batch left out), for a model of one input."""
+        if len(self.graph.inputs) != 1:
+            raise ValueError(f"the model takes {len(self.graph.inputs)} inputs: see .inputs")
+        return self.graph.inputs[0][1]
 
     def _plan(self, batch: int):
         with self._lock:
@@ -53,24 +61,45 @@ class Runtime:
             self._plans.move_to_end(batch)
             return entry
 
+    def _arrays(self, x) -> list[np.ndarray]:
+        """The inputs checked against the graph's (shape, dtype), one batch size."""
+        specs = self.graph.inputs
+        xs = list(x) if isinstance(x, (tuple, list)) else [x]
+        if len(xs) != len(specs):
+            raise ValueError(f"the model takes {len(specs)} input(s), got {len(xs)}")
+        out = []
+        for a, (name, shape, dtype) in zip(xs, specs):
+            a = np.asarray(a)
+            want = f"(batch, {', '.join(map(str, shape))})"
+            if a.ndim != len(shape) + 1 or a.shape[1:] != shape or not len(a):
+                raise ValueError(f"the model takes inputs of shape {want}, got {a.shape}"
+                                 + (f" for {name!r}" if len(specs) > 1 else ""))
+            if dtype == "float32" and a.dtype.kind != "f":
+                raise TypeError(f"the model takes floating-point inputs, got dtype {a.dtype}")
+            if dtype == "int64":
+                if a.dtype.kind not in "iu":
+                    raise TypeError(f"input {name!r} holds indices: integers, not {a.dtype}")
+                if a.size and (a.min() < 0 or a.max() >= 1 << 24):  # exact as float32
+                    raise ValueError(f"input {name!r} holds indices outside 0 .. 2^24")
+            out.append(a)
+        if len({len(a) for a in out}) > 1:
+            raise ValueError(f"the inputs have different batch sizes: {[len(a) for a in out]}")
+        return out
+
     def __call__(self, x, threads: int | None = None) -> np.ndarray:
-        x = np.asarray(x)
-        if x.dtype.kind != "f":
-            raise TypeError(f"the model takes floating-point inputs, got dtype {x.dtype}")
-        if x.ndim != len(self.input_shape) + 1 or x.shape[1:] != self.input_shape or not len(x):
-            raise ValueError(f"the model takes inputs of shape (batch, "
-                             f"{', '.join(map(str, self.input_shape))}), got {x.shape}")
+        xs = self._arrays(x)
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
                                     or threads < 1):
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
-        plan, arena, busy = self._plan(len(x))
+        plan, arena, busy = self._plan(len(xs[0]))
         if not busy.acquire(blocking=False):  # another thread runs this plan: an arena of its own
             arena, busy = np.empty(plan.arena_size, np.float32), threading.Lock()
             busy.acquire()
         try:
             g = self.graph
-            start = plan.offsets[g.input]
-            arena[start:start + x.size] = x.reshape(-1)
+            for a, (name, _, _) in zip(xs, g.inputs):
+                start = plan.offsets[name]
+                arena[start:start + a.size] = a.reshape(-1)
             plan.program.run(arena, threads or 0)
             shape = plan.shapes[g.output]
             start = plan.offsets[g.output]

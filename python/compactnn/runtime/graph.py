@@ -1,8 +1,8 @@
 """The graph a model file holds for the runtime (docs/runtime.md): its op set, the checks a
 graph from a file passes before anything runs, and shape inference.
 
-A graph is JSON: {"inputs": [{"name", "shape"}], "outputs": [name], "nodes": [node]}; an
-input's shape has null for the batch.  Each node has a "name", an "op", its "inputs" (names
+A graph is JSON: {"inputs": [{"name", "shape", "dtype"}], "outputs": [name], "nodes":
+[node]}; an input's shape has null for the batch, its dtype is float32 or int64 (indices).  Each node has a "name", an "op", its "inputs" (names
 of the graph's input or of earlier nodes: nodes come in the order they run, so a graph from
 a file cannot hold a cycle), the "module" that produced it (for messages) and the op's
 arguments.  Weights are named: "matrix" (a compressed matrix of the file), "weight",
@@ -29,7 +29,10 @@ OPS = {
     "cat": ("dim",),
     "reshape": ("shape",), "flatten": ("start", "end"), "unsqueeze": ("dim",),
     "squeeze": ("dims",), "identity": (),
+    "permute": ("perm",), "reduce": ("kind", "dims", "keepdim"), "embedding": ("weight",),
 }
+DTYPES = ("float32", "int64")  # of the graph's inputs (integers: indices for embeddings)
+MAX_INPUTS = 8
 ALIASES = ("reshape", "flatten", "unsqueeze", "squeeze", "identity")  # share their input's data
 MAX_NODES = 1 << 16
 MAX_DIM = 1 << 31
@@ -48,20 +51,17 @@ class Graph:
         if not isinstance(doc, dict) or not all(k in doc for k in ("inputs", "outputs", "nodes")):
             raise _bad("graph", "lacks its inputs, outputs or nodes")
         inputs, outputs, nodes = doc["inputs"], doc["outputs"], doc["nodes"]
-        if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
-            raise _bad("inputs", "the runtime takes graphs of one input")
-        self.input = _name(inputs[0].get("name"), "input")
-        shape = inputs[0].get("shape")
-        if not (isinstance(shape, list) and 1 <= len(shape) <= MAX_NDIM and shape[0] is None
-                and all(_int(d, 1) for d in shape[1:])):
-            raise _bad("input", f"shape {shape!r} is not [null, positive sizes...]")
-        self.input_shape = tuple(shape[1:])
-        if math.prod(self.input_shape) > MAX_EXAMPLE:
-            raise _bad("input", f"shape {shape} is larger than the runtime takes")
+        if not isinstance(inputs, list) or not 1 <= len(inputs) <= MAX_INPUTS:
+            raise _bad("inputs", f"not a list of 1 to {MAX_INPUTS} inputs")
+        self.inputs = [self._input(i, spec) for i, spec in enumerate(inputs)]
         if not isinstance(nodes, list) or len(nodes) > MAX_NODES:
             raise _bad("nodes", "not a list of at most 65536 nodes")
         self.matrices, self.tensors = matrices, tensors
-        known = {self.input}
+        known = set()
+        for name, _, _ in self.inputs:
+            if name in known:
+                raise _bad("inputs", f"{name!r} named twice")
+            known.add(name)
         self.nodes = []
         for i, node in enumerate(nodes):
             self.nodes.append(self._node(i, node, known))
@@ -69,6 +69,22 @@ class Graph:
         if not (isinstance(outputs, list) and len(outputs) == 1 and outputs[0] in known):
             raise _bad("outputs", f"{outputs!r} is not one value of the graph")
         self.output = outputs[0]
+
+    @staticmethod
+    def _input(i: int, spec) -> tuple[str, tuple, str]:
+        """(name, one example's shape, dtype) of input i."""
+        if not isinstance(spec, dict):
+            raise _bad(f"input {i}", "is not an object")
+        name = _name(spec.get("name"), f"input {i}")
+        shape, dtype = spec.get("shape"), spec.get("dtype", "float32")
+        if not (isinstance(shape, list) and 1 <= len(shape) <= MAX_NDIM and shape[0] is None
+                and all(_int(d, 1) for d in shape[1:])):
+            raise _bad(f"input {name!r}", f"shape {shape!r} is not [null, positive sizes...]")
+        if math.prod(shape[1:]) > MAX_EXAMPLE:
+            raise _bad(f"input {name!r}", f"shape {shape} is larger than the runtime takes")
+        if dtype not in DTYPES:
+            raise _bad(f"input {name!r}", f"dtype {dtype!r} is not one of {DTYPES}")
+        return name, tuple(shape[1:]), dtype
 
     def _node(self, i: int, node, known: set) -> dict:
         where = f"node {i}"
@@ -122,7 +138,7 @@ class Graph:
     def infer(self, batch: int) -> dict[str, tuple]:
         """Every value's shape for a batch of `batch` inputs; FormatError where the graph
         does not fit together (a weight of the wrong shape, a reshape of the wrong size)."""
-        shapes = {self.input: (batch, *self.input_shape)}
+        shapes = {name: (batch, *shape) for name, shape, _ in self.inputs}
         for node in self.nodes:
             ins = [shapes[n] for n in node["inputs"]]
             try:
@@ -321,11 +337,40 @@ def _squeeze(g, node, x):
     return tuple(s for i, s in enumerate(x) if i not in drop or s != 1)
 
 
+def _permute(g, node, x):
+    perm = node["perm"]
+    if not (isinstance(perm, list) and sorted(perm) == list(range(len(x)))
+            and all(_int(d) for d in perm) and perm[0] == 0):
+        raise ValueError(f"{perm!r} is not a permutation of {len(x)} dims keeping the batch")
+    return tuple(x[d] for d in perm)
+
+
+def _reduce(g, node, x):
+    dims = node["dims"]
+    if node["kind"] not in ("max", "mean") or not isinstance(node["keepdim"], bool) \
+            or not (isinstance(dims, list) and dims):
+        raise ValueError("kind, dims or keepdim is malformed")
+    ds = sorted({_dim(d, len(x)) for d in dims})
+    if ds[0] == 0 or ds != list(range(ds[0], ds[-1] + 1)):
+        raise ValueError(f"dims {dims} are not adjacent dimensions after the batch")
+    if node["keepdim"]:
+        return tuple(1 if i in ds else s for i, s in enumerate(x))
+    return tuple(s for i, s in enumerate(x) if i not in ds)
+
+
+def _embedding(g, node, x):
+    w = g.tensors[node["weight"]]
+    if w.ndim != 2 or not w.size:
+        raise ValueError(f"an embedding table of shape {w.shape}")
+    return (*x, w.shape[1])
+
+
 _OUT = {
     "linear": _linear, "conv2d": _conv, "relu": _same, "sigmoid": _same, "tanh": _same,
     "gelu": _same, "affine": _affine, "max_pool2d": _pool, "avg_pool2d": _pool,
     "adaptive_avg_pool2d": _adaptive, "softmax": _softmax, "add": _broadcast,
     "mul": _broadcast, "cat": _cat, "reshape": _reshape, "flatten": _flatten,
     "unsqueeze": _unsqueeze, "squeeze": _squeeze, "identity": _same,
+    "permute": _permute, "reduce": _reduce, "embedding": _embedding,
 }
 assert set(_OUT) == set(OPS)

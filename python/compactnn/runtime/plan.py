@@ -12,7 +12,7 @@ from .graph import ALIASES, Graph
 
 _CODES = dict(linear=1, conv2d=2, relu=3, gelu=4, gelu_tanh=5, sigmoid=6, tanh=7, affine=8,
               max_pool2d=9, avg_pool2d=10, adaptive_avg_pool2d=11, softmax=12, add=13, mul=14,
-              cat=15)
+              cat=15, permute=16, reduce_max=17, reduce_mean=18, embedding=19)
 
 
 class Plan:
@@ -21,23 +21,25 @@ class Plan:
     def __init__(self, graph: Graph, batch: int):
         self.shapes = shapes = graph.infer(batch)
         nodes = graph.nodes
-        root = {graph.input: graph.input}
+        root = {name: name for name, _, _ in graph.inputs}
         for node in nodes:
             root[node["name"]] = root[node["inputs"][0]] if node["op"] in ALIASES else node["name"]
-        last = {root[graph.input]: -1}
+        last = {name: -1 for name in root}
         for i, node in enumerate(nodes):
-            last.setdefault(root[node["name"]], i)
             for n in node["inputs"]:
                 last[root[n]] = i
         last[root[graph.output]] = len(nodes)
-        offsets = {graph.input: 0}
-        live = [(0, math.prod(shapes[graph.input]), graph.input)]  # (start, end, root)
+        offsets, live, start = {}, [], 0  # live: (start, end, root)
+        for name, _, _ in graph.inputs:  # the inputs first, side by side
+            offsets[name] = start
+            live.append((start, start + math.prod(shapes[name]), name))
+            start = live[-1][1]
         for i, node in enumerate(nodes):
             name = node["name"]
             if node["op"] in ALIASES:
                 offsets[name] = offsets[root[name]]
                 continue
-            live = sorted(a for a in live if last[a[2]] >= i)
+            live = sorted(a for a in live if last[a[2]] >= i)  # (an unread output: freed here)
             size, start = math.prod(shapes[name]), 0
             for a in live:  # first fit
                 if a[0] - start >= size:
@@ -78,7 +80,10 @@ def _step(g: Graph, node: dict, shapes: dict, offsets: dict):
         matrix = g.matrices[node["matrix"]]._c if node["matrix"] is not None else None
         weight = None if node["weight"] is None else _f32(g.tensors[node["weight"]]).reshape(-1)
         bias = None if node["bias"] is None else _f32(g.tensors[node["bias"]])
-    code = _CODES["gelu_tanh" if op == "gelu" and node["approximate"] == "tanh" else op]
+    if op == "gelu" and node["approximate"] == "tanh":
+        code = _CODES["gelu_tanh"]
+    else:
+        code = _CODES[f"reduce_{node['kind']}" if op == "reduce" else op]
     if op == "linear":
         p = [math.prod(x[:-1]), x[-1], out[-1]]
     elif op == "conv2d":
@@ -111,8 +116,17 @@ def _step(g: Graph, node: dict, shapes: dict, offsets: dict):
         else:
             weight, b = np.array([node["scalar"]], np.float32), ()
         p = [len(out), *out, *_broadcast_strides(x, out), *_broadcast_strides(b, out)]
-    else:  # cat
+    elif op == "cat":
         d = node["dim"] % len(x)
         p = [math.prod(x[:d]), *(math.prod(s[d:]) for s in ins)]
+    elif op == "permute":
+        p = [len(x), *x, *node["perm"]]
+    elif op == "reduce":
+        ds = sorted(d % len(x) for d in node["dims"])
+        p = [math.prod(x[:ds[0]]), math.prod(x[ds[0]:ds[-1] + 1]), math.prod(x[ds[-1] + 1:])]
+    else:  # embedding
+        weight = _f32(g.tensors[node["weight"]])
+        p = [math.prod(x), *weight.shape]
+        weight = weight.reshape(-1)
     return (code, [offsets[n] for n in node["inputs"]], offsets[name], [int(v) for v in p],
             matrix, weight, bias)

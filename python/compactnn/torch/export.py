@@ -21,24 +21,37 @@ class CaptureError(ValueError):
 
 
 def capture(model: nn.Module, example_input) -> tuple[dict, dict[str, np.ndarray]]:
-    """(graph, extra tensors) of `model` run on inputs shaped like `example_input` (a batch;
-    its first dimension is the batch, any size in the graph)."""
+    """(graph, extra tensors) of `model` called as model(example_input): a batch (its first
+    dimension is the batch, any size in the graph), or a tuple of batches passed as one
+    argument (a model of several inputs, such as DeepDTA's pair).  Floating-point inputs
+    run as float32; integer ones are indices (embeddings)."""
     if model.training:
         raise CaptureError("the graph is captured in evaluation mode: call model.eval() first")
-    x = example_input if isinstance(example_input, torch.Tensor) else torch.as_tensor(
-        np.asarray(example_input))
-    if not x.is_floating_point() or x.ndim < 1 or len(x) < 1:
-        raise CaptureError(f"example_input must be a floating-point batch (batch, ...), got "
-                         f"{x.dtype} of shape {tuple(x.shape)}")
-    x = x.float()
-    x = torch.cat([x[:1], x[:1]]) if len(x) == 1 else x  # a batch of 1 would be specialised
+    several = isinstance(example_input, (tuple, list))
+    xs = [_batch(x) for x in (example_input if several else [example_input])]
+    if len({len(x) for x in xs}) != 1:
+        raise CaptureError(f"the example inputs have different batch sizes: "
+                           f"{[len(x) for x in xs]}")
     batch = torch.export.Dim("batch", min=1)
+    shapes = tuple({0: batch} for _ in xs)
+    arg = tuple(xs) if several else xs[0]
     try:
-        ep = torch.export.export(model, (x,), dynamic_shapes=({0: batch},))
+        ep = torch.export.export(model, (arg,), dynamic_shapes=(shapes if several else shapes[0],))
     except Exception as e:
         raise CaptureError(f"torch.export could not capture the model with a free batch size: "
-                         f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+                           f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     return _Translator(model, ep).run()
+
+
+def _batch(x) -> torch.Tensor:
+    """An example batch as float32 or int64, of at least 2 (a batch of 1 would be
+    specialised by torch.export)."""
+    x = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    if x.ndim < 1 or len(x) < 1 or x.dtype == torch.bool or x.is_complex():
+        raise CaptureError(f"example_input must be a floating-point or integer batch (batch, "
+                           f"...), got {x.dtype} of shape {tuple(x.shape)}")
+    x = x.float() if x.is_floating_point() else x.long()
+    return torch.cat([x[:1], x[:1]]) if len(x) == 1 else x
 
 
 class _Translator:
@@ -53,19 +66,18 @@ class _Translator:
 
     def run(self):
         user = self.sig.user_inputs
-        if len(user) != 1:
-            raise CaptureError(f"the runtime takes models of one input tensor; this one takes "
-                              f"{len(user)}")
         out_spec = self.sig.user_outputs
         if len(out_spec) != 1:
             raise CaptureError(f"the runtime takes models of one output tensor; this one gives "
-                              f"{len(out_spec)}")
+                               f"{len(out_spec)}")
         inputs = []
         for node in self.ep.graph.nodes:
             if node.op == "placeholder":
                 if node.name in user:
-                    shape = [None, *(int(d) for d in node.meta["val"].shape[1:])]
-                    inputs.append(dict(name=node.name, shape=shape))
+                    val = node.meta["val"]
+                    shape = [None, *(int(d) for d in val.shape[1:])]
+                    dtype = "float32" if val.is_floating_point() else "int64"
+                    inputs.append(dict(name=node.name, shape=shape, dtype=dtype))
                     self.values[node.name] = node.name
             elif node.op == "call_function":
                 self._call(node)
@@ -123,8 +135,8 @@ class _Translator:
         handler = _HANDLERS.get(name)
         if handler is None:
             raise CaptureError(f"the runtime does not run {name} (node {node.name}, module "
-                              f"{self._module(node) or '(root)'!r}); it runs: "
-                              f"{', '.join(sorted(OPS))}")
+                               f"{self._module(node) or '(root)'!r}); it runs: "
+                               f"{', '.join(sorted(OPS))}")
         args = _arguments(node)
         try:
             handler(self, node, args)
@@ -299,6 +311,32 @@ def _identity(t, node, a):
     t._emit(node, "identity", [t._value(a["self"] if "self" in a else a["input"], "the input")])
 
 
+def _embedding(t, node, a):
+    t._emit(node, "embedding", [t._value(a["indices"], "the indices")],
+            weight=t._tensor(a["weight"], "the table"))
+
+
+def _permute(t, node, a):
+    n = len(a["self"].meta["val"].shape)
+    if "dims" in a:
+        perm = [int(d) % n for d in a["dims"]]
+    else:
+        perm = list(range(n))
+        i, j = int(a["dim0"]) % n, int(a["dim1"]) % n
+        perm[i], perm[j] = perm[j], perm[i]
+    t._emit(node, "permute", [t._value(a["self"], "the input")], perm=perm)
+
+
+def _reduce(kind):
+    def handle(t, node, a):
+        dims = a["dim"]
+        if dims is None or not len(dims):
+            raise CaptureError("a reduction over every dimension (the batch included)")
+        t._emit(node, "reduce", [t._value(a["self"], "the input")], kind=kind,
+                dims=[int(d) for d in dims], keepdim=bool(a["keepdim"]))
+    return handle
+
+
 _HANDLERS = {
     "aten.conv2d.default": lambda t, n, a: _conv(t, n, a, False),
     "aten.conv1d.default": lambda t, n, a: _conv(t, n, a, False),
@@ -322,4 +360,7 @@ _HANDLERS = {
     "aten.dropout.default": _identity, "aten.clone.default": _identity,
     "aten.contiguous.default": _identity, "aten.detach.default": _identity,
     "aten.alias.default": _identity,
+    "aten.embedding.default": _embedding,
+    "aten.transpose.int": _permute, "aten.permute.default": _permute,
+    "aten.amax.default": _reduce("max"), "aten.mean.dim": _reduce("mean"),
 }
