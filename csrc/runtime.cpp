@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <sstream>
 #include <string>
 
 #include "conv.hpp"
@@ -347,9 +348,11 @@ void embedding(const Step& s, const float* x, float* y) {
   const uint64_t count = s.p[0], rows = s.p[1], cols = s.p[2];
   for (uint64_t k = 0; k < count; ++k, y += cols) {
     const float v = x[k];
-    if (!(v >= 0.0f && v < float(rows)) || v != std::floor(v))
-      throw InvalidInput("embedding index " + std::to_string(v) + " is not a row of the " +
-                         std::to_string(rows) + "-row table");
+    if (!(v >= 0.0f && v < float(rows)) || v != std::floor(v)) {
+      std::ostringstream msg;
+      msg << "embedding index " << v << " is not a row of the " << rows << "-row table";
+      throw InvalidInput(msg.str());
+    }
     const float* row = s.weight + uint64_t(v) * cols;
     std::copy(row, row + cols, y);
   }

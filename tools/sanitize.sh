@@ -17,7 +17,8 @@ case "$mode" in
     # the children inherit the runtime, whose shadow memory distorts both.
     defaults=(tests/test_kernels.py tests/test_formats.py tests/test_inputs.py
               tests/test_matrix_files_*.py tests/test_hcsr_lanes.py tests/test_ham_lanes.py
-              tests/test_hcsr_fixed.py -m "not slow" -k "not peak_memory and not huge_cols")
+              tests/test_hcsr_fixed.py tests/test_runtime_ops.py -m "not slow"
+              -k "not peak_memory and not huge_cols")
     # Python's own allocations live until exit by design: leak reports would be noise.
     export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_string_checks=1
     export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ;;

@@ -1,0 +1,165 @@
+"""The runtime's ops against numpy references, from graphs written by hand: numpy alone
+(no framework), so that the sanitizer builds and the emulated kernel sets run them too."""
+import numpy as np
+import pytest
+
+import compactnn as cn
+import compactnn.runtime as runtime
+from compactnn.model import file_format
+
+pytestmark = pytest.mark.emulated
+
+
+def run(tmp_path, nodes, inputs, tensors=None, matrices=None, output=None):
+    """The graph of `nodes` on `inputs` ({name: array}), run by the runtime."""
+    graph = dict(inputs=[dict(name=k, shape=[None, *v.shape[1:]],
+                              dtype="int64" if v.dtype.kind in "iu" else "float32")
+                         for k, v in inputs.items()],
+                 outputs=[output or nodes[-1]["name"]],
+                 nodes=[dict(dict.fromkeys(runtime.graph.OPS[n["op"]]), module="", **n)
+                        for n in nodes])
+    path = tmp_path / "g.cnnm"
+    file_format.write(path, dict(framework="runtime-test", graph=graph), matrices or {},
+                      tensors or {})
+    rt = runtime.load(path)
+    xs = list(inputs.values())
+    return rt(xs if len(xs) > 1 else xs[0])
+
+
+def conv_ref(x, w, b, stride, pad, dil):
+    n, c, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    xp = np.pad(x, [(0, 0), (0, 0), (pad[0],) * 2, (pad[1],) * 2])
+    ho = (h + 2 * pad[0] - dil[0] * (kh - 1) - 1) // stride[0] + 1
+    wo = (wd + 2 * pad[1] - dil[1] * (kw - 1) - 1) // stride[1] + 1
+    y = np.zeros((n, o, ho, wo))
+    for i in range(kh):
+        for j in range(kw):
+            patch = xp[:, :, i * dil[0]:i * dil[0] + stride[0] * ho:stride[0],
+                       j * dil[1]:j * dil[1] + stride[1] * wo:stride[1]]
+            y += np.einsum("nchw,oc->nohw", patch, w[:, :, i, j])
+    return y + b[None, :, None, None]
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_conv_linear_relu_chain(tmp_path, compressed):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 2, 7, 6)).astype(np.float32)
+    w = rng.choice(np.float32([-1, -0.5, 0, 0.25, 1]), (4, 2, 3, 2))
+    b = rng.standard_normal(4).astype(np.float32)
+    fc = rng.choice(np.float32([-2, 0, 0.5, 3]), (5, 4 * 5 * 6))
+    tensors = dict(b=b, fcb=np.zeros(5, np.float32))
+    matrices = {}
+    if compressed:
+        matrices = dict(w=cn.HCSR.from_dense(w.reshape(4, -1)), fc=cn.IndexMap.from_dense(fc))
+        conv_w, fc_w = dict(matrix="w"), dict(matrix="fc")
+    else:
+        tensors.update(w=w, fc=fc)
+        conv_w, fc_w = dict(weight="w"), dict(weight="fc")
+    nodes = [dict(name="c", op="conv2d", inputs=["x"], bias="b", kernel=[3, 2], stride=[2, 1],
+                  padding=[2, 1], dilation=[1, 2], dims=2, **conv_w),
+             dict(name="r", op="relu", inputs=["c"]),
+             dict(name="f", op="flatten", inputs=["r"], start=1, end=-1),
+             dict(name="y", op="linear", inputs=["f"], bias="fcb", **fc_w)]
+    got = run(tmp_path, nodes, dict(x=x), tensors, matrices)
+    c = np.maximum(conv_ref(x, w, b, (2, 1), (2, 1), (1, 2)), 0)
+    assert c.shape == (3, 4, 5, 6)
+    np.testing.assert_allclose(got, c.reshape(3, -1) @ fc.T, rtol=1e-5, atol=1e-5)
+
+
+def pool_ref(x, k, s, p, ceil, kind, count_pad=True, divisor=None, dil=(1, 1)):
+    n, c, h, w = x.shape
+    fill = -np.inf if kind == "max" else 0.0
+    xp = np.pad(x.astype(np.float64), [(0, 0), (0, 0), (p[0],) * 2, (p[1],) * 2],
+                constant_values=fill)
+    size = []
+    for i, d in enumerate((h, w)):
+        span = dil[i] * (k[i] - 1) + 1
+        out = (d + 2 * p[i] - span + (s[i] - 1 if ceil else 0)) // s[i] + 1
+        if ceil and (out - 1) * s[i] >= d + p[i]:
+            out -= 1
+        size.append(out)
+    y = np.zeros((n, c, *size))
+    for oy in range(size[0]):
+        for ox in range(size[1]):
+            y0, x0 = oy * s[0], ox * s[1]
+            win = xp[:, :, y0:y0 + dil[0] * (k[0] - 1) + 1:dil[0],
+                     x0:x0 + dil[1] * (k[1] - 1) + 1:dil[1]]
+            if kind == "max":
+                y[:, :, oy, ox] = win.max((2, 3))
+                continue
+            # the window within the padded input (count_include_pad) or within the input
+            hy, hx = min(y0 + k[0], h + 2 * p[0]) - y0, min(x0 + k[1], w + 2 * p[1]) - x0
+            inside = np.zeros(xp.shape[2:], bool)
+            inside[p[0]:p[0] + h, p[1]:p[1] + w] = True
+            valid = inside[y0:y0 + k[0], x0:x0 + k[1]].sum()
+            count = divisor or (hy * hx if count_pad else valid)
+            y[:, :, oy, ox] = win.sum((2, 3)) / count
+    return y
+
+
+@pytest.mark.parametrize("kind, k, s, p, ceil, extra", [
+    ("max", (2, 2), (2, 2), (0, 0), False, {}),
+    ("max", (3, 2), (2, 1), (1, 1), True, {}),
+    ("max", (2, 2), (1, 2), (0, 1), False, dict(dil=(2, 1))),
+    ("avg", (2, 2), (2, 2), (0, 0), False, {}),
+    ("avg", (3, 3), (2, 2), (1, 1), True, dict(count_pad=False)),
+    ("avg", (3, 2), (1, 2), (1, 0), False, dict(divisor=5)),
+])
+def test_pooling(tmp_path, kind, k, s, p, ceil, extra):
+    x = np.random.default_rng(1).standard_normal((2, 3, 7, 6)).astype(np.float32)
+    node = dict(name="y", op=f"{kind}_pool2d", inputs=["x"], kernel=list(k), stride=list(s),
+                padding=list(p), ceil_mode=ceil)
+    if kind == "max":
+        node["dilation"] = list(extra.get("dil", (1, 1)))
+    else:
+        node.update(count_include_pad=extra.get("count_pad", True), divisor=extra.get("divisor"))
+    got = run(tmp_path, [node], dict(x=x))
+    want = pool_ref(x, k, s, p, ceil, kind, extra.get("count_pad", True), extra.get("divisor"),
+                    extra.get("dil", (1, 1)))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_max_pooling_propagates_nan(tmp_path):
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    x[0, 0, 1, 1] = np.nan
+    got = run(tmp_path, [dict(name="y", op="max_pool2d", inputs=["x"], kernel=[2, 2],
+                              stride=[2, 2], padding=[0, 0], dilation=[1, 1], ceil_mode=False)],
+              dict(x=x))
+    assert np.isnan(got[0, 0, 0, 0]) and not np.isnan(got[0, 0, 1:, 1:]).any()
+
+
+def test_elementwise_views_and_reductions(tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    v = rng.standard_normal((1, 3, 5)).astype(np.float32)
+    table = rng.standard_normal((6, 2)).astype(np.float32)
+    idx = rng.integers(0, 6, (2, 4))
+    nodes = [
+        dict(name="p", op="permute", inputs=["x"], perm=[0, 2, 1, 3]),          # (2, 4, 3, 5)
+        dict(name="m", op="mul", inputs=["p"], constant="v"),                   # broadcast
+        dict(name="a", op="add", inputs=["m"], scalar=0.5),
+        dict(name="mx", op="reduce", inputs=["a"], kind="max", dims=[2, 3], keepdim=False),
+        dict(name="mn", op="reduce", inputs=["a"], kind="mean", dims=[3], keepdim=True),
+        dict(name="sq", op="squeeze", inputs=["mn"], dims=[3]),                 # (2, 4, 3)
+        dict(name="e", op="embedding", inputs=["i"], weight="t"),               # (2, 4, 2)
+        dict(name="c", op="cat", inputs=["sq", "e"], dim=2),                    # (2, 4, 5)
+        dict(name="s", op="softmax", inputs=["c"], dim=1),
+        dict(name="g", op="gelu", inputs=["s"], approximate="tanh"),
+        dict(name="u", op="unsqueeze", inputs=["mx"], dim=2),                   # (2, 4, 1)
+        dict(name="y", op="add", inputs=["g", "u"]),
+    ]
+    got = run(tmp_path, nodes, dict(x=x, i=idx), dict(v=v, t=table))
+    a = x.transpose(0, 2, 1, 3) * v + 0.5
+    c = np.concatenate([a.mean(3), table[idx]], axis=2).astype(np.float64)
+    s = np.exp(c - c.max(1, keepdims=True))
+    s /= s.sum(1, keepdims=True)
+    g = 0.5 * s * (1 + np.tanh(np.sqrt(2 / np.pi) * (s + 0.044715 * s ** 3)))
+    np.testing.assert_allclose(got, g + a.max((2, 3))[:, :, None], rtol=1e-5, atol=1e-6)
+
+
+def test_a_bad_index_is_an_error(tmp_path):
+    table = np.ones((3, 2), np.float32)
+    node = dict(name="e", op="embedding", inputs=["i"], weight="t")
+    with pytest.raises(ValueError, match="index 3 is not a row of the 3-row table"):
+        run(tmp_path, [node], dict(i=np.array([[0, 3]])), dict(t=table))
