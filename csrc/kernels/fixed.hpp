@@ -7,6 +7,7 @@
 // split up, the padding of rows shorter than their group's longest, lanes with no row) are
 // not stored: they add nothing to a product.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -65,6 +66,36 @@ inline void fixed_outputs(const FixedView& v, uint64_t g, float* Y, uint64_t bat
 inline void fixed_store(const FixedView& v, uint64_t g, const float* acc, float* y) {
   for (unsigned l = 0; l < kFixedLanes; ++l)
     if (const uint64_t r = fixed_row(v, g, l); r < v.rows) y[r] = acc[l];
+}
+
+// Y[r, :] = W[r] X for the rows of groups [g0, g1) as the SIMD sets compute it: a group's
+// steps decoded kFixedChunk at a time into the lanes' weights and the offsets of their rows
+// of X (kFixedSkip for a filler where X is not finite), which multiply(w, at, n, y) then
+// meets with X, keeping each row's sums in its row of Y between chunks: each row's terms in
+// column order, as in matvec.  decode(slot bytes, w, zero) writes a step's 8 weights and,
+// unless Finite, which lanes hold the filler (nonzero).
+constexpr uint64_t kFixedChunk = 32, kFixedSkip = ~uint64_t(0);
+template <bool Finite, class Decode, class Multiply>
+void fixed_matmat_chunks(const FixedView& v, uint64_t batch, float* Y, uint64_t g0, uint64_t g1,
+                         Decode&& decode, Multiply&& multiply) {
+  alignas(64) float w[kFixedChunk * kFixedLanes];
+  uint64_t at[kFixedChunk * kFixedLanes];
+  for (uint64_t g = g0; g < g1; ++g) {
+    float* y[kFixedLanes];
+    fixed_outputs(v, g, Y, batch, y);
+    uint64_t c[kFixedLanes] = {};
+    for (uint64_t t0 = v.first[g]; t0 < v.first[g + 1]; t0 += kFixedChunk) {
+      const uint64_t n = std::min(kFixedChunk, v.first[g + 1] - t0);
+      for (uint64_t t = 0; t < n; ++t) {
+        fixed_advance(c, v.steps + (t0 + t) * kFixedLanes);
+        alignas(32) uint32_t zero[kFixedLanes] = {};
+        decode(v.slots + (t0 + t) * kFixedSlotBytes, w + t * kFixedLanes, zero);
+        for (unsigned l = 0; l < kFixedLanes; ++l)
+          at[t * kFixedLanes + l] = !Finite && zero[l] ? kFixedSkip : c[l] * batch;
+      }
+      multiply(static_cast<const float*>(w), static_cast<const uint64_t*>(at), n, y);
+    }
+  }
 }
 
 // y[r] for the rows of groups [g0, g1): each row's stored entries summed in column order.

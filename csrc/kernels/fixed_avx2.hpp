@@ -93,66 +93,51 @@ void fixed_matvec(const FixedView& v, const float* x, float* y, uint64_t g0, uin
     fixed_matvec_groups<true>(v, x, y, g0, g1);
 }
 
-// Y[r, :] = W[r] X.  A group's steps are decoded kChunk at a time into weights and offsets
-// of X's rows, which then meet X 8 columns at a time in 8 accumulators (one per lane), kept
-// in the lanes' rows of Y between chunks: each row's terms in column order, as in matvec.
-// Where X is not finite, fillers are skipped lane by lane.
+// Y[r, :] = W[r] X (fixed.hpp's fixed_matmat_chunks): each chunk's terms meet X 8 columns
+// at a time in 8 accumulators, one per lane.
 template <bool Finite>
 void fixed_matmat_groups(const FixedView& v, const float* X, uint64_t batch, float* Y,
                          uint64_t g0, uint64_t g1) {
-  constexpr uint64_t kChunk = 32, kSkip = ~uint64_t(0);
   const FixedSlots slots(v);
-  alignas(32) float w[kChunk * kFixedLanes];
-  uint64_t at[kChunk * kFixedLanes];
-  for (uint64_t g = g0; g < g1; ++g) {
-    float* y[kFixedLanes];
-    fixed_outputs(v, g, Y, batch, y);
-    uint64_t c[kFixedLanes] = {};
-    for (uint64_t t0 = v.first[g]; t0 < v.first[g + 1]; t0 += kChunk) {
-      const uint64_t n = std::min(kChunk, v.first[g + 1] - t0);
-      for (uint64_t t = 0; t < n; ++t) {
-        fixed_advance(c, v.steps + (t0 + t) * kFixedLanes);
-        alignas(32) int32_t zero[kFixedLanes];
-        __m256i z;
-        _mm256_store_ps(w + t * kFixedLanes,
-                        slots.values<!Finite>(v.slots + (t0 + t) * kFixedSlotBytes, z));
-        if (!Finite) _mm256_store_si256(reinterpret_cast<__m256i*>(zero), z);
-        for (unsigned l = 0; l < kFixedLanes; ++l)
-          at[t * kFixedLanes + l] = !Finite && zero[l] ? kSkip : c[l] * batch;
-      }
-      // Columns b0.. of the chunk's terms; Full: 8 of them, else nb < 8 under a mask.
-      auto panel = [&](uint64_t b0, auto full) {
-        constexpr bool Full = decltype(full)::value;
-        const unsigned nb = unsigned(std::min<uint64_t>(8, batch - b0));
-        const __m256i part = V256::mask(nb);
-        auto load = [&](const float* p) {
-          return Full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, part);
-        };
-        __m256 acc[kFixedLanes];
-        for (unsigned l = 0; l < kFixedLanes; ++l)
-          acc[l] = y[l] ? load(y[l] + b0) : _mm256_setzero_ps();
-        const float* xb = X + b0;
-        for (uint64_t t = 0; t < n; ++t)
-#pragma GCC unroll 8
-          for (unsigned l = 0; l < kFixedLanes; ++l) {
-            const uint64_t a = at[t * kFixedLanes + l];
-            if (!Finite && a == kSkip) continue;
-            acc[l] = _mm256_fmadd_ps(_mm256_broadcast_ss(w + t * kFixedLanes + l), load(xb + a),
-                                     acc[l]);
-          }
-        for (unsigned l = 0; l < kFixedLanes; ++l)
-          if (y[l]) {
-            if (Full)
-              _mm256_storeu_ps(y[l] + b0, acc[l]);
-            else
-              _mm256_maskstore_ps(y[l] + b0, part, acc[l]);
-          }
+  auto decode = [&](const uint8_t* s, float* w, uint32_t* zero) {
+    __m256i z;
+    _mm256_store_ps(w, slots.values<!Finite>(s, z));
+    if (!Finite) _mm256_store_si256(reinterpret_cast<__m256i*>(zero), z);
+  };
+  auto multiply = [&](const float* w, const uint64_t* at, uint64_t n, float* const* y) {
+    // Columns b0.. of the chunk's terms; Full: 8 of them, else nb < 8 under a mask.
+    auto panel = [&](uint64_t b0, auto full) {
+      constexpr bool Full = decltype(full)::value;
+      const unsigned nb = unsigned(std::min<uint64_t>(8, batch - b0));
+      const __m256i part = V256::mask(nb);
+      auto load = [&](const float* p) {
+        return Full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, part);
       };
-      uint64_t b0 = 0;
-      for (; b0 + 8 <= batch; b0 += 8) panel(b0, std::true_type());
-      if (b0 < batch) panel(b0, std::false_type());
-    }
-  }
+      __m256 acc[kFixedLanes];
+      for (unsigned l = 0; l < kFixedLanes; ++l)
+        acc[l] = y[l] ? load(y[l] + b0) : _mm256_setzero_ps();
+      const float* xb = X + b0;
+      for (uint64_t t = 0; t < n; ++t)
+#pragma GCC unroll 8
+        for (unsigned l = 0; l < kFixedLanes; ++l) {
+          const uint64_t a = at[t * kFixedLanes + l];
+          if (!Finite && a == kFixedSkip) continue;
+          acc[l] = _mm256_fmadd_ps(_mm256_broadcast_ss(w + t * kFixedLanes + l), load(xb + a),
+                                   acc[l]);
+        }
+      for (unsigned l = 0; l < kFixedLanes; ++l)
+        if (y[l]) {
+          if (Full)
+            _mm256_storeu_ps(y[l] + b0, acc[l]);
+          else
+            _mm256_maskstore_ps(y[l] + b0, part, acc[l]);
+        }
+    };
+    uint64_t b0 = 0;
+    for (; b0 + 8 <= batch; b0 += 8) panel(b0, std::true_type());
+    if (b0 < batch) panel(b0, std::false_type());
+  };
+  fixed_matmat_chunks<Finite>(v, batch, Y, g0, g1, decode, multiply);
 }
 
 void fixed_matmat(const FixedView& v, const float* X, uint64_t batch, float* Y, uint64_t g0,

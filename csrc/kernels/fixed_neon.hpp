@@ -95,69 +95,55 @@ void fixed_matvec(const FixedView& v, const float* x, float* y, uint64_t g0, uin
     fixed_matvec_groups<true>(v, x, y, g0, g1);
 }
 
-// Y[r, :] = W[r] X, as fixed_avx2.hpp's: a group's steps decoded kChunk at a time into
-// weights and offsets of X's rows, which then meet X 8 columns (two vectors) at a time in
-// 16 accumulators, kept in the lanes' rows of Y between chunks: each row's terms in column
-// order, as in matvec.  Where X is not finite, fillers are skipped lane by lane.
+// Y[r, :] = W[r] X (fixed.hpp's fixed_matmat_chunks): each chunk's terms meet X 8 columns
+// (two vectors) at a time in 16 accumulators, two per lane.
 template <bool Finite>
 void fixed_matmat_groups(const FixedView& v, const float* X, uint64_t batch, float* Y,
                          uint64_t g0, uint64_t g1) {
-  constexpr uint64_t kChunk = 32, kSkip = ~uint64_t(0);
   const FixedSlots slots(v);
-  alignas(16) float w[kChunk * kFixedLanes];
-  uint64_t at[kChunk * kFixedLanes];
-  for (uint64_t g = g0; g < g1; ++g) {
-    float* y[kFixedLanes];
-    fixed_outputs(v, g, Y, batch, y);
-    uint64_t c[kFixedLanes] = {};
-    for (uint64_t t0 = v.first[g]; t0 < v.first[g + 1]; t0 += kChunk) {
-      const uint64_t n = std::min(kChunk, v.first[g + 1] - t0);
-      for (uint64_t t = 0; t < n; ++t) {
-        fixed_advance(c, v.steps + (t0 + t) * kFixedLanes);
-        float32x4_t wv[2];
-        uint32x4_t z[2];
-        slots.values<!Finite>(v.slots + (t0 + t) * kFixedSlotBytes, wv, z);
-        vst1q_f32(w + t * kFixedLanes, wv[0]);
-        vst1q_f32(w + t * kFixedLanes + 4, wv[1]);
-        uint32_t zero[kFixedLanes] = {};
-        if (!Finite) {
-          vst1q_u32(zero, z[0]);
-          vst1q_u32(zero + 4, z[1]);
-        }
-        for (unsigned l = 0; l < kFixedLanes; ++l)
-          at[t * kFixedLanes + l] = !Finite && zero[l] ? kSkip : c[l] * batch;
-      }
-      // Columns b0.. of the chunk's terms: 8 of them (nb == 8), or nb < 8.
-      auto panel = [&](uint64_t b0, auto full) {
-        constexpr bool Full = decltype(full)::value;
-        const unsigned nb = unsigned(std::min<uint64_t>(8, batch - b0));
-        const unsigned n0 = std::min(nb, 4u), n1 = nb - n0;
-        auto load = [&](const float* p, unsigned m) { return Full ? vld1q_f32(p) : V128::load(p, m); };
-        float32x4_t acc[kFixedLanes][2];
-        for (unsigned l = 0; l < kFixedLanes; ++l)
-          for (unsigned h = 0; h < 2; ++h)
-            acc[l][h] = y[l] ? load(y[l] + b0 + 4 * h, h ? n1 : n0) : vdupq_n_f32(0.0f);
-        const float* xb = X + b0;
-        for (uint64_t t = 0; t < n; ++t)
-#pragma GCC unroll 8
-          for (unsigned l = 0; l < kFixedLanes; ++l) {
-            const uint64_t a = at[t * kFixedLanes + l];
-            if (!Finite && a == kSkip) continue;
-            const float32x4_t wl = vld1q_dup_f32(w + t * kFixedLanes + l);
-            acc[l][0] = vfmaq_f32(acc[l][0], wl, load(xb + a, n0));
-            acc[l][1] = vfmaq_f32(acc[l][1], wl, load(xb + a + 4, n1));
-          }
-        for (unsigned l = 0; l < kFixedLanes; ++l)
-          if (y[l]) {
-            V128::store(y[l] + b0, acc[l][0], Full ? 4 : n0);
-            V128::store(y[l] + b0 + 4, acc[l][1], Full ? 4 : n1);
-          }
-      };
-      uint64_t b0 = 0;
-      for (; b0 + 8 <= batch; b0 += 8) panel(b0, std::true_type());
-      if (b0 < batch) panel(b0, std::false_type());
+  auto decode = [&](const uint8_t* s, float* w, uint32_t* zero) {
+    float32x4_t wv[2];
+    uint32x4_t z[2];
+    slots.values<!Finite>(s, wv, z);
+    vst1q_f32(w, wv[0]);
+    vst1q_f32(w + 4, wv[1]);
+    if (!Finite) {
+      vst1q_u32(zero, z[0]);
+      vst1q_u32(zero + 4, z[1]);
     }
-  }
+  };
+  auto multiply = [&](const float* w, const uint64_t* at, uint64_t n, float* const* y) {
+    // Columns b0.. of the chunk's terms: 8 of them (Full), or nb < 8.
+    auto panel = [&](uint64_t b0, auto full) {
+      constexpr bool Full = decltype(full)::value;
+      const unsigned nb = unsigned(std::min<uint64_t>(8, batch - b0));
+      const unsigned n0 = std::min(nb, 4u), n1 = nb - n0;
+      auto load = [&](const float* p, unsigned m) { return Full ? vld1q_f32(p) : V128::load(p, m); };
+      float32x4_t acc[kFixedLanes][2];
+      for (unsigned l = 0; l < kFixedLanes; ++l)
+        for (unsigned h = 0; h < 2; ++h)
+          acc[l][h] = y[l] ? load(y[l] + b0 + 4 * h, h ? n1 : n0) : vdupq_n_f32(0.0f);
+      const float* xb = X + b0;
+      for (uint64_t t = 0; t < n; ++t)
+#pragma GCC unroll 8
+        for (unsigned l = 0; l < kFixedLanes; ++l) {
+          const uint64_t a = at[t * kFixedLanes + l];
+          if (!Finite && a == kFixedSkip) continue;
+          const float32x4_t wl = vld1q_dup_f32(w + t * kFixedLanes + l);
+          acc[l][0] = vfmaq_f32(acc[l][0], wl, load(xb + a, n0));
+          acc[l][1] = vfmaq_f32(acc[l][1], wl, load(xb + a + 4, n1));
+        }
+      for (unsigned l = 0; l < kFixedLanes; ++l)
+        if (y[l]) {
+          V128::store(y[l] + b0, acc[l][0], Full ? 4 : n0);
+          V128::store(y[l] + b0 + 4, acc[l][1], Full ? 4 : n1);
+        }
+    };
+    uint64_t b0 = 0;
+    for (; b0 + 8 <= batch; b0 += 8) panel(b0, std::true_type());
+    if (b0 < batch) panel(b0, std::false_type());
+  };
+  fixed_matmat_chunks<Finite>(v, batch, Y, g0, g1, decode, multiply);
 }
 
 void fixed_matmat(const FixedView& v, const float* X, uint64_t batch, float* Y, uint64_t g0,

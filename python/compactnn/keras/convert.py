@@ -53,28 +53,34 @@ def compress_model(model, prune: float = 0.0, quantize: str | None = "cws", k: i
         matrices = compress_layers(entries, plans, prune_scope,
                                    progress=lambda name: b.update(), objective=objective)
     by_name = {layer.name: layer for layer in _all_layers(model)}
+    out = clone_with(model, "compress_model", lambda layer: _compressed(
+        layer, matrices[layer.name], plans[layer.name]) if layer.name in matrices else None)
+    for layer in _all_layers(out):
+        if isinstance(layer, CompressedLayer) and layer.use_bias:
+            layer.bias.assign(keras.ops.convert_to_numpy(by_name[layer.name].bias))
+    for name in kept_dense(plans, matrices):
+        out.get_layer(name).compactnn_kept_dense = True
+    return out
 
+
+def clone_with(model, caller: str, replace):
+    """A clone of a Sequential or Functional model in which `replace(layer)` stands in for
+    each layer it returns a layer for; every other layer is rebuilt from its config and
+    given the original's variables."""
     def clone(layer):
-        if layer.name in matrices:
-            return _compressed(layer, matrices[layer.name], plans[layer.name])
-        return layer.__class__.from_config(layer.get_config())
+        new = replace(layer)
+        return layer.__class__.from_config(layer.get_config()) if new is None else new
 
     try:
         out = keras.models.clone_model(model, clone_function=clone, recursive=True)
     except Exception as e:
-        raise ValueError(f"compress_model handles Sequential and Functional models; this "
-                         f"one could not be cloned: {e}") from None
+        raise ValueError(f"{caller} handles Sequential and Functional models; this one could "
+                         f"not be cloned: {e}") from None
+    by_name = {layer.name: layer for layer in _all_layers(model)}
     for layer in _all_layers(out):
         old = by_name.get(layer.name)
-        if old is None or isinstance(layer, keras.Model):
-            continue
-        if isinstance(layer, CompressedLayer):
-            if layer.use_bias:
-                layer.bias.assign(keras.ops.convert_to_numpy(old.bias))
-        else:
+        if type(old) is type(layer) and not isinstance(layer, keras.Model):  # not replaced
             layer.set_weights(old.get_weights())
-    for name in kept_dense(plans, matrices):
-        out.get_layer(name).compactnn_kept_dense = True
     return out
 
 

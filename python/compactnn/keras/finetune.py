@@ -14,7 +14,7 @@ from keras import ops
 
 from ..model.plan import Plan
 from ..model.retrain import check_settings, requantized, retrained_codebook
-from .convert import _all_layers, _check_model
+from .convert import _all_layers, _check_model, clone_with
 from .layers import CompressedDense, CompressedLayer
 
 
@@ -153,21 +153,8 @@ def finetune(model, data, loss=None, epochs: int = 1, lr: float = 1e-3, *,
 def _training_copy(model, retrain: str):
     """A clone of the model whose compressed layers are _Trainable stand-ins, holding the
     model's variables."""
-    def clone(layer):
-        if isinstance(layer, CompressedLayer):
-            return _Trainable(layer, retrain)
-        return layer.__class__.from_config(layer.get_config())
-
-    try:
-        work = keras.models.clone_model(model, clone_function=clone, recursive=True)
-    except Exception as e:
-        raise ValueError(f"finetune handles Sequential and Functional models; this one could "
-                         f"not be cloned: {e}") from None
-    originals = {layer.name: layer for layer in _all_layers(model)}
-    for layer in _all_layers(work):
-        if not isinstance(layer, (_Trainable, keras.Model)) and layer.weights:
-            layer.set_weights(originals[layer.name].get_weights())
-    return work
+    return clone_with(model, "finetune", lambda layer: _Trainable(layer, retrain)
+                      if isinstance(layer, CompressedLayer) else None)
 
 
 def _write_back(originals: dict, work) -> None:
