@@ -126,10 +126,17 @@ def _info(args) -> int:
         rows = torch_file_rows(meta, matrices, tensors)
         stored = sum(m.nbytes for m in matrices.values()) + sum(t.nbytes for t in tensors.values())
         dense = stored + sum(m.nbytes_dense - m.nbytes for m in matrices.values())
-        root = meta.get("root") or {}
-        print(f"compactnn {meta.get('framework')} model file: {root.get('type')}, "
-              f"{len(matrices)} compressed matrices, {len(tensors)} other tensors\n")
-        print(format_table(rows, stored, dense))
+        root = meta.get("root")
+        if root:
+            print(f"compactnn {meta.get('framework')} model file: {root.get('type')}, "
+                  f"{len(matrices)} compressed matrices, {len(tensors)} other tensors\n")
+            print(format_table(rows, stored, dense))
+        else:  # a graph alone (compactnn.keras.save_graph)
+            print(f"compactnn model file from {meta.get('framework')}, for `compactnn run`: "
+                  f"{stored:,} bytes ({stored / dense:.4f} of float32), {len(matrices)} "
+                  f"compressed matrices, {len(tensors)} other tensors")
+            for name, m in matrices.items():
+                print(f"  {name}: {m!r}")
         if "graph" in meta:
             from .. import runtime
 

@@ -16,6 +16,7 @@ if _keras.backend.backend() == "torch":  # share PyTorch's OpenMP threads (compa
     from ..torch import ops as _torch_ops  # noqa: F401
 
 from .convert import compress_model, compressible_layers, model_nbytes, summary
+from .export import save as save_graph
 from .finetune import finetune
 from .gradual import prune_gradually
 from .io import load
@@ -31,5 +32,6 @@ __all__ = [
     "load",
     "model_nbytes",
     "prune_gradually",
+    "save_graph",
     "summary",
 ]
