@@ -205,8 +205,14 @@ def run(cases: list[Case], log=print) -> list[dict]:
                          gw=c.weights * c.batch / t_ours / 1e9, gbs=c.nbytes / t_ours / 1e9,
                          psi=c.nbytes / (4 * c.weights),
                          bits=8 * c.nbytes / max(c.entries or c.weights, 1)))
-        log(f"  {c.name}: {ratio:.2f}x")
+        log(f"  {c.name}: {speed_up(ratio)}")
     return rows
+
+
+def speed_up(ratio: float) -> str:
+    """Two decimals, or two significant digits below 0.1 (a case slowed 200-fold by a busy
+    machine reads 0.005x, not 0.00x)."""
+    return f"{ratio:.2f}x" if ratio >= 0.1 else f"{ratio:.2g}x"
 
 
 def format_table(rows: list[dict]) -> str:
@@ -220,7 +226,7 @@ def format_table(rows: list[dict]) -> str:
         met = "" if r["target"] is None else ("yes" if r["ratio"] >= r["target"] else "no")
         lines.append(
             f"| {r['case']} | {r['base']} | {r['ours_ms']:.2f} | {r['base_ms']:.2f} | "
-            f"{r['ratio']:.2f}x | {target} | {met} | {r['gw']:.2f} | {r['gbs']:.2f} | "
+            f"{speed_up(r['ratio'])} | {target} | {met} | {r['gw']:.2f} | {r['gbs']:.2f} | "
             f"{r['psi']:.4f} | {r['bits']:.2f} |"
         )
     return "\n".join(lines)
