@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -19,6 +20,8 @@ constexpr size_t kMaxDims = 8;
   throw InvalidInput("runtime step " + std::to_string(i) + ": " + what);
 }
 
+// The product of sizes; InvalidInput past kMaxEntries (a step's sizes come from a plan, but
+// this check is what keeps a wrong one inside the arena).
 uint64_t product(const uint64_t* p, size_t n) {
   uint64_t r = 1;
   for (size_t i = 0; i < n; ++i) {
@@ -26,6 +29,9 @@ uint64_t product(const uint64_t* p, size_t n) {
     r *= p[i];
   }
   return r;
+}
+uint64_t product(std::initializer_list<uint64_t> sizes) {
+  return product(sizes.begin(), sizes.size());
 }
 
 ConvShape conv_shape(const Step& s) {
@@ -45,7 +51,8 @@ struct Extent {
 uint64_t strided_extent(const uint64_t* shape, const uint64_t* strides, size_t ndim) {
   uint64_t last = 0;
   for (size_t d = 0; d < ndim; ++d)
-    if (shape[d]) last += (shape[d] - 1) * strides[d];
+    if (shape[d]) last += product({shape[d] - 1, strides[d]});
+  if (last >= kMaxEntries) throw InvalidInput("runtime: a size overflows");
   return last + 1;
 }
 
@@ -60,7 +67,7 @@ Extent extent(size_t i, const Step& s, uint64_t weight_size, uint64_t bias_size)
   auto weights = [&](uint64_t rows, uint64_t cols) {
     if (s.matrix) {
       if (s.matrix->rows() != rows || s.matrix->cols() != cols) bad(i, "matrix shape mismatch");
-    } else if (!s.weight || weight_size != rows * cols) {
+    } else if (!s.weight || weight_size != product({rows, cols})) {
       bad(i, "weight shape mismatch");
     }
     if (s.bias && bias_size != rows) bad(i, "bias shape mismatch");
@@ -69,13 +76,13 @@ Extent extent(size_t i, const Step& s, uint64_t weight_size, uint64_t bias_size)
     case Op::Linear: {
       need(3), inputs(1);
       weights(p[2], p[1]);
-      return {{product(p.data(), 2)}, p[0] * p[2]};
+      return {{product(p.data(), 2)}, product({p[0], p[2]})};
     }
     case Op::Conv2d: {
       need(13), inputs(1);
       const ConvShape c = conv_shape(s);
       weights(p[12], c.patch());
-      return {{product(p.data(), 4)}, product(std::vector<uint64_t>{c.n, p[12], c.ho, c.wo}.data(), 4)};
+      return {{product(p.data(), 4)}, product({c.n, p[12], c.ho, c.wo})};
     }
     case Op::Relu:
     case Op::Gelu:
@@ -99,13 +106,13 @@ Extent extent(size_t i, const Step& s, uint64_t weight_size, uint64_t bias_size)
         if (p[k] == 0) bad(i, "pooling kernel and stride must be positive");
       if (s.op == Op::MaxPool2d && (p[9] == 0 || p[10] == 0)) bad(i, "dilation must be positive");
       return {{product(p.data(), 3)},
-              product(std::vector<uint64_t>{p[0], p[ho], p[ho + 1]}.data(), 3)};
+              product({p[0], p[ho], p[ho + 1]})};
     }
     case Op::AdaptiveAvg:
       need(5), inputs(1);
       if (p[1] == 0 || p[2] == 0 || p[3] == 0 || p[4] == 0) bad(i, "empty adaptive pooling");
       return {{product(p.data(), 3)},
-              product(std::vector<uint64_t>{p[0], p[3], p[4]}.data(), 3)};
+              product({p[0], p[3], p[4]})};
     case Op::Softmax: {
       need(3), inputs(1);
       const uint64_t n = product(p.data(), 3);
@@ -142,22 +149,22 @@ Extent extent(size_t i, const Step& s, uint64_t weight_size, uint64_t bias_size)
     case Op::ReduceMean: {
       need(3), inputs(1);
       if (p[1] == 0) bad(i, "reducing an empty dimension");
-      return {{product(p.data(), 3)}, product(std::vector<uint64_t>{p[0], p[2]}.data(), 2)};
+      return {{product(p.data(), 3)}, product({p[0], p[2]})};
     }
     case Op::Embedding: {
       need(3), inputs(1);
-      if (!s.weight || weight_size != p[1] * p[2]) bad(i, "weight shape mismatch");
-      return {{p[0]}, product(std::vector<uint64_t>{p[0], p[2]}.data(), 2)};
+      if (!s.weight || weight_size != product({p[1], p[2]})) bad(i, "weight shape mismatch");
+      return {{p[0]}, product({p[0], p[2]})};
     }
     case Op::Cat: {
       if (p.size() != s.in.size() + 1 || s.in.empty()) bad(i, "malformed concatenation");
       Extent e{{}, 0};
       uint64_t inner = 0;
       for (size_t k = 0; k < s.in.size(); ++k) {
-        e.in.push_back(product(std::vector<uint64_t>{p[0], p[k + 1]}.data(), 2));
+        e.in.push_back(product({p[0], p[k + 1]}));
         inner += p[k + 1];
       }
-      e.out = product(std::vector<uint64_t>{p[0], inner}.data(), 2);
+      e.out = product({p[0], inner});
       return e;
     }
   }

@@ -467,25 +467,8 @@ using Vec = V256;
 
 namespace cnn::kernels {
 
-const KernelSet avx2_kernels = {
-    "avx2",
-    CNN_TARGET_FEATURES,
-    ImMatvec(avx2::im_matvec),
-    ImMatmat(avx2::im_matmat),
-    ImLinear(avx2::im_linear),
-    HamMatvec(avx2::ham_matvec),
-    HamMatmat(avx2::ham_matmat_rows<avx2::Vec>),
-    HamLinear(avx2::ham_linear_rows<avx2::Vec>),
-    HcsrMatvec(avx2::hcsr_matvec_rows),
-    HcsrMatmat(avx2::hcsr_matmat_rows<avx2::Vec>),
-    LanesMatvec(avx2::lanes_matvec<avx2::LaneOps256>),
-    LanesMatmat(avx2::lanes_matmat<avx2::LaneOps256, avx2::Vec>),
-    DenseLanesMatvec(avx2::dense_lanes_matvec<avx2::LaneOps256>),
-    DenseLanesMatmat(avx2::dense_lanes_matmat<avx2::LaneOps256, avx2::Vec>),
-    FixedMatvec(avx2::fixed_matvec),
-    FixedMatmat(avx2::fixed_matmat),
-    DenseMatmat(avx2::dense_matmat_rows<avx2::Vec>),
-};
+const KernelSet avx2_kernels = avx2::kernel_set<avx2::LaneOps256>(
+    "avx2", CNN_TARGET_FEATURES, FixedMatvec(avx2::fixed_matvec), FixedMatmat(avx2::fixed_matmat));
 
 }  // namespace cnn::kernels
 

@@ -314,27 +314,11 @@ using Vec = V512;
 
 namespace cnn::kernels {
 
-const KernelSet avx512_kernels = {
-    "avx512",
-    CNN_TARGET_FEATURES,
-    ImMatvec(avx512::im_matvec),
-    ImMatmat(avx512::im_matmat),
-    ImLinear(avx512::im_linear),
-    HamMatvec(avx512::ham_matvec),
-    HamMatmat(avx512::ham_matmat_rows<avx512::Vec>),
-    HamLinear(avx512::ham_linear_rows<avx512::Vec>),
-    HcsrMatvec(avx512::hcsr_matvec_rows),
-    HcsrMatmat(avx512::hcsr_matmat_rows<avx512::Vec>),
-    LanesMatvec(avx512::lanes_matvec<avx512::LaneOps512>),
-    LanesMatmat(avx512::lanes_matmat<avx512::LaneOps512, avx512::Vec>),
-    DenseLanesMatvec(avx512::dense_lanes_matvec<avx512::LaneOps512>),
-    DenseLanesMatmat(avx512::dense_lanes_matmat<avx512::LaneOps512, avx512::Vec>),
-    // HCSR's fixed-width layout has no AVX-512 kernels yet: the AVX2 ones serve (every CPU
-    // with this set's features runs them).
-    FixedMatvec::of<avx2_kernels, &KernelSet::fixed_matvec>(),
-    FixedMatmat::of<avx2_kernels, &KernelSet::fixed_matmat>(),
-    DenseMatmat(avx512::dense_matmat_rows<avx512::Vec>),
-};
+// HCSR's fixed-width layout has no AVX-512 kernels yet: the AVX2 ones serve (every CPU with
+// this set's features runs them).
+const KernelSet avx512_kernels = avx512::kernel_set<avx512::LaneOps512>(
+    "avx512", CNN_TARGET_FEATURES, FixedMatvec::of<avx2_kernels, &KernelSet::fixed_matvec>(),
+    FixedMatmat::of<avx2_kernels, &KernelSet::fixed_matmat>());
 
 }  // namespace cnn::kernels
 

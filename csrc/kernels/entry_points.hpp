@@ -1,7 +1,7 @@
 // The entry points that the SIMD kernel sets share word for word (TU-local, like
-// decode.hpp).  Included at the end of avx2.cpp and avx512.cpp, after each defines Vec (its
-// vector type for matmat.hpp), Lut<Bits>, im_matvec_b<Bits>, im_expand<Bits> and
-// dot_bytes<Bits> (Bits: the index width); the set's table lists these functions.
+// decode.hpp), and the set's table of them.  Included at the end of avx2.cpp, avx512.cpp and
+// neon.cpp, after each defines Vec (its vector type for matmat.hpp), Lut<Bits>,
+// im_matvec_b<Bits>, im_expand<Bits> and dot_bytes<Bits> (Bits: the index width).
 #pragma once
 
 namespace cnn::kernels::CNN_KERNEL_ISA {
@@ -61,6 +61,30 @@ void ham_matvec(const HAMView& v, const float* x, float* y, uint64_t r0, uint64_
                      [&](const uint8_t* idx) { return dot_bytes<Bits>(lut, idx, x, v.cols); });
   });
   if (!done) scalar_kernels.ham_matvec(v, x, y, r0, r1);
+}
+
+// The set's table: every slot from this file's kernels, the lane layouts' through LaneOps,
+// and the fixed layout's as given (a set may take another's).
+template <class LaneOps>
+constexpr KernelSet kernel_set(const char* name, uint32_t features, FixedMatvec fixed_matvec,
+                               FixedMatmat fixed_matmat) {
+  return {name,
+          features,
+          ImMatvec(im_matvec),
+          ImMatmat(im_matmat),
+          ImLinear(im_linear),
+          HamMatvec(ham_matvec),
+          HamMatmat(ham_matmat_rows<Vec>),
+          HamLinear(ham_linear_rows<Vec>),
+          HcsrMatvec(hcsr_matvec_rows),
+          HcsrMatmat(hcsr_matmat_rows<Vec>),
+          LanesMatvec(lanes_matvec<LaneOps>),
+          LanesMatmat(lanes_matmat<LaneOps, Vec>),
+          DenseLanesMatvec(dense_lanes_matvec<LaneOps>),
+          DenseLanesMatmat(dense_lanes_matmat<LaneOps, Vec>),
+          fixed_matvec,
+          fixed_matmat,
+          DenseMatmat(dense_matmat_rows<Vec>)};
 }
 
 }  // namespace

@@ -326,25 +326,8 @@ const LaneOps128::Expand LaneOps128::kExpand;
 
 namespace cnn::kernels {
 
-const KernelSet neon_kernels = {
-    "neon",
-    CNN_TARGET_FEATURES,
-    ImMatvec(neon::im_matvec),
-    ImMatmat(neon::im_matmat),
-    ImLinear(neon::im_linear),
-    HamMatvec(neon::ham_matvec),
-    HamMatmat(neon::ham_matmat_rows<neon::Vec>),
-    HamLinear(neon::ham_linear_rows<neon::Vec>),
-    HcsrMatvec(neon::hcsr_matvec_rows),
-    HcsrMatmat(neon::hcsr_matmat_rows<neon::Vec>),
-    LanesMatvec(neon::lanes_matvec<neon::LaneOps128>),
-    LanesMatmat(neon::lanes_matmat<neon::LaneOps128, neon::Vec>),
-    DenseLanesMatvec(neon::dense_lanes_matvec<neon::LaneOps128>),
-    DenseLanesMatmat(neon::dense_lanes_matmat<neon::LaneOps128, neon::Vec>),
-    FixedMatvec(neon::fixed_matvec),
-    FixedMatmat(neon::fixed_matmat),
-    DenseMatmat(neon::dense_matmat_rows<neon::Vec>),
-};
+const KernelSet neon_kernels = neon::kernel_set<neon::LaneOps128>(
+    "neon", CNN_TARGET_FEATURES, FixedMatvec(neon::fixed_matvec), FixedMatmat(neon::fixed_matmat));
 
 }  // namespace cnn::kernels
 

@@ -67,7 +67,7 @@ class _Graph:
                                     dtype="float32"))
             self.values[t.name] = (t.name, "as is", len(t.shape))
         out = model.outputs[0]
-        self._visit(out, set())
+        self._visit(out)
         self.output = self._as_is(out.name)
 
     # -- values -------------------------------------------------------------------------
@@ -101,13 +101,14 @@ class _Graph:
             self.moved[name, want] = self._emit("permute", [value], layer, perm=perm)
         return self.moved[name, want]
 
-    def _visit(self, tensor, seen):
+    def _visit(self, tensor):
+        """Emits the layers that tensor depends on, then its own."""
         if tensor.name in self.values:
             return
         op, node_index, _ = tensor._keras_history
         node = op._inbound_nodes[node_index]
         for t in node.input_tensors:
-            self._visit(t, seen)
+            self._visit(t)
         if len(node.output_tensors) != 1:
             raise CaptureError(f"layer {op.name} has several outputs")
         self._layer(op, node.input_tensors, node.output_tensors[0])
@@ -132,7 +133,7 @@ class _Graph:
         if name == "gelu":
             return self._emit("gelu", [value], layer, approximate="none")
         if name == "softmax":
-            return self._emit("softmax", [value], layer, dim=1 if layout == "first" else -1)
+            return self._emit("softmax", [value], layer, dim=_axis(-1, nd, layout))
         raise CaptureError(f"layer {layer.name}: activation {name!r} is not in the runtime's set")
 
 
@@ -268,10 +269,7 @@ def _softmax(g: _Graph, layer, ins, nd):
     axis = layer.axis if isinstance(layer.axis, int) else None
     if axis is None:
         raise CaptureError(f"layer {layer.name}: softmax over several axes")
-    axis %= n
-    if layout == "first":
-        axis = 1 if axis == n - 1 else axis + 1
-    return g._emit("softmax", [value], layer, dim=axis), layout
+    return g._emit("softmax", [value], layer, dim=_axis(axis, n, layout)), layout
 
 
 def _identity(g: _Graph, layer, ins, nd):
@@ -290,12 +288,24 @@ def _reshape(g: _Graph, layer, ins, nd):
                    shape=[int(d) for d in layer.target_shape])
 
 
+def _axis(axis: int, nd: int, layout: str) -> int:
+    """Keras' axis of an nd-dimensional value, in the graph's order of it."""
+    axis %= nd
+    if layout == "first":
+        return 1 if axis == nd - 1 else axis + 1
+    return axis
+
+
+def _common(g: _Graph, layer, ins):
+    """The inputs of a merge in one order: theirs where they agree, else Keras'."""
+    layouts = {g.values[t.name][1] for t in ins}
+    layout = layouts.pop() if len(layouts) == 1 else "as is"
+    return [g._in(t.name, layout, layer) for t in ins], layout
+
+
 def _merge(op):
     def handle(g: _Graph, layer, ins, nd):
-        layouts = {g.values[t.name][1] for t in ins}
-        layout = layouts.pop() if len(layouts) == 1 else "as is"
-        xs = [g.values[t.name][0] if layout != "as is" else g._as_is(t.name, layer)
-              for t in ins]
+        xs, layout = _common(g, layer, ins)
         y = xs[0]
         for x in xs[1:]:
             y = g._emit(op, [y, x], layer)
@@ -304,13 +314,8 @@ def _merge(op):
 
 
 def _concatenate(g: _Graph, layer, ins, nd):
-    layouts = {g.values[t.name][1] for t in ins}
-    layout = layouts.pop() if len(layouts) == 1 else "as is"
-    xs = [g.values[t.name][0] if layout != "as is" else g._as_is(t.name, layer) for t in ins]
-    axis = layer.axis % nd
-    if layout == "first":
-        axis = 1 if axis == nd - 1 else axis + 1
-    return g._emit("cat", xs, layer, dim=axis), layout
+    xs, layout = _common(g, layer, ins)
+    return g._emit("cat", xs, layer, dim=_axis(layer.axis, nd, layout)), layout
 
 
 _LAYERS = {

@@ -35,7 +35,7 @@ class Runtime:
         self.graph, self.meta = graph, meta
         self._plans: OrderedDict[int, tuple[Plan, np.ndarray, threading.Lock]] = OrderedDict()
         self._lock = threading.Lock()
-        Plan(graph, 1)  # every shape and offset checked once, at load
+        self._plan(1)  # every shape and offset checked at load (and batch 1 planned)
 
     @property
     def inputs(self) -> list[tuple[tuple, str]]:
