@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
-#include <vector>
 
 #include "kernels/dispatch.hpp"
 #include "parallel.hpp"
+#include "scratch.hpp"
 #include "work.hpp"
 
 namespace cnn {
@@ -78,11 +78,10 @@ void conv2d_with(const Format* f, const float* dense, uint64_t rows, const float
   const kernels::KernelSet& isa = kernels::active();
   if (s.n == 1) {  // one image: its patches once, rows split between threads
     const float* patches = x;
-    std::vector<float> cols;
     if (!is_pointwise(s)) {
-      cols.resize(K * L);
-      im2col(x, s, cols.data());
-      patches = cols.data();
+      float* cols = scratch(ScratchSlot::ConvPatches, K * L);
+      im2col(x, s, cols);
+      patches = cols;
     }
     if (dense)
       parallel_rows(rows, threads, double(K) * L / 4, [&](uint64_t r0, uint64_t r1) {
@@ -96,12 +95,12 @@ void conv2d_with(const Format* f, const float* dense, uint64_t rows, const float
   parallel_rows(
       s.n, threads, work::conv_image(rows, K, L),
       [&](uint64_t i0, uint64_t i1) {
-        std::vector<float> patches(is_pointwise(s) ? 0 : K * L);
+        float* patches = is_pointwise(s) ? nullptr : scratch(ScratchSlot::ConvPatches, K * L);
         for (uint64_t i = i0; i < i1; ++i) {
           const float* p = x + i * in_size;
-          if (!patches.empty()) {
-            im2col(p, s, patches.data());
-            p = patches.data();
+          if (patches) {
+            im2col(p, s, patches);
+            p = patches;
           }
           float* out = y + i * out_size;
           if (dense)
@@ -122,13 +121,13 @@ void conv2d(const Format& f, const float* x, const ConvShape& s, const float* bi
   // A sparse HCSR matrix keeps its sparse product, which skips the zeros.
   constexpr uint64_t kDecodeOnce = uint64_t(1) << 20;  // weights (4 MiB as floats)
   const uint64_t rows = f.rows(), K = s.patch();
-  std::vector<float> dense;
+  float* dense = nullptr;
   if (s.n > 1 && rows * K <= kDecodeOnce &&
       !(f.id() == FormatId::HCSR && 4 * f.nnz() < rows * K)) {
-    dense.resize(rows * K);
-    f.to_dense(dense.data());
+    dense = scratch(ScratchSlot::ConvWeights, rows * K);
+    f.to_dense(dense);
   }
-  conv2d_with(&f, dense.empty() ? nullptr : dense.data(), rows, x, s, bias, y, threads);
+  conv2d_with(&f, dense, rows, x, s, bias, y, threads);
 }
 
 void conv2d_dense(const float* W, uint64_t rows, const float* x, const ConvShape& s,

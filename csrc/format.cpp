@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "bitstream.hpp"
+#include "scratch.hpp"
 
 namespace cnn {
 
@@ -73,12 +74,13 @@ void linear_through_matmat(uint64_t rows, uint64_t cols, const float* X, uint64_
                            const std::function<void(const float*, uint64_t, float*)>& matmat) {
   // Y^T = W X^T: each panel of the batch becomes the columns of one matmat.
   constexpr uint64_t kPanel = 64;
-  std::vector<float> Xt(cols * std::min(batch, kPanel)), Yt(rows * std::min(batch, kPanel));
+  float* Xt = scratch(ScratchSlot::LinearIn, cols * std::min(batch, kPanel));
+  float* Yt = scratch(ScratchSlot::LinearOut, rows * std::min(batch, kPanel));
   for (uint64_t b0 = 0; b0 < batch; b0 += kPanel) {
     const uint64_t n = std::min(kPanel, batch - b0);
     for (uint64_t b = 0; b < n; ++b)
       for (uint64_t j = 0; j < cols; ++j) Xt[j * n + b] = X[(b0 + b) * cols + j];
-    matmat(Xt.data(), n, Yt.data());
+    matmat(Xt, n, Yt);
     for (uint64_t i = 0; i < rows; ++i)
       for (uint64_t b = 0; b < n; ++b) Y[(b0 + b) * rows + i] = Yt[i * n + b];
   }

@@ -8,6 +8,7 @@
 // 16 registers), the gap code and the weight come from the 128-entry tables instead.
 #pragma once
 #include "../common.hpp"
+#include "../scratch.hpp"
 #include "lanes.hpp"
 
 namespace cnn::kernels::CNN_KERNEL_ISA {
@@ -349,18 +350,18 @@ struct DenseLaneBlock {
   const float* X;
   uint64_t batch;
   float* Y;
-  std::vector<float> w = std::vector<float>(cols * kLanes);
+  float* w = scratch(ScratchSlot::LaneBlock, cols * kLanes);  // every step writes its column
   uint64_t first = 0;
   void begin(unsigned, uint64_t r, unsigned) { first = r; }
   void step(uint64_t t, unsigned h, typename O::vf wt) {
-    O::storeu_f(w.data() + t * kLanes + h * W, wt);
+    O::storeu_f(w + t * kLanes + h * W, wt);
   }
   void end(unsigned, uint64_t r, unsigned n) {
     blocked_matmat<V>(cols, X, batch, Y, r, r + n, 4 * V::tile_rows, *this);
   }
   void prepare(uint64_t, uint64_t) {}
   void weights(uint64_t i, uint64_t j0, uint64_t kc, float* out) const {
-    const float* c = w.data() + j0 * kLanes + (i - first);
+    const float* c = w + j0 * kLanes + (i - first);
     for (uint64_t j = 0; j < kc; ++j) out[j] = c[j * kLanes];
   }
 };
