@@ -11,6 +11,10 @@
 
 namespace cnn {
 
+void relu(const float* x, float* y, uint64_t n) {
+  for (uint64_t j = 0; j < n; ++j) y[j] = x[j] < 0.0f ? 0.0f : x[j];  // NaN and -0.0 stay
+}
+
 void check_conv(ConvShape& s) {
   constexpr uint64_t kLimit = uint64_t(1) << 31;
   for (uint64_t v : {s.kh, s.kw, s.sh, s.sw, s.dh, s.dw})
@@ -28,7 +32,33 @@ void check_conv(ConvShape& s) {
   s.wo = uint64_t((in_w - span_w) / int64_t(s.sw) + 1);
 }
 
+namespace {
+// Unit column stride (most convolutions): each row of patches is a plain copy from a
+// zero-padded copy of the image, with no clipping, by the kernel set's vector copies
+// (ccexam's CNN, batch 64, one thread, Zen 5, AVX-512 set: its two convolutions with their
+// relu 4.3 -> 3.8 ms).
+void im2col_unit_stride(const float* image, const ConvShape& s, float* cols) {
+  const kernels::KernelSet& isa = kernels::active();
+  const uint64_t hp = s.h + 2 * s.ph, wp = s.w + 2 * s.pw;
+  const float* src = image;
+  if (s.ph || s.pw) {
+    float* padded = scratch(ScratchSlot::ConvPadded, s.c * hp * wp);
+    std::memset(padded, 0, s.c * hp * wp * sizeof(float));
+    for (uint64_t ci = 0; ci < s.c; ++ci)
+      isa.copy_rows(padded + (ci * hp + s.ph) * wp + s.pw, wp, image + ci * s.h * s.w, s.w, s.h,
+                    s.w);
+    src = padded;
+  }
+  for (uint64_t ci = 0; ci < s.c; ++ci)
+    for (uint64_t i = 0; i < s.kh; ++i)
+      for (uint64_t j = 0; j < s.kw; ++j, cols += s.ho * s.wo)
+        isa.copy_rows(cols, s.wo, src + (ci * hp + i * s.dh) * wp + j * s.dw, s.sh * wp, s.ho,
+                      s.wo);
+}
+}  // namespace
+
 void im2col(const float* image, const ConvShape& s, float* cols) {
+  if (s.sw == 1) return im2col_unit_stride(image, s, cols);
   const int64_t h = int64_t(s.h), w = int64_t(s.w), wo = int64_t(s.wo), sw = int64_t(s.sw);
   for (uint64_t ci = 0; ci < s.c; ++ci)
     for (uint64_t i = 0; i < s.kh; ++i)
@@ -60,10 +90,19 @@ bool is_pointwise(const ConvShape& s) {  // a 1x1 kernel, stride 1, no padding: 
   return s.kh == 1 && s.kw == 1 && s.sh == 1 && s.sw == 1 && s.ph == 0 && s.pw == 0;
 }
 
-void add_bias(const float* bias, uint64_t rows, uint64_t pixels, float* y) {
-  if (!bias) return;
-  for (uint64_t r = 0; r < rows; ++r, y += pixels)
-    for (uint64_t p = 0; p < pixels; ++p) y[p] += bias[r];
+// The epilogue of one image's rows x pixels output: bias and relu in one pass.
+void finish(const float* bias, bool with_relu, uint64_t rows, uint64_t pixels, float* y) {
+  if (!bias) {
+    if (with_relu) relu(y, y, rows * pixels);
+    return;
+  }
+  for (uint64_t r = 0; r < rows; ++r, y += pixels) {
+    const float b = bias[r];
+    if (with_relu)
+      for (uint64_t p = 0; p < pixels; ++p) y[p] = y[p] + b < 0.0f ? 0.0f : y[p] + b;
+    else
+      for (uint64_t p = 0; p < pixels; ++p) y[p] += b;
+  }
 }
 }  // namespace
 
@@ -71,7 +110,8 @@ namespace {
 // The body both entry points share.  `dense` (rows x patch floats, or null) multiplies the
 // patches where given; otherwise f does.
 void conv2d_with(const Format* f, const float* dense, uint64_t rows, const float* x,
-                 const ConvShape& s, const float* bias, float* y, unsigned threads) {
+                 const ConvShape& s, const float* bias, float* y, unsigned threads,
+                 bool with_relu) {
   const uint64_t in_size = s.c * s.h * s.w, out_size = rows * s.pixels();
   const uint64_t K = s.patch(), L = s.pixels();
   if (s.n == 0 || out_size == 0) return;
@@ -89,7 +129,7 @@ void conv2d_with(const Format* f, const float* dense, uint64_t rows, const float
       });
     else
       f->matmat(patches, L, y, threads);
-    add_bias(bias, rows, L, y);
+    finish(bias, with_relu, rows, L, y);
     return;
   }
   parallel_rows(
@@ -107,7 +147,7 @@ void conv2d_with(const Format* f, const float* dense, uint64_t rows, const float
             isa.dense_matmat(dense, K, p, L, out, 0, rows);
           else
             f->matmat(p, L, out, 1);
-          add_bias(bias, rows, L, out);
+          finish(bias, with_relu, rows, L, out);
         }
       },
       1);
@@ -115,7 +155,7 @@ void conv2d_with(const Format* f, const float* dense, uint64_t rows, const float
 }  // namespace
 
 void conv2d(const Format& f, const float* x, const ConvShape& s, const float* bias, float* y,
-            unsigned threads) {
+            unsigned threads, bool with_relu) {
   // Several images: weights small enough (as convolution kernels are) are decoded once, and
   // every image multiplies the float block, so decoding is paid once, not once per image.
   // A sparse HCSR matrix keeps its sparse product, which skips the zeros.
@@ -127,12 +167,12 @@ void conv2d(const Format& f, const float* x, const ConvShape& s, const float* bi
     dense = scratch(ScratchSlot::ConvWeights, rows * K);
     f.to_dense(dense);
   }
-  conv2d_with(&f, dense, rows, x, s, bias, y, threads);
+  conv2d_with(&f, dense, rows, x, s, bias, y, threads, with_relu);
 }
 
 void conv2d_dense(const float* W, uint64_t rows, const float* x, const ConvShape& s,
-                  const float* bias, float* y, unsigned threads) {
-  conv2d_with(nullptr, W, rows, x, s, bias, y, threads);
+                  const float* bias, float* y, unsigned threads, bool with_relu) {
+  conv2d_with(nullptr, W, rows, x, s, bias, y, threads, with_relu);
 }
 
 }  // namespace cnn

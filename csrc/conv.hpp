@@ -23,12 +23,16 @@ void check_conv(ConvShape& s);
 // value under kernel tap (i, j) of channel ci, or 0 in the padding.
 void im2col(const float* image, const ConvShape& s, float* cols);
 
-// y (n, rows, ho, wo) = W * patches of each image, plus bias[row] when bias is not null.
-// Images are split between threads; a single image splits its rows.
+// y (n, rows, ho, wo) = W * patches of each image, plus bias[row] when bias is not null, then
+// relu when `with_relu` (each image's while it is in cache).  Images are split between threads;
+// a single image splits its rows.
 void conv2d(const Format& f, const float* x, const ConvShape& s, const float* bias, float* y,
-            unsigned threads);
+            unsigned threads, bool with_relu = false);
 // The same with a float32 weight W (rows x patch, row-major): a layer kept dense.
 void conv2d_dense(const float* W, uint64_t rows, const float* x, const ConvShape& s,
-                  const float* bias, float* y, unsigned threads);
+                  const float* bias, float* y, unsigned threads, bool with_relu = false);
+
+// y = max(x, 0), NaN kept (torch.relu); y may be x.
+void relu(const float* x, float* y, uint64_t n);
 
 }  // namespace cnn

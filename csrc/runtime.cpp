@@ -377,6 +377,8 @@ void check_steps(const std::vector<Step>& steps, uint64_t arena_size,
   };
   for (size_t i = 0; i < steps.size(); ++i) {
     const Extent e = extent(i, steps[i], weight_sizes[i], bias_sizes[i]);
+    if (steps[i].relu && steps[i].op != Op::Linear && steps[i].op != Op::Conv2d)
+      bad(i, "only a linear or convolution step takes a fused relu");
     for (size_t k = 0; k < e.in.size(); ++k) inside(i, steps[i].in[k], e.in[k]);
     inside(i, steps[i].out, e.out);
   }
@@ -397,17 +399,18 @@ void run(const std::vector<Step>& steps, float* arena, unsigned threads) {
             for (uint64_t b = 0; b < p[0]; ++b)
               for (uint64_t r = 0; r < p[2]; ++r) y[b * p[2] + r] += s.bias[r];
         }
+        if (s.relu) relu(y, y, p[0] * p[2]);
         break;
       case Op::Conv2d: {
         const ConvShape c = conv_shape(s);
         if (s.matrix)
-          conv2d(*s.matrix, x, c, s.bias, y, threads);
+          conv2d(*s.matrix, x, c, s.bias, y, threads, s.relu);
         else
-          conv2d_dense(s.weight, p[12], x, c, s.bias, y, threads);
+          conv2d_dense(s.weight, p[12], x, c, s.bias, y, threads, s.relu);
         break;
       }
       case Op::Relu:
-        unary(x, y, p[0], [](float v) { return v > 0.0f ? v : v == v ? 0.0f : v; });
+        relu(x, y, p[0]);
         break;
       case Op::Gelu:
         unary(x, y, p[0], [](float v) { return 0.5f * v * (1.0f + std::erf(v * 0.70710678f)); });

@@ -42,6 +42,7 @@ struct Step {
   std::shared_ptr<const Format> matrix;
   const float* weight = nullptr;  // owned by the caller (kept alive with the program)
   const float* bias = nullptr;
+  bool relu = false;  // Linear, Conv2d: relu on the output (a Relu step fused into this one)
 };
 
 // Checks each step's sizes against the arena of `arena_size` floats and its weights'

@@ -15,6 +15,7 @@ enum class ScratchSlot : unsigned {
   LinearOut,     //   and of Y
   ConvWeights,   // a convolution's matrix decoded to floats
   ConvPatches,   // one image's patches (im2col)
+  ConvPadded,    //   from this zero-padded copy of the image
   LaneBlock,     // a group of dense lanes expanded to floats
   kCount
 };

@@ -213,3 +213,39 @@ def test_native_linear_adds_the_bias_as_numpy_does():
         np.testing.assert_array_equal(Y, m.linear(X) + bias)
     with pytest.raises(ValueError, match="bias"):
         m._c.linear(X, Y, 1, bias[:6])
+
+
+def conv_reference(X, W, stride, pad):
+    """Direct convolution in float64 (dilation 1)."""
+    n, c, h, w = X.shape
+    o, _, kh, kw = W.shape
+    Xp = np.pad(X.astype(np.float64), [(0, 0), (0, 0), (pad[0],) * 2, (pad[1],) * 2])
+    ho, wo = (h + 2 * pad[0] - kh) // stride[0] + 1, (w + 2 * pad[1] - kw) // stride[1] + 1
+    Y = np.zeros((n, o, ho, wo))
+    for i in range(kh):
+        for j in range(kw):
+            patch = Xp[:, :, i:i + stride[0] * ho:stride[0], j:j + stride[1] * wo:stride[1]]
+            Y += np.einsum("nchw,oc->nohw", patch, W[:, :, i, j])
+    return Y
+
+
+# Image widths around the vector widths of the patch copies (4, 8, 16 floats), with and
+# without padding, unit stride (copied rows) and not; one image (rows split between
+# threads) and several (images split).
+@pytest.mark.parametrize("width", [1, 3, 8, 9, 16, 17, 35])
+@pytest.mark.parametrize("pad, stride", [((0, 0), (1, 1)), ((1, 2), (1, 1)), ((1, 0), (2, 1)),
+                                         ((0, 1), (1, 2))])
+@pytest.mark.parametrize("n", [1, 3])
+def test_isas_agree_convolution(width, pad, stride, n):
+    rng = np.random.default_rng(width * 10 + n)
+    kh, kw = 3, min(3, width + 2 * pad[1])
+    W = random_quantized(rng, 5, 2 * kh * kw, 16).reshape(5, 2, kh, kw)
+    X = rng.standard_normal((n, 2, 6, width)).astype(np.float32)
+    bias = rng.standard_normal(5).astype(np.float32)
+    want = conv_reference(X, W, stride, pad) + bias[:, None, None]
+    m = cn.IndexMap.from_dense(W.reshape(5, -1))
+    for isa in ["scalar", *ISAS]:
+        _core.set_isa(isa)
+        Y = np.full(want.shape, np.nan, np.float32)
+        m._c.conv2d(X, Y, (kh, kw), stride, pad, (1, 1), bias)
+        np.testing.assert_allclose(Y, want, rtol=1e-5, atol=1e-5, err_msg=isa)

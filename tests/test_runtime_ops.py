@@ -67,6 +67,38 @@ def test_conv_linear_relu_chain(tmp_path, compressed):
     np.testing.assert_allclose(got, c.reshape(3, -1) @ fc.T, rtol=1e-5, atol=1e-5)
 
 
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_relu_fused_only_into_a_sole_reader(tmp_path, batch):
+    """A relu is done by the linear or convolution before it when it is that output's only
+    reader; where the output is read again (the residual add here), it is not."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((batch, 3, 5, 5)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 3, 3)).astype(np.float32)
+    fc = rng.standard_normal((6, 75)).astype(np.float32)
+    tensors = dict(w=w, fc=fc, b=rng.standard_normal(3).astype(np.float32))
+    nodes = [dict(name="c", op="conv2d", inputs=["x"], weight="w", bias="b", kernel=[3, 3],
+                  stride=[1, 1], padding=[1, 1], dilation=[1, 1], dims=2),
+             dict(name="r", op="relu", inputs=["c"]),
+             dict(name="s", op="add", inputs=["r", "c"]),  # c read twice: not fused
+             dict(name="c2", op="conv2d", inputs=["s"], weight="w", kernel=[3, 3],
+                  stride=[1, 1], padding=[1, 1], dilation=[1, 1], dims=2),
+             dict(name="r2", op="relu", inputs=["c2"]),  # fused
+             dict(name="f", op="flatten", inputs=["r2"], start=1, end=-1),
+             dict(name="l", op="linear", inputs=["f"], weight="fc"),
+             dict(name="y", op="relu", inputs=["l"])]  # fused, and the graph's output
+    got = run(tmp_path, nodes, dict(x=x), tensors)
+    c = conv_ref(x, w, tensors["b"], (1, 1), (1, 1), (1, 1))
+    c2 = np.maximum(conv_ref(np.maximum(c, 0) + c, w, np.zeros(3), (1, 1), (1, 1), (1, 1)), 0)
+    want = np.maximum(c2.reshape(batch, -1) @ fc.T, 0)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    plan = runtime.load(tmp_path / "g.cnnm")._plan(batch)[0]
+    off = plan.offsets
+    assert off["r"] != off["c"] and off["r2"] == off["c2"] and off["y"] == off["l"]
+    # NaN goes through a fused relu as through torch.relu
+    x[0, 0, 2, 2] = np.nan
+    assert np.isnan(run(tmp_path, nodes, dict(x=x), tensors)[0]).all()
+
 def pool_ref(x, k, s, p, ceil, kind, count_pad=True, divisor=None, dil=(1, 1)):
     n, c, h, w = x.shape
     fill = -np.inf if kind == "max" else 0.0

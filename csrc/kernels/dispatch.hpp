@@ -36,6 +36,11 @@ using BatchFn = void(const View&, const float* X, uint64_t batch, float* Y, uint
 // (convolution over a batch of images).
 using DenseMatmatFn = void(const float* W, uint64_t cols, const float* X, uint64_t batch,
                            float* Y, uint64_t r0, uint64_t r1);
+// For r < rows: the `width` floats at src + r * src_stride to dst + r * dst_stride
+// (convolution patches: rows of a few tens of floats, where a memcpy call costs more than
+// the copy).
+using CopyRowsFn = void(float* dst, uint64_t dst_stride, const float* src, uint64_t src_stride,
+                        uint64_t rows, uint64_t width);
 
 // One slot of a KernelSet.  Each slot has a type of its own that takes its function only
 // explicitly, so a set lists its kernels as ImMatvec(im_matvec), ...: a kernel in the slot of
@@ -78,6 +83,7 @@ using DenseLanesMatmat = Slot<struct DenseLanesMatmatTag, BatchFn<LanesView>>;
 using FixedMatvec = Slot<struct FixedMatvecTag, MatvecFn<FixedView>>;
 using FixedMatmat = Slot<struct FixedMatmatTag, BatchFn<FixedView>>;
 using DenseMatmat = Slot<struct DenseMatmatTag, DenseMatmatFn>;
+using CopyRows = Slot<struct CopyRowsTag, CopyRowsFn>;
 static_assert(!std::is_convertible_v<BatchFn<IMView>*, ImMatmat>, "slots are filled by name");
 static_assert(!std::is_convertible_v<ImMatmat, ImLinear>, "slots of one signature differ");
 static_assert(!std::is_default_constructible_v<ImMatvec>, "no set leaves a slot out");
@@ -106,8 +112,9 @@ struct KernelSet {
   // HCSR's fixed-width layout, the rows of groups [g0, g1).
   FixedMatvec fixed_matvec;
   FixedMatmat fixed_matmat;
-  // Convolution's decoded weights.
+  // Convolution: its decoded weights, its patches.
   DenseMatmat dense_matmat;
+  CopyRows copy_rows;
 };
 
 // The architecture this build is for, and its kernel sets besides the scalar one: avx2.cpp,

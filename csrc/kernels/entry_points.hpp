@@ -63,6 +63,17 @@ void ham_matvec(const HAMView& v, const float* x, float* y, uint64_t r0, uint64_
   if (!done) scalar_kernels.ham_matvec(v, x, y, r0, r1);
 }
 
+// A row in whole vectors and one masked one.
+void copy_rows(float* dst, uint64_t dst_stride, const float* src, uint64_t src_stride,
+               uint64_t rows, uint64_t width) {
+  for (uint64_t r = 0; r < rows; ++r, dst += dst_stride, src += src_stride) {
+    uint64_t c = 0;
+    for (; c + Vec::width <= width; c += Vec::width)
+      Vec::store(dst + c, Vec::loadu(src + c), Vec::width);
+    if (c < width) Vec::store(dst + c, Vec::load(src + c, unsigned(width - c)), unsigned(width - c));
+  }
+}
+
 // The set's table: every slot from this file's kernels, the lane layouts' through LaneOps,
 // and the fixed layout's as given (a set may take another's).
 template <class LaneOps>
@@ -84,7 +95,8 @@ constexpr KernelSet kernel_set(const char* name, uint32_t features, FixedMatvec 
           DenseLanesMatmat(dense_lanes_matmat<LaneOps, Vec>),
           fixed_matvec,
           fixed_matmat,
-          DenseMatmat(dense_matmat_rows<Vec>)};
+          DenseMatmat(dense_matmat_rows<Vec>),
+          CopyRows(copy_rows)};
 }
 
 }  // namespace

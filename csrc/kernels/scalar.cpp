@@ -91,6 +91,12 @@ void dense_matmat(const float* W, uint64_t cols, const float* X, uint64_t batch,
   }
 }
 
+void copy_rows(float* dst, uint64_t dst_stride, const float* src, uint64_t src_stride,
+               uint64_t rows, uint64_t width) {
+  for (uint64_t r = 0; r < rows; ++r, dst += dst_stride, src += src_stride)
+    std::memcpy(dst, src, width * sizeof(float));
+}
+
 // Y[b, i] = sum_j cb[idx[j]] X[b, j], terms in column order as in axpy_rows
 template <class Idx>
 void dot_rows(const Idx* idx, const float* cb, uint64_t cols, const float* X, uint64_t batch,
@@ -144,6 +150,7 @@ const KernelSet scalar_kernels = {
     FixedMatvec(scalar::fixed_matvec_scalar),
     FixedMatmat(scalar::fixed_matmat_scalar),
     DenseMatmat(scalar::dense_matmat),
+    CopyRows(scalar::copy_rows),
 };
 
 }  // namespace cnn::kernels

@@ -1,6 +1,8 @@
 """A graph planned for one batch size: every value placed in one float32 arena (values whose
 lifetimes do not overlap share space; reshapes share their input's), and the steps the
-native core runs over it (_core.Program, which checks every offset again)."""
+native core runs over it (_core.Program, which checks every offset again).  A relu whose
+input is a linear or convolution output read by nothing else is done by that step, on its
+output while it is still in cache, and shares its place."""
 from __future__ import annotations
 
 import math
@@ -21,9 +23,11 @@ class Plan:
     def __init__(self, graph: Graph, batch: int):
         self.shapes = shapes = graph.infer(batch)
         nodes = graph.nodes
+        fused = _fused_relus(graph)
         root = {name: name for name, _, _ in graph.inputs}
         for node in nodes:
-            root[node["name"]] = root[node["inputs"][0]] if node["op"] in ALIASES else node["name"]
+            shared = node["op"] in ALIASES or node["name"] in fused
+            root[node["name"]] = root[node["inputs"][0]] if shared else node["name"]
         last = {name: -1 for name in root}
         for i, node in enumerate(nodes):
             for n in node["inputs"]:
@@ -36,7 +40,7 @@ class Plan:
             start = live[-1][1]
         for i, node in enumerate(nodes):
             name = node["name"]
-            if node["op"] in ALIASES:
+            if root[name] != name:
                 offsets[name] = offsets[root[name]]
                 continue
             live = sorted(a for a in live if last[a[2]] >= i)  # (an unread output: freed here)
@@ -49,8 +53,23 @@ class Plan:
             live.append((start, start + size, name))
         self.offsets = offsets
         self.arena_size = max(offsets[n] + math.prod(shapes[n]) for n in offsets)
-        self.program = _core.Program([_step(graph, node, shapes, offsets) for node in nodes
-                                      if node["op"] not in ALIASES], self.arena_size)
+        relu_after = {node["inputs"][0] for node in nodes if node["name"] in fused}
+        self.program = _core.Program(
+            [_step(graph, node, shapes, offsets, node["name"] in relu_after) for node in nodes
+             if root[node["name"]] == node["name"]], self.arena_size)
+
+
+def _fused_relus(graph: Graph) -> set[str]:
+    """The relu nodes their producing linear or conv2d step does: the only reader of a
+    value that is not the graph's output."""
+    readers: dict[str, int] = {}
+    for node in graph.nodes:
+        for n in node["inputs"]:
+            readers[n] = readers.get(n, 0) + 1
+    ops = {node["name"]: node["op"] for node in graph.nodes}
+    return {node["name"] for node in graph.nodes
+            if node["op"] == "relu" and ops.get(node["inputs"][0]) in ("linear", "conv2d")
+            and readers[node["inputs"][0]] == 1 and node["inputs"][0] != graph.output}
 
 
 def _f32(a) -> np.ndarray:
@@ -71,7 +90,7 @@ def _broadcast_strides(shape, out) -> list[int]:
             for d, o, s in zip(shape, out, _contiguous_strides(shape))]
 
 
-def _step(g: Graph, node: dict, shapes: dict, offsets: dict):
+def _step(g: Graph, node: dict, shapes: dict, offsets: dict, relu: bool):
     op, name = node["op"], node["name"]
     ins = [shapes[n] for n in node["inputs"]]
     x, out = ins[0], shapes[name]
@@ -129,4 +148,4 @@ def _step(g: Graph, node: dict, shapes: dict, offsets: dict):
         p = [math.prod(x), *weight.shape]
         weight = weight.reshape(-1)
     return (code, [offsets[n] for n in node["inputs"]], offsets[name], [int(v) for v in p],
-            matrix, weight, bias)
+            matrix, weight, bias, relu)
