@@ -99,14 +99,18 @@ inline void blocked_matmat(uint64_t cols, const float* X, uint64_t batch, float*
                            uint64_t r1, uint64_t row_block, Source& src) {
   constexpr int kR = V::tile_rows;
   std::vector<float> wbuf(kR * kKC);
+  // Blocks of equal size: 288 columns (a 3x3 convolution of 32 channels) as 3 x 96, not
+  // 128 + 128 + 32, whose last block pays a pass over Y for a few terms.
+  const uint64_t blocks = std::max<uint64_t>(1, (cols + kKC - 1) / kKC);
+  const uint64_t kstep = (cols + blocks - 1) / blocks;  // <= kKC
   for (uint64_t i0 = r0; i0 < r1; i0 += row_block) {
     uint64_t i1 = std::min(r1, i0 + row_block);
     src.prepare(i0, i1);
     if (cols == 0)
       std::fill(Y + i0 * batch, Y + i1 * batch, 0.0f);
     for (uint64_t b = 0; b < batch; b += kNC)
-      for (uint64_t j0 = 0; j0 < cols; j0 += kKC) {
-        uint64_t kc = std::min(kKC, cols - j0), b_end = std::min(batch, b + kNC);
+      for (uint64_t j0 = 0; j0 < cols; j0 += kstep) {
+        uint64_t kc = std::min(kstep, cols - j0), b_end = std::min(batch, b + kNC);
         for (uint64_t i = i0; i < i1; i += kR)
           rows_tile<V, kR>(i, int(std::min<uint64_t>(kR, i1 - i)), j0, kc, X, batch, b, b_end, Y,
                            wbuf.data(), src);
