@@ -70,7 +70,7 @@ void ham_matvec(const HAMView& v, const float* x, float* y, uint64_t r0, uint64_
 void copy_rows(float* dst, uint64_t dst_stride, const float* src, uint64_t src_stride,
                uint64_t rows, uint64_t width) {
   const uint64_t whole = (width + Vec::width - 1) / Vec::width * Vec::width;
-  const bool overrun = dst_stride == width && whole <= src_stride + width;
+  const bool overrun = dst_stride == width && whole <= std::min(src_stride, dst_stride) + width;
   for (uint64_t r = 0; r < rows; ++r, dst += dst_stride, src += src_stride) {
     uint64_t c = 0;
     for (; c + Vec::width <= width; c += Vec::width)
