@@ -14,6 +14,7 @@ float* scratch(ScratchSlot slot, size_t n) {
   Buffer& b = buffers[size_t(slot)];
   if (b.size < n) {
     b.data.reset();  // the old one goes first: never both at once
+    b.size = 0;      // (and if new throws, the slot is empty, not a dangling size)
     b.data.reset(new float[n]);
     b.size = n;
   }

@@ -38,7 +38,7 @@ using DenseMatmatFn = void(const float* W, uint64_t cols, const float* X, uint64
                            float* Y, uint64_t r0, uint64_t r1);
 // For r < rows: the `width` floats at src + r * src_stride to dst + r * dst_stride
 // (convolution patches: rows of a few tens of floats, where a memcpy call costs more than
-// the copy).
+// the copy).  src's rows lie in one array: a kernel may read on from a row into the next.
 using CopyRowsFn = void(float* dst, uint64_t dst_stride, const float* src, uint64_t src_stride,
                         uint64_t rows, uint64_t width);
 
