@@ -90,7 +90,8 @@ bool is_pointwise(const ConvShape& s) {  // a 1x1 kernel, stride 1, no padding: 
   return s.kh == 1 && s.kw == 1 && s.sh == 1 && s.sw == 1 && s.ph == 0 && s.pw == 0;
 }
 
-// The epilogue of one image's rows x pixels output: bias and relu in one pass.
+// The epilogue of one image's rows x pixels output from a compressed matrix: bias and relu
+// in one pass (the dense kernels do it tile by tile).
 void finish(const float* bias, bool with_relu, uint64_t rows, uint64_t pixels, float* y) {
   if (!bias) {
     if (with_relu) relu(y, y, rows * pixels);
@@ -123,13 +124,14 @@ void conv2d_with(const Format* f, const float* dense, uint64_t rows, const float
       im2col(x, s, cols);
       patches = cols;
     }
-    if (dense)
+    if (dense) {
       parallel_rows(rows, threads, double(K) * L / 4, [&](uint64_t r0, uint64_t r1) {
-        isa.dense_matmat(dense, K, patches, L, y, r0, r1);
+        isa.dense_matmat(dense, K, patches, L, y, r0, r1, bias, with_relu);
       });
-    else
+    } else {
       f->matmat(patches, L, y, threads);
-    finish(bias, with_relu, rows, L, y);
+      finish(bias, with_relu, rows, L, y);
+    }
     return;
   }
   parallel_rows(
@@ -143,11 +145,12 @@ void conv2d_with(const Format* f, const float* dense, uint64_t rows, const float
             p = patches;
           }
           float* out = y + i * out_size;
-          if (dense)
-            isa.dense_matmat(dense, K, p, L, out, 0, rows);
-          else
+          if (dense) {
+            isa.dense_matmat(dense, K, p, L, out, 0, rows, bias, with_relu);
+          } else {
             f->matmat(p, L, out, 1);
-          finish(bias, with_relu, rows, L, out);
+            finish(bias, with_relu, rows, L, out);
+          }
         }
       },
       1);

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import compactnn as cn
+from compactnn import _core
 import compactnn.runtime as runtime
 from compactnn.model import file_format
 
@@ -68,10 +69,14 @@ def test_conv_linear_relu_chain(tmp_path, compressed):
 
 
 
+@pytest.mark.usefixtures("restore_isa")
+@pytest.mark.parametrize("isa", ["scalar", *_core.supported_isas()])
 @pytest.mark.parametrize("batch", [1, 4])
-def test_relu_fused_only_into_a_sole_reader(tmp_path, batch):
-    """A relu is done by the linear or convolution before it when it is that output's only
-    reader; where the output is read again (the residual add here), it is not."""
+def test_relu_fused_only_into_a_sole_reader(tmp_path, batch, isa):
+    """A relu is done by the linear or convolution before it (by the dense kernels of every
+    set, tile by tile) when it is that output's only reader; where the output is read again
+    (the residual add here), it is not."""
+    _core.set_isa(isa)
     rng = np.random.default_rng(2)
     x = rng.standard_normal((batch, 3, 5, 5)).astype(np.float32)
     w = rng.standard_normal((3, 3, 3, 3)).astype(np.float32)

@@ -33,9 +33,10 @@ template <class View>
 using BatchFn = void(const View&, const float* X, uint64_t batch, float* Y, uint64_t r0,
                      uint64_t r1);
 // A dense row-major W (rows x cols): weights decoded once and used for many products
-// (convolution over a batch of images).
+// (convolution over a batch of images); each row of Y then gets bias[row] (when not null)
+// and relu (when asked).
 using DenseMatmatFn = void(const float* W, uint64_t cols, const float* X, uint64_t batch,
-                           float* Y, uint64_t r0, uint64_t r1);
+                           float* Y, uint64_t r0, uint64_t r1, const float* bias, bool relu);
 // For r < rows: the `width` floats at src + r * src_stride to dst + r * dst_stride
 // (convolution patches: rows of a few tens of floats, where a memcpy call costs more than
 // the copy).  src's rows lie in one array: a kernel may read on from a row into the next.

@@ -93,10 +93,34 @@ inline void rows_tile(uint64_t i, int rows, uint64_t j0, uint64_t kc, const floa
   mm_rows<V, R>(wbuf, kKC, kc, X + j0 * batch, batch, b, b_end, j0 > 0, Y + i * batch, batch);
 }
 
-// Y[r0:r1] = W[r0:r1] X  (X: cols x batch, Y: rows x batch), rows in blocks of `row_block`.
+// What a product does to row i of Y once its sum is complete: y + bias[i], then relu
+// (NaN and -0.0 kept, as torch.relu).  A convolution's bias and activation, applied to each
+// block of rows while it is in cache rather than in a pass over the whole output.
+struct Epilogue {
+  const float* bias = nullptr;
+  bool relu = false;
+  void operator()(uint64_t i0, uint64_t i1, float* Y, uint64_t ldy, uint64_t b,
+                  uint64_t b_end) const {
+    if (!bias && !relu) return;
+    for (uint64_t i = i0; i < i1; ++i) {
+      float* y = Y + i * ldy;
+      const float add = bias ? bias[i] : 0.0f;
+      if (bias && relu)
+        for (uint64_t c = b; c < b_end; ++c) y[c] = y[c] + add < 0.0f ? 0.0f : y[c] + add;
+      else if (bias)
+        for (uint64_t c = b; c < b_end; ++c) y[c] += add;
+      else
+        for (uint64_t c = b; c < b_end; ++c) y[c] = y[c] < 0.0f ? 0.0f : y[c];
+    }
+  }
+};
+
+// Y[r0:r1] = W[r0:r1] X  (X: cols x batch, Y: rows x batch), rows in blocks of `row_block`,
+// then `epilogue` on each finished tile.
 template <class V, class Source>
 inline void blocked_matmat(uint64_t cols, const float* X, uint64_t batch, float* Y, uint64_t r0,
-                           uint64_t r1, uint64_t row_block, Source& src) {
+                           uint64_t r1, uint64_t row_block, Source& src,
+                           const Epilogue& epilogue = {}) {
   constexpr int kR = V::tile_rows;
   std::vector<float> wbuf(kR * kKC);
   // Blocks of equal size: 288 columns (a 3x3 convolution of 32 channels) as 3 x 96, not
@@ -106,15 +130,20 @@ inline void blocked_matmat(uint64_t cols, const float* X, uint64_t batch, float*
   for (uint64_t i0 = r0; i0 < r1; i0 += row_block) {
     uint64_t i1 = std::min(r1, i0 + row_block);
     src.prepare(i0, i1);
-    if (cols == 0)
+    if (cols == 0) {
       std::fill(Y + i0 * batch, Y + i1 * batch, 0.0f);
-    for (uint64_t b = 0; b < batch; b += kNC)
+      epilogue(i0, i1, Y, batch, 0, batch);
+    }
+    for (uint64_t b = 0; b < batch; b += kNC) {
+      const uint64_t b_end = std::min(batch, b + kNC);
       for (uint64_t j0 = 0; j0 < cols; j0 += kstep) {
-        uint64_t kc = std::min(kstep, cols - j0), b_end = std::min(batch, b + kNC);
+        const uint64_t kc = std::min(kstep, cols - j0);
         for (uint64_t i = i0; i < i1; i += kR)
           rows_tile<V, kR>(i, int(std::min<uint64_t>(kR, i1 - i)), j0, kc, X, batch, b, b_end, Y,
                            wbuf.data(), src);
       }
+      if (cols) epilogue(i0, i1, Y, batch, b, b_end);
+    }
   }
 }
 
@@ -208,9 +237,9 @@ struct WideIndexRows {
 
 template <class V>
 void dense_matmat_rows(const float* W, uint64_t cols, const float* X, uint64_t batch, float* Y,
-                       uint64_t r0, uint64_t r1) {
+                       uint64_t r0, uint64_t r1, const float* bias, bool relu) {
   DenseRows src{W, cols};
-  blocked_matmat<V>(cols, X, batch, Y, r0, r1, 4 * V::tile_rows, src);
+  blocked_matmat<V>(cols, X, batch, Y, r0, r1, 4 * V::tile_rows, src, Epilogue{bias, relu});
 }
 
 // Y[i, :] = sum over row i's entries of value * X[col, :], with the row's accumulators in

@@ -80,7 +80,7 @@ void hcsr_matmat(const HCSRView& v, const float* X, uint64_t batch, float* Y, ui
 }
 
 void dense_matmat(const float* W, uint64_t cols, const float* X, uint64_t batch, float* Y,
-                  uint64_t r0, uint64_t r1) {
+                  uint64_t r0, uint64_t r1, const float* bias, bool relu) {
   for (uint64_t i = r0; i < r1; ++i) {
     float* y = Y + i * batch;
     std::memset(y, 0, batch * sizeof(float));
@@ -88,6 +88,8 @@ void dense_matmat(const float* W, uint64_t cols, const float* X, uint64_t batch,
       const float w = W[i * cols + j], *xj = X + j * batch;
       for (uint64_t b = 0; b < batch; ++b) y[b] += w * xj[b];
     }
+    for (uint64_t b = 0; b < batch && bias; ++b) y[b] += bias[i];
+    for (uint64_t b = 0; b < batch && relu; ++b) y[b] = y[b] < 0.0f ? 0.0f : y[b];
   }
 }
 
