@@ -9,10 +9,11 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
-from compactnn.evaluation import sweep
-from compactnn.evaluation import results_pages
+from compactnn.evaluation import results_pages, sweep, zoo
+from compactnn.evaluation.datasets import kiba_sample
 from compactnn.cli import main
 
 TINY = """
@@ -58,7 +59,7 @@ def check_records(records, n):
 @pytest.mark.parametrize("change, match", [
     (("lenet_300_100", "resnet"), "model must be one of"),
     (('"mnist_5k"', '"cifar"'), "dataset must be one of"),
-    (('"mnist_5k"', '"kiba_sample"'), "deepdta runs on kiba_sample"),
+    (('"mnist_5k"', '"kiba_sample"'), "deepdta runs on kiba_sample or kiba_sample_warm"),
     (('quantize = ["cws"]', 'quantize = ["kmeans"]'), "quantize must be among"),
     (('quantize = ["cws"]', 'quantize = "cws"'), "must be a non-empty list"),
     (("k_fc = [16]", "k_fc = [1]"), "2..65536"),
@@ -150,6 +151,47 @@ def test_a_point_does_not_depend_on_the_points_before_it(tmp_path):
         after.append((record["metrics"], record["psi"], torch.rand(4).tolist()))
         assert record["threads"] == torch.get_num_threads()
     assert after[0] == after[1]
+
+
+# -- baselines --------------------------------------------------------------------------------
+def test_baseline_key_follows_the_training_code(tmp_path, monkeypatch):
+    """A baseline is cached under a name that hashes the code making it, so that a change to
+    the training, the model or the data trains a new one instead of reusing a stale one."""
+    cfg = sweep.load_config(write_config(tmp_path))
+    path = sweep.baseline_path(cfg)
+    assert sweep.baseline_path(cfg) == path and path.parent == tmp_path / "cache"
+    original = sweep.build_model
+
+    def build_model(cfg):  # another body: another recipe
+        return original(cfg).float()
+
+    monkeypatch.setattr(sweep, "build_model", build_model)
+    assert sweep.baseline_path(cfg) != path
+    monkeypatch.undo()
+    getsource = sweep.inspect.getsource
+    monkeypatch.setattr(sweep.inspect, "getsource",
+                        lambda obj: getsource(obj) + ("#" if obj is zoo else ""))
+    assert sweep.baseline_path(cfg) != path  # an edit of the zoo's module
+    monkeypatch.undo()
+    assert sweep.baseline_path(cfg) == path
+
+
+def test_kiba_datasets_and_the_mean_predictor(tmp_path):
+    text = write_config(tmp_path).read_text().replace('"lenet_300_100"', '"deepdta"')
+    cfgs = {}
+    for dataset in sweep.KIBA:
+        path = tmp_path / f"{dataset}.toml"
+        path.write_text(text.replace('"mnist_5k"', f'"{dataset}"'))
+        cfgs[dataset] = sweep.load_config(path)
+    # the splits are two datasets, and two baselines
+    assert sweep.baseline_path(cfgs["kiba_sample"]) != sweep.baseline_path(cfgs["kiba_sample_warm"])
+    task = sweep.load_task(cfgs["kiba_sample_warm"])
+    assert task.kind == "regression" and len(task.train[1]) == 600 and len(task.test[1]) == 300
+    warm = kiba_sample("warm")
+    assert np.array_equal(task.test[1].numpy(), warm["test"][2][:300])
+    y_train, y_test = warm["train"][2][:600], warm["test"][2][:300]
+    assert sweep.mean_predictor_mse(task) == pytest.approx(
+        np.mean((y_test - y_train.mean()) ** 2), rel=1e-5)
 
 
 # -- runs --------------------------------------------------------------------------------------
