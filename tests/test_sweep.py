@@ -264,8 +264,11 @@ def test_report_of_a_regression_states_split_mean_predictor_and_ci():
                 "MSE 0.5500); 3 points." in text)
     row = next(line for line in text.splitlines() if line.startswith("| cws + pruning"))
     assert "| 5.00% |" in row and "| MSE 0.4000, CI 0.745 | 0.8, layer, 16, 32 |" in row
-    cold = results_pages.table([{**records[0], "dataset": "kiba_sample"}])
+    assert "no better than predicting" not in text
+    cold = results_pages.table([{**records[0], "dataset": "kiba_sample",
+                                 "baseline": {**base, "mse": 0.60}}])
     assert "Split: cold, the files' own split: the test pairs share no drug" in cold
+    assert "The baseline does no better than predicting the training mean" in cold
 
 
 def test_report_separates_widths_of_one_model(tmp_path):

@@ -83,7 +83,11 @@ def _baseline(record: dict, n: int) -> str:
     text += f"Dense baseline: {_metric(record, b)}"
     if "mean_mse" in b:
         text += f" (predicting the training mean: MSE {b['mean_mse']:.4f})"
-    return text + f"; {n} points."
+    text += f"; {n} points."
+    if b.get("mse", 0) >= b.get("mean_mse", float("inf")):
+        text += ("  The baseline does no better than predicting the training mean: a point "
+                 "without loss against it keeps no skill.")
+    return text
 
 
 def table(records: list[dict]) -> str:
