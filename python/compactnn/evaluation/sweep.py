@@ -431,7 +431,9 @@ def run(cfg: dict, out, workers: int | None = None, ray: str | None = None,
 
 def _cores() -> int:
     """The cores this process may run on (`taskset` narrows them), which the workers share."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _init_worker(threads: int) -> None:
