@@ -154,3 +154,38 @@ def test_kiba_missing_package_names_the_install(monkeypatch):
 def test_kiba_lookup_without_the_package(monkeypatch):
     monkeypatch.setattr(datasets.importlib.util, "find_spec", lambda name: None)
     assert datasets._kiba_dir() is None
+
+
+def _pairs(part):
+    """Each pair of a part as one bytes key (drug codes, protein codes, score)."""
+    drugs, proteins, y = part
+    return [d.tobytes() + p.tobytes() + s.tobytes() for d, p, s in zip(drugs, proteins, y)]
+
+
+def test_kiba_warm_split_is_a_seeded_random_split_of_all_pairs(kiba):
+    warm = kiba_sample("warm")
+    assert set(warm) == {"train", "val", "test"}
+    for split in warm:
+        assert [a.shape for a in warm[split]] == [a.shape for a in kiba[split]]
+        assert [a.dtype for a in warm[split]] == [a.dtype for a in kiba[split]]
+    every = sorted(sum((_pairs(kiba[s]) for s in kiba), []))
+    parts = {s: _pairs(warm[s]) for s in warm}
+    assert sorted(sum(parts.values(), [])) == every  # all 5,000 pairs, each once
+    assert len(set(every)) == 5000  # so the parts are disjoint
+    # random: every cold part's pairs are spread over the warm parts
+    cold_test = set(_pairs(kiba["test"]))
+    assert all(100 < len(cold_test & set(p)) < 900 for p in parts.values())
+    # the cold test pairs' drugs are all new to training, nearly none of the warm ones are
+    for split, seen in ((kiba, 0.0), (warm, 0.95)):
+        train_drugs = {d.tobytes() for d in split["train"][0]}
+        share = np.mean([d.tobytes() in train_drugs for d in split["test"][0]])
+        assert share == 0.0 if seen == 0.0 else share > seen
+    # reproducible, and another seed is another split
+    assert all(np.array_equal(a, b) for s in warm
+               for a, b in zip(warm[s], kiba_sample("warm", seed=0)[s]))
+    assert _pairs(kiba_sample("warm", seed=1)["test"]) != parts["test"]
+
+
+def test_kiba_unknown_split():
+    with pytest.raises(ValueError, match=r"split must be one of \('cold', 'warm'\), got 'hot'"):
+        kiba_sample("hot")

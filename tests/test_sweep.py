@@ -9,10 +9,11 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
-from compactnn.evaluation import sweep
-from compactnn.evaluation import results_pages
+from compactnn.evaluation import results_pages, sweep, zoo
+from compactnn.evaluation.datasets import kiba_sample
 from compactnn.cli import main
 
 TINY = """
@@ -58,7 +59,7 @@ def check_records(records, n):
 @pytest.mark.parametrize("change, match", [
     (("lenet_300_100", "resnet"), "model must be one of"),
     (('"mnist_5k"', '"cifar"'), "dataset must be one of"),
-    (('"mnist_5k"', '"kiba_sample"'), "deepdta runs on kiba_sample"),
+    (('"mnist_5k"', '"kiba_sample"'), "deepdta runs on kiba_sample or kiba_sample_warm"),
     (('quantize = ["cws"]', 'quantize = ["kmeans"]'), "quantize must be among"),
     (('quantize = ["cws"]', 'quantize = "cws"'), "must be a non-empty list"),
     (("k_fc = [16]", "k_fc = [1]"), "2..65536"),
@@ -152,6 +153,47 @@ def test_a_point_does_not_depend_on_the_points_before_it(tmp_path):
     assert after[0] == after[1]
 
 
+# -- baselines --------------------------------------------------------------------------------
+def test_baseline_key_follows_the_training_code(tmp_path, monkeypatch):
+    """A baseline is cached under a name that hashes the code making it, so that a change to
+    the training, the model or the data trains a new one instead of reusing a stale one."""
+    cfg = sweep.load_config(write_config(tmp_path))
+    path = sweep.baseline_path(cfg)
+    assert sweep.baseline_path(cfg) == path and path.parent == tmp_path / "cache"
+    original = sweep.build_model
+
+    def build_model(cfg):  # another body: another recipe
+        return original(cfg).float()
+
+    monkeypatch.setattr(sweep, "build_model", build_model)
+    assert sweep.baseline_path(cfg) != path
+    monkeypatch.undo()
+    getsource = sweep.inspect.getsource
+    monkeypatch.setattr(sweep.inspect, "getsource",
+                        lambda obj: getsource(obj) + ("#" if obj is zoo else ""))
+    assert sweep.baseline_path(cfg) != path  # an edit of the zoo's module
+    monkeypatch.undo()
+    assert sweep.baseline_path(cfg) == path
+
+
+def test_kiba_datasets_and_the_mean_predictor(tmp_path):
+    text = write_config(tmp_path).read_text().replace('"lenet_300_100"', '"deepdta"')
+    cfgs = {}
+    for dataset in sweep.KIBA:
+        path = tmp_path / f"{dataset}.toml"
+        path.write_text(text.replace('"mnist_5k"', f'"{dataset}"'))
+        cfgs[dataset] = sweep.load_config(path)
+    # the splits are two datasets, and two baselines
+    assert sweep.baseline_path(cfgs["kiba_sample"]) != sweep.baseline_path(cfgs["kiba_sample_warm"])
+    task = sweep.load_task(cfgs["kiba_sample_warm"])
+    assert task.kind == "regression" and len(task.train[1]) == 600 and len(task.test[1]) == 300
+    warm = kiba_sample("warm")
+    assert np.array_equal(task.test[1].numpy(), warm["test"][2][:300])
+    y_train, y_test = warm["train"][2][:600], warm["test"][2][:300]
+    assert sweep.mean_predictor_mse(task) == pytest.approx(
+        np.mean((y_test - y_train.mean()) ** 2), rel=1e-5)
+
+
 # -- runs --------------------------------------------------------------------------------------
 @pytest.mark.training
 def test_sweep_then_report_from_the_file_alone(tmp_path, capsys):
@@ -201,6 +243,34 @@ def test_report_table_picks_the_smallest_lossless_point():
     assert "| 10.00% |" in row and "| 90.50% | 1 |" in row
 
 
+def test_report_of_a_regression_states_split_mean_predictor_and_ci():
+    """A regression point is lossless at most 2% above the baseline's MSE and 0.01 below its
+    concordance index; the table names the split and the MSE of predicting the mean."""
+    base = {"mse": 0.40, "ci": 0.750, "mean_mse": 0.55}
+
+    def rec(prune, psi, mse, ci):
+        point = {"prune": prune, "quantize": "cws", "k_fc": 16, "k_conv": 32, "retrain": True}
+        return {"model": "deepdta", "dataset": "kiba_sample_warm", "key": json.dumps(point),
+                "point": point, "metrics": {"mse": mse, "ci": ci}, "baseline": base,
+                "psi": {"total": psi, "fc": psi, "conv": psi}, "layers": []}
+
+    records = [rec(0.8, 0.05, 0.40, 0.745), rec(0.9, 0.03, 0.405, 0.735),
+               rec(0.95, 0.02, 0.41, 0.75)]
+    assert [results_pages.no_loss(r) for r in records] == [True, False, False]
+    text = results_pages.table(records)
+    assert "### deepdta on kiba_sample_warm" in text
+    assert ("Split: warm, a seeded random split of the 5,000 pairs" in text
+            and "Dense baseline: MSE 0.4000, CI 0.750 (predicting the training mean: "
+                "MSE 0.5500); 3 points." in text)
+    row = next(line for line in text.splitlines() if line.startswith("| cws + pruning"))
+    assert "| 5.00% |" in row and "| MSE 0.4000, CI 0.745 | 0.8, layer, 16, 32 |" in row
+    assert "no better than predicting" not in text
+    cold = results_pages.table([{**records[0], "dataset": "kiba_sample",
+                                 "baseline": {**base, "mse": 0.60}}])
+    assert "Split: cold, the files' own split: the test pairs share no drug" in cold
+    assert "The baseline does no better than predicting the training mean" in cold
+
+
 def test_report_separates_widths_of_one_model(tmp_path):
     """Records of one architecture at two widths ([model] arguments) are two tables and two
     sets of plots; records without arguments (older files) keep the plain title."""
@@ -223,6 +293,24 @@ def test_report_separates_widths_of_one_model(tmp_path):
     assert names == ["lenet5-channels20_50-fc500-padding0-fashion_mnist-psi.png",
                      "lenet5-channels20_50-fc500-padding0-fashion_mnist-time.png",
                      "lenet5-fashion_mnist-psi.png", "lenet5-fashion_mnist-time.png"]
+
+
+@pytest.mark.training
+def test_regression_sweep_records_the_mean_predictor_and_does_not_collapse(tmp_path):
+    text = write_config(tmp_path, prune=(0.95,)).read_text()
+    for old, new in (('"lenet_300_100"', '"deepdta"'), ('"mnist_5k"', '"kiba_sample_warm"'),
+                     ("n_train = 600", "n_train = 128"), ("n_test = 300", "n_test = 64")):
+        text = text.replace(old, new)
+    path = tmp_path / "deepdta.toml"
+    path.write_text(text + "\n[model]\nfilters = 4\nembed = 8\nprotein_kernel = 4\n")
+    cfg = sweep.load_config(path)
+    [record] = sweep.run(cfg, tmp_path / "r.jsonl", workers=1, progress=False,
+                         log=lambda *a: None)
+    b, m = record["baseline"], record["metrics"]
+    assert b["mean_mse"] == pytest.approx(sweep.mean_predictor_mse(sweep.load_task(cfg)))
+    assert 0 < b["mse"] < 2 * b["mean_mse"] and 0 <= b["ci"] <= 1
+    # one-shot 95% pruning without retraining: near the mean, not near 0 (MSE above 100)
+    assert m["mse"] < 2 * b["mean_mse"] and 0 <= m["ci"] <= 1
 
 
 @pytest.mark.training

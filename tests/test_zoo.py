@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from compactnn.evaluation import zoo
+from compactnn.torch import compress_model
 from compactnn.evaluation.datasets import PROTEIN_VOCAB, SMILES_VOCAB, fashion_mnist, kiba_sample
 
 
@@ -153,6 +154,41 @@ def test_train_default_is_the_former_classifier_loop(fashion_256):
     former(b, epochs=2, lr=3e-3, batch_size=32, seed=5)
     for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.equal(pa, pb)
+
+
+def _predict(model, X):
+    with torch.inference_mode():
+        return model(X)
+
+
+def test_regressor_output_starts_at_the_mean_and_pruning_keeps_it_there(kiba_256):
+    """loss="mse" starts the model at predicting the targets' mean (about 11.6 for KIBA):
+    with the output bias at 0, pruning the head's weights pulled DeepDTA's predictions
+    towards 0 (test MSE 42-136 against a baseline's 0.57).  Pruned 95%, the predictions stay
+    near the mean."""
+    (drugs, proteins), y = kiba_256
+    X = (drugs[:64], proteins[:64])
+    torch.manual_seed(0)
+    model = zoo.deepdta(SMILES_VOCAB, PROTEIN_VOCAB, filters=4, embed=8, protein_kernel=4)
+    zoo.train(model, X, y[:64], epochs=0, loss="mse")
+    assert model.head[-1].bias.item() == pytest.approx(float(y[:64].mean()), rel=1e-6)
+    assert torch.allclose(_predict(model, X), y[:64].mean())
+    zoo.train(model, X, y[:64], epochs=1, batch_size=32, loss="mse")
+    pruned = compress_model(model, prune=0.95, prune_scope="global", k=16, progress=False)
+    for m in (model, pruned):
+        p = _predict(m, X)
+        assert float(torch.mean((p - y[:64]) ** 2)) < 2 * float(y[:64].var()) + 0.1
+    # the same model with its output bias at 0 collapses, as the former recipe did
+    with torch.no_grad():
+        model.head[-1].bias.zero_()
+    p = _predict(compress_model(model, prune=0.95, prune_scope="global", k=16, progress=False), X)
+    assert float(torch.mean((p - y[:64]) ** 2)) > 50
+
+
+def test_regressor_needs_one_output_with_a_bias(fashion_256):
+    X, y = fashion_256
+    with pytest.raises(ValueError, match="last nn.Linear has one output and a bias"):
+        zoo.train(zoo.lenet_300_100(), X, y.float(), epochs=1, loss="mse")
 
 
 def test_train_rejects_an_unknown_loss(fashion_256):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import datetime
 import hashlib
+import inspect
 import itertools
 import json
 import multiprocessing
@@ -27,7 +28,10 @@ import tomllib
 from .._progress import bar
 
 MODELS = ("lenet_300_100", "lenet5", "vgg_style", "deepdta")
-DATASETS = ("fashion_mnist", "mnist_5k", "kiba_sample")
+# The KIBA sample's datasets and their splits (datasets.kiba_sample): the files' own cold
+# split, and a seeded random (warm) split of the same 5,000 pairs.
+KIBA = {"kiba_sample": "cold", "kiba_sample_warm": "warm"}
+DATASETS = ("fashion_mnist", "mnist_5k", *KIBA)
 QUANTIZERS = ("cws", "pws", "uq", "ecsq")
 GRID_KEYS = {"prune": float, "prune_conv": float, "prune_scope": str, "prune_steps": int,
              "quantize": str, "k_fc": int, "k_conv": int, "retrain": bool, "objective": str}
@@ -71,8 +75,9 @@ def load_config(path) -> dict:
         raise ValueError(f"[sweep] model must be one of {MODELS}, got {s['model']!r}")
     if s["dataset"] not in DATASETS:
         raise ValueError(f"[sweep] dataset must be one of {DATASETS}, got {s['dataset']!r}")
-    if (s["model"] == "deepdta") != (s["dataset"] == "kiba_sample"):
-        raise ValueError("deepdta runs on kiba_sample, the image models on the image datasets")
+    if (s["model"] == "deepdta") != (s["dataset"] in KIBA):
+        raise ValueError(f"deepdta runs on {' or '.join(KIBA)}, the image models on the "
+                         "image datasets")
     grid = raw.get("grid", {})
     unknown = set(grid) - set(GRID_KEYS)
     if unknown:
@@ -159,8 +164,8 @@ def _read_task(cfg: dict) -> Task:
     from . import datasets
 
     s = cfg["sweep"]
-    if s["dataset"] == "kiba_sample":
-        parts = datasets.kiba_sample()
+    if s["dataset"] in KIBA:
+        parts = datasets.kiba_sample(KIBA[s["dataset"]], seed=0)
         (dtr, ptr, ytr), (dte, pte, yte) = parts["train"], parts["test"]
         train = ((torch.from_numpy(dtr), torch.from_numpy(ptr)), torch.from_numpy(ytr))
         test = ((torch.from_numpy(dte), torch.from_numpy(pte)), torch.from_numpy(yte))
@@ -203,15 +208,28 @@ def build_model(cfg: dict):
 
 
 def baseline_path(cfg: dict) -> Path:
-    """Where the trained baseline of this configuration's model, data and training is kept."""
+    """Where the trained baseline of this configuration's model, data and training is kept:
+    its name hashes the configuration, the torch version and the code that reads the data,
+    builds and trains the model (`_baseline_code`), so that a change to any of them trains
+    a new baseline rather than reusing one the code no longer makes."""
     import torch
 
     s = cfg["sweep"]
     what = {k: s[k] for k in ("model", "dataset", "seed", "epochs", "lr", "batch_size", "n_train")}
     what["model_args"] = cfg["model"]
     what["torch"] = torch.__version__
+    what["code"] = hashlib.sha256(_baseline_code().encode()).hexdigest()
     digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
     return Path(os.path.expanduser(s["cache"])) / f"{s['model']}-{s['dataset']}-{digest}.pt"
+
+
+def _baseline_code() -> str:
+    """The source of what makes a baseline: the zoo's models and training, the datasets,
+    and this module's functions that read the task, build the model and train it."""
+    from . import datasets, zoo
+
+    return "".join(inspect.getsource(obj) for obj in
+                   (zoo, datasets, _read_task, _head, build_model, trained_baseline))
 
 
 def trained_baseline(cfg: dict, task: Task, log=print):
@@ -254,6 +272,13 @@ def evaluate(model, task: Task) -> dict:
     if task.kind == "classification":
         return {"accuracy": float(100.0 * np.mean(out.argmax(1) == y))}
     return {"mse": float(np.mean((out - y) ** 2)), "ci": float(zoo.concordance_index(y, out))}
+
+
+def mean_predictor_mse(task: Task) -> float:
+    """The test MSE of predicting the training targets' mean for every pair: the score a
+    regressor that learned nothing from the inputs reaches."""
+    y_train, y_test = task.train[1].numpy(), task.test[1].numpy()
+    return float(np.mean((y_test - np.mean(y_train, dtype=np.float64)) ** 2))
 
 
 # -- one point -------------------------------------------------------------------------------
@@ -391,8 +416,10 @@ def run(cfg: dict, out, workers: int | None = None, ray: str | None = None,
     todo = [p for p in points(cfg) if point_key(p) not in done]
     task = load_task(cfg)
     baseline = evaluate(trained_baseline(cfg, task, log=log), task)
+    if task.kind == "regression":
+        baseline["mean_mse"] = mean_predictor_mse(task)
     log(f"{len(done)} points done, {len(todo)} to run; baseline {baseline}")
-    workers = max(1, workers or min(len(todo), os.cpu_count() or 1))
+    workers = max(1, workers or min(len(todo), _cores()))
     results = _on_ray(ray, cfg, todo, baseline) if ray else _in_processes(workers, cfg, todo, baseline)
     with bar(total=len(todo) + len(done), initial=len(done), desc="sweep", unit="point",
              disable=not progress) as b:
@@ -400,6 +427,13 @@ def run(cfg: dict, out, workers: int | None = None, ray: str | None = None,
             _append(out, record)
             b.update()
     return read_results(out)
+
+
+def _cores() -> int:
+    """The cores this process may run on (`taskset` narrows them), which the workers share."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _init_worker(threads: int) -> None:
@@ -411,7 +445,7 @@ def _init_worker(threads: int) -> None:
 def _in_processes(workers: int, cfg, todo, baseline):
     if not todo:
         return
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, _cores() // workers)
     ctx = multiprocessing.get_context("spawn")  # torch and fork do not mix
     with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                 initargs=(threads,)) as pool:

@@ -47,6 +47,9 @@ def train(model, X, y, epochs: int = 10, lr: float = 3e-3, batch_size: int = 64,
 
     loss="ce": a classifier, cross-entropy of its (N, classes) logits against int64 labels;
     loss="mse": a regressor, mean squared error of its (N,) outputs against float targets.
+    Its last nn.Linear (the output) starts with weights 0 and bias the targets' mean: the
+    model starts by predicting the mean, the layers learn the deviations from it, and
+    pruning their weights pulls the predictions towards the mean rather than towards 0.
     X is a tensor, or a tuple of tensors (each indexed by the batch, the tuple passed to the
     model whole, as DeepDTA takes its drugs and proteins)."""
     import torch
@@ -56,6 +59,14 @@ def train(model, X, y, epochs: int = 10, lr: float = 3e-3, batch_size: int = 64,
     if loss not in losses:
         raise ValueError(f"loss must be one of {sorted(losses)}, got {loss!r}")
     criterion = losses[loss]
+    if loss == "mse":
+        out = [m for m in model.modules() if isinstance(m, nn.Linear)][-1:]
+        if not out or out[0].bias is None or out[0].out_features != 1:
+            raise ValueError("loss='mse' needs a model whose last nn.Linear has one output "
+                             "and a bias")
+        with torch.no_grad():
+            out[0].weight.zero_()
+            out[0].bias.fill_(float(y.float().mean()))
     opt = torch.optim.Adam(model.parameters(), lr)
     g = torch.Generator().manual_seed(seed)
     model.train()
