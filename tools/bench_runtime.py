@@ -13,7 +13,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,18 +37,6 @@ print(peak, "torch" in sys.modules)
 ROUNDS = 5
 
 
-def round_median(f, budget: float = 0.3, max_calls: int = 2000) -> float:
-    """Median wall time of f() over `budget` seconds (after a warm-up call)."""
-    f()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < 5 or (time.perf_counter() - start < budget and len(times) < max_calls):
-        t = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
-
-
 def peak_rss_mb(kind: str, path: Path, x: Path) -> tuple[float, bool]:
     out = subprocess.run([sys.executable, "-c", CHILD, kind, str(path), str(x)], check=True,
                          capture_output=True, text=True).stdout.split()
@@ -63,7 +50,7 @@ def main(work: Path) -> None:
     import compactnn as cn
     import compactnn.runtime as runtime
     import compactnn.torch as cnt
-    from compactnn.bench.timing import machine_line
+    from compactnn.bench.timing import machine_line, median_time
     from compactnn.evaluation import zoo
 
     dense = zoo.ccexam_mnist()
@@ -107,7 +94,7 @@ def main(work: Path) -> None:
     for _ in range(ROUNDS):
         for name, _, make in systems:
             for b in (1, 64):
-                ms[name, b].append(1e3 * round_median(make(b)))
+                ms[name, b].append(1e3 * median_time(make(b), budget=0.3, max_calls=2000))
     for name, size, _ in systems:
         b1, b64 = min(ms[name, 1]), min(ms[name, 64])
         print(f"| {name} | {f'{size:,}' if size else '-'} | {b1:.3f} | {b64:.2f} |")

@@ -7,6 +7,7 @@
 #include "dispatch.hpp"
 #include "fixed.hpp"
 #include "lanes.hpp"
+#include "matmat.hpp"
 
 namespace cnn::kernels::scalar {
 namespace {
@@ -88,9 +89,8 @@ void dense_matmat(const float* W, uint64_t cols, const float* X, uint64_t batch,
       const float w = W[i * cols + j], *xj = X + j * batch;
       for (uint64_t b = 0; b < batch; ++b) y[b] += w * xj[b];
     }
-    for (uint64_t b = 0; b < batch && bias; ++b) y[b] += bias[i];
-    for (uint64_t b = 0; b < batch && relu; ++b) y[b] = y[b] < 0.0f ? 0.0f : y[b];
   }
+  Epilogue{bias, relu}(r0, r1, Y, batch, 0, batch);
 }
 
 void copy_rows(float* dst, uint64_t dst_stride, const float* src, uint64_t src_stride,

@@ -11,12 +11,15 @@ import numpy as np
 from .. import _core
 
 
-def median_time(f: Callable[[], object], min_repeat: int = 5, budget: float = 1.0) -> float:
-    """Median wall time of f() after one warm-up call, over at least `min_repeat` calls."""
+def median_time(f: Callable[[], object], min_repeat: int = 5, budget: float = 1.0,
+                max_calls: int = 50) -> float:
+    """Median wall time of f() after one warm-up call, over at least `min_repeat` calls and
+    at most `max_calls` once `budget` seconds have passed."""
     f()
     times: list[float] = []
     start = time.perf_counter()
-    while len(times) < min_repeat or (time.perf_counter() - start < budget and len(times) < 50):
+    while len(times) < min_repeat or (time.perf_counter() - start < budget
+                                      and len(times) < max_calls):
         t = time.perf_counter()
         f()
         times.append(time.perf_counter() - t)
