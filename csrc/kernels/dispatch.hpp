@@ -142,6 +142,10 @@ inline constexpr const char* arch = "arm";
 inline constexpr const char* arch = "other";
 #endif
 
+// Rows of W a batched linear product (Y = X W^T) transposes and multiplies at a time
+// (matmat.hpp): each range of rows given to a thread reads all of X once per panel.
+constexpr uint64_t kLinearPanelRows = 64;
+
 extern const KernelSet scalar_kernels;
 #if CNN_X86_KERNELS
 extern const KernelSet avx2_kernels;

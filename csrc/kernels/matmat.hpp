@@ -147,7 +147,7 @@ inline void blocked_matmat(uint64_t cols, const float* X, uint64_t batch, float*
   }
 }
 
-constexpr uint64_t kLinearPanel = 64;  // rows of W transposed at a time for linear
+constexpr uint64_t kLinearPanel = kLinearPanelRows;  // rows of W transposed at a time
 
 template <class V, int R>
 inline void linear_tile(uint64_t b, int rows, uint64_t j0, uint64_t kc, const float* X,
