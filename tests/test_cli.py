@@ -109,6 +109,10 @@ def test_compress_stores_the_graph_and_run_runs_it(whole_model, tmp_path, capsys
     with torch.inference_mode():
         want = cnt.load(out_path)(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, rtol=1e-5, atol=1e-6)
+    stored = run_main(capsys, "run", str(out_path), "--input", str(tmp_path / "x.npy"), "-o",
+                      str(tmp_path / "y2.npy"), "--forms", "stored")
+    assert stored.returncode == 0, stored.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "y2.npy"), want, rtol=1e-5, atol=1e-6)
     printed = run_main(capsys, "run", str(out_path), "--input", str(tmp_path / "x.npy"))
     assert printed.returncode == 0 and printed.stdout.count("[") == 4  # (3, 5) printed
     np.save(tmp_path / "bad.npy", x[:, :, :4])

@@ -117,6 +117,22 @@ def test_ccexam_cnn(tmp_path):
     check(small, (1, 28, 28), tmp_path)
 
 
+def test_stored_or_fast_forms(tmp_path):
+    torch.manual_seed(4)
+    model = compressed(zoo.lenet_300_100(), prune=0.7, prune_scope="global", objective="small")
+    path = tmp_path / "m.cnnm"
+    cnt.save(model, path, example_input=torch.randn(2, 1, 28, 28))
+    stored, fast = runtime.load(path, forms="stored"), runtime.load(path)
+    kinds = lambda rt: {n: type(m).__name__ for n, m in rt.graph.matrices.items()}
+    assert set(kinds(stored).values()) != {"IndexMap"}  # Huffman-coded, as saved
+    assert kinds(fast) != kinds(stored)
+    x = np.random.default_rng(0).standard_normal((64, 1, 28, 28)).astype(np.float32)
+    want = stored(x)
+    np.testing.assert_allclose(fast(x), want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    with pytest.raises(ValueError, match="forms must be one of"):
+        runtime.load(path, forms="small")
+
+
 def test_deepdta_two_index_inputs_embeddings_transposes_and_max(tmp_path):
     from compactnn.evaluation import datasets
 

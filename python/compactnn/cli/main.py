@@ -110,7 +110,7 @@ def _compress(args) -> int:
 
 
 def _info(args) -> int:
-    from ..matrix.formats import load
+    from ..matrix.formats import form_name, load
     from ..model import file_format
     from ..model.summary import format_table, torch_file_rows
     from .inputs import keras_module, kind
@@ -147,6 +147,14 @@ def _info(args) -> int:
                   f"{inputs}):")
             for name, op, module, shape in rt.describe():
                 print(f"  {name:<24} {op:<20} {module or '(root)':<24} {shape}")
+            changed = [(n, m, matrices[n]) for n, m in rt.graph.matrices.items()
+                       if form_name(m) != form_name(matrices[n])]
+            if changed:
+                print("\nthe runtime re-encodes for speed at load (`--forms stored` keeps "
+                      "the file's):")
+                for name, m, was in changed:
+                    print(f"  {name}: {form_name(was)} {was.nbytes:,} bytes -> "
+                          f"{form_name(m)} {m.nbytes:,} bytes")
     elif what == "keras":
         cnk = keras_module()
         cnk.summary(cnk.load(args.file))
@@ -161,7 +169,7 @@ def _run(args) -> int:
 
     from .. import runtime
 
-    rt = runtime.load(args.model)
+    rt = runtime.load(args.model, forms=args.forms)
     xs = []
     for path in args.input:
         try:
@@ -257,6 +265,10 @@ def parser() -> argparse.ArgumentParser:
                      help="a .npy file: a batch of inputs (one file per input of the model)")
     run.add_argument("-o", "--output", help="write the outputs here (.npy); else print them")
     run.add_argument("--threads", type=_positive, help="threads (default: all cores)")
+    run.add_argument("--forms", choices=("fast", "stored"), default="fast",
+                     help="fast (default): re-encode Huffman-coded matrices that an Index "
+                     "Map or HCSR's fixed layout multiplies much faster, still compressed; "
+                     "stored: keep the file's forms (least memory)")
     run.set_defaults(run=_run)
 
     b = sub.add_parser("bench", help="time products against numpy and scipy.sparse, or a "
