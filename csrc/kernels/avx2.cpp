@@ -35,6 +35,10 @@ struct V256 {
   static reg load(const float* p, unsigned n) {
     return n == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mask(n));
   }
+  using tail = __m256i;  // the lanes of a partial vector, for loads in a loop
+  static tail tail_of(unsigned n) { return mask(n); }
+  static reg load(const float* p, tail m) { return _mm256_maskload_ps(p, m); }
+  static void store(float* p, reg v, tail m) { _mm256_maskstore_ps(p, m, v); }
   static void store(float* p, reg v, unsigned n) {
     if (n == 8)
       _mm256_storeu_ps(p, v);

@@ -49,6 +49,10 @@ struct V512 {
   static reg load(const float* p, unsigned n) {
     return n == 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(mask(n), p);
   }
+  using tail = __mmask16;  // the lanes of a partial vector, for loads in a loop
+  static tail tail_of(unsigned n) { return mask(n); }
+  static reg load(const float* p, tail m) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store(float* p, reg v, tail m) { _mm512_mask_storeu_ps(p, m, v); }
   static void store(float* p, reg v, unsigned n) {
     if (n == 16)
       _mm512_storeu_ps(p, v);

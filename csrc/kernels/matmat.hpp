@@ -29,32 +29,49 @@ constexpr uint64_t kKC = 128;
 constexpr uint64_t kNC = 256;  // columns of X per panel: a kKC x kNC block (128 KiB) stays in L2
 
 // One register tile: y[r][b0 .. b0 + NV vectors) (+)= sum over j < kc of w[r][j] X[j][...].
-// Full: every vector whole (plain loads), else the last holds `last` lanes (masked).  The
-// two are separate loops so the loop body has no branch: with one, GCC kept the
-// accumulators on the stack and the tile ran at half speed.
+// Full: every vector whole, else the last holds `last` lanes (stored masked).  X's rows
+// [0, kc) from X are one block of kc x batch floats.  No test of a width inside the loops:
+// with one, GCC kept the accumulators on the stack and the tile ran at half speed.
 // Row r of w starts at w + r * ldw, of y at y + r * ldy: a base and a stride rather than R
 // pointers, which GCC kept on the stack and reloaded every step (AVX2, 4096^2 k=16 B=64,
 // one thread, Zen 5: 37.5 -> 28.3 ms).
 template <class V, int R, int NV, bool Full>
 inline void mm_tile(const float* w, uint64_t ldw, uint64_t kc, const float* X, uint64_t batch,
                     uint64_t b0, unsigned last, bool accumulate, float* y, uint64_t ldy) {
-  auto width = [&](int v) { return Full || v < NV - 1 ? V::width : last; };
+  const typename V::tail tail = V::tail_of(Full ? V::width : last);
+  auto load = [&](const float* p, int v, bool whole) {
+    return whole || v < NV - 1 ? V::loadu(p) : V::load(p, tail);
+  };
   typename V::reg acc[R][NV];
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < NV; ++v)
-      acc[r][v] = accumulate ? V::load(y + r * ldy + b0 + v * V::width, width(v)) : V::zero();
+      acc[r][v] = accumulate ? load(y + r * ldy + b0 + v * V::width, v, Full) : V::zero();
   const float* xr = X + b0;
-  for (uint64_t j = 0; j < kc; ++j, xr += batch) {
+  auto step = [&](uint64_t j, bool whole) {
     typename V::reg xv[NV];
-    for (int v = 0; v < NV; ++v)
-      xv[v] = Full ? V::loadu(xr + v * V::width) : V::load(xr + v * V::width, width(v));
+    for (int v = 0; v < NV; ++v) xv[v] = load(xr + v * V::width, v, whole);
     for (int r = 0; r < R; ++r) {
       typename V::reg wv = V::set1(w[r * ldw + j]);
       for (int v = 0; v < NV; ++v) acc[r][v] = V::fmadd(wv, xv[v], acc[r][v]);
     }
-  }
+  };
+  // A partial last vector is read whole (its extra lanes are never stored) while the read
+  // stays inside the block's kc rows, and masked only after: a masked load in the loop made
+  // GCC store every accumulator to the stack at each step (g++ 12: the 6 x 3 tile of a
+  // 98-column product at half speed, the 6 x 1 tile of a 196-column one at a quarter).
+  const uint64_t over = b0 + NV * V::width > batch ? b0 + NV * V::width - batch : 0;
+  const uint64_t whole = Full ? kc : kc - std::min<uint64_t>(kc, (over + batch - 1) / batch);
+  uint64_t j = 0;
+  for (; j < whole; ++j, xr += batch) step(j, true);
+  for (; j < kc; ++j, xr += batch) step(j, false);
   for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) V::store(y + r * ldy + b0 + v * V::width, acc[r][v], width(v));
+    for (int v = 0; v < NV; ++v) {
+      float* p = y + r * ldy + b0 + v * V::width;
+      if (Full || v < NV - 1)
+        V::store(p, acc[r][v], V::width);
+      else
+        V::store(p, acc[r][v], tail);
+    }
 }
 
 // The tile is R rows x V::tile_vectors vectors of accumulators: 6 x 4 with AVX-512's 32

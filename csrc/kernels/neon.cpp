@@ -40,6 +40,20 @@ struct V128 {
     std::copy(p, p + n, t);
     return vld1q_f32(t);
   }
+  struct tail {  // the lanes of a partial vector, for loads in a loop
+    unsigned n;
+  };
+  static tail tail_of(unsigned n) { return {n}; }
+  static reg load(const float* p, tail m) {
+    float t[4] = {};
+    std::copy(p, p + m.n, t);
+    return vld1q_f32(t);
+  }
+  static void store(float* p, reg v, tail m) {
+    float t[4];
+    vst1q_f32(t, v);
+    std::copy(t, t + m.n, p);
+  }
   static void store(float* p, reg v, unsigned n) {
     if (n == 4) return vst1q_f32(p, v);
     float t[4];
