@@ -37,7 +37,8 @@ namespace {
 // zero-padded copy of the image, with no clipping, by the kernel set's vector copies
 // (ccexam's CNN, batch 64, one thread, Zen 5, AVX-512 set: its two convolutions with their
 // relu 4.3 -> 3.8 ms).
-void im2col_unit_stride(const float* image, const ConvShape& s, float* cols) {
+void im2col_unit_stride(const float* image, const ConvShape& s, uint64_t oy0, uint64_t oy1,
+                        float* cols) {
   const kernels::KernelSet& isa = kernels::active();
   const uint64_t hp = s.h + 2 * s.ph, wp = s.w + 2 * s.pw;
   const float* src = image;
@@ -49,16 +50,17 @@ void im2col_unit_stride(const float* image, const ConvShape& s, float* cols) {
                     s.w);
     src = padded;
   }
+  const uint64_t band = oy1 - oy0;
   for (uint64_t ci = 0; ci < s.c; ++ci)
     for (uint64_t i = 0; i < s.kh; ++i)
-      for (uint64_t j = 0; j < s.kw; ++j, cols += s.ho * s.wo)
-        isa.copy_rows(cols, s.wo, src + (ci * hp + i * s.dh) * wp + j * s.dw, s.sh * wp, s.ho,
-                      s.wo);
+      for (uint64_t j = 0; j < s.kw; ++j, cols += band * s.wo)
+        isa.copy_rows(cols, s.wo, src + (ci * hp + oy0 * s.sh + i * s.dh) * wp + j * s.dw,
+                      s.sh * wp, band, s.wo);
 }
 }  // namespace
 
-void im2col(const float* image, const ConvShape& s, float* cols) {
-  if (s.sw == 1) return im2col_unit_stride(image, s, cols);
+void im2col(const float* image, const ConvShape& s, uint64_t oy0, uint64_t oy1, float* cols) {
+  if (s.sw == 1) return im2col_unit_stride(image, s, oy0, oy1, cols);
   const int64_t h = int64_t(s.h), w = int64_t(s.w), wo = int64_t(s.wo), sw = int64_t(s.sw);
   for (uint64_t ci = 0; ci < s.c; ++ci)
     for (uint64_t i = 0; i < s.kh; ++i)
@@ -67,7 +69,7 @@ void im2col(const float* image, const ConvShape& s, float* cols) {
         const int64_t off = int64_t(j * s.dw) - int64_t(s.pw);
         const int64_t lo = std::min(wo, off >= 0 ? 0 : (-off + sw - 1) / sw);
         const int64_t hi = std::max(lo, std::min(wo, w - off <= 0 ? 0 : (w - off + sw - 1) / sw));
-        for (uint64_t oy = 0; oy < s.ho; ++oy, cols += wo) {
+        for (uint64_t oy = oy0; oy < oy1; ++oy, cols += wo) {
           const int64_t iy = int64_t(oy * s.sh + i * s.dh) - int64_t(s.ph);
           if (iy < 0 || iy >= h) {
             for (int64_t ox = 0; ox < wo; ++ox) cols[ox] = 0.0f;
@@ -117,21 +119,39 @@ void conv2d_with(const Format* f, const float* dense, uint64_t rows, const float
   const uint64_t K = s.patch(), L = s.pixels();
   if (s.n == 0 || out_size == 0) return;
   const kernels::KernelSet& isa = kernels::active();
-  if (s.n == 1) {  // one image: its patches once, rows split between threads
-    const float* patches = x;
-    if (!is_pointwise(s)) {
-      float* cols = scratch(ScratchSlot::ConvPatches, K * L);
-      im2col(x, s, cols);
-      patches = cols;
-    }
+  // One image: its output rows in bands, one a thread, each with its own patches, so that no
+  // two threads read the same patches or run tiles of fewer rows (ccexam's 64 x 32 x 3 x 3
+  // convolution on 14 x 14 in the runtime: 0.044 -> 0.028 ms on two threads, Zen 5).
+  auto product = [&](const float* patches, uint64_t pixels, float* out) {
     if (dense) {
-      parallel_rows(rows, threads, double(K) * L / 4, [&](uint64_t r0, uint64_t r1) {
-        isa.dense_matmat(dense, K, patches, L, y, r0, r1, bias, with_relu);
-      });
+      isa.dense_matmat(dense, K, patches, pixels, out, 0, rows, bias, with_relu);
     } else {
-      f->matmat(patches, L, y, threads);
-      finish(bias, with_relu, rows, L, y);
+      f->matmat(patches, pixels, out, 1);
+      finish(bias, with_relu, rows, pixels, out);
     }
+  };
+  if (s.n == 1) {
+    const uint64_t n = threads ? threads : default_threads();
+    const uint64_t band_rows = (s.ho + n - 1) / n;
+    parallel_rows(s.ho, threads, work::conv_image(rows, K, s.wo), [&](uint64_t oy0, uint64_t oy1) {
+      const uint64_t pixels = (oy1 - oy0) * s.wo;
+      const float* patches = x;
+      if (!is_pointwise(s)) {
+        float* cols = scratch(ScratchSlot::ConvPatches, K * pixels);
+        im2col(x, s, oy0, oy1, cols);
+        patches = cols;
+      } else if (oy1 - oy0 < s.ho) {  // x's columns of this band, contiguous
+        float* cols = scratch(ScratchSlot::ConvPatches, K * pixels);
+        for (uint64_t k = 0; k < K; ++k)
+          std::copy_n(x + k * L + oy0 * s.wo, pixels, cols + k * pixels);
+        patches = cols;
+      }
+      if (pixels == L) return product(patches, L, y);
+      float* out = scratch(ScratchSlot::ConvBand, rows * pixels);
+      product(patches, pixels, out);
+      for (uint64_t r = 0; r < rows; ++r)
+        std::copy_n(out + r * pixels, pixels, y + r * L + oy0 * s.wo);
+    }, band_rows);
     return;
   }
   parallel_rows(
@@ -141,16 +161,10 @@ void conv2d_with(const Format* f, const float* dense, uint64_t rows, const float
         for (uint64_t i = i0; i < i1; ++i) {
           const float* p = x + i * in_size;
           if (patches) {
-            im2col(p, s, patches);
+            im2col(p, s, 0, s.ho, patches);
             p = patches;
           }
-          float* out = y + i * out_size;
-          if (dense) {
-            isa.dense_matmat(dense, K, p, L, out, 0, rows, bias, with_relu);
-          } else {
-            f->matmat(p, L, out, 1);
-            finish(bias, with_relu, rows, L, out);
-          }
+          product(p, L, y + i * out_size);
         }
       },
       1);

@@ -19,9 +19,10 @@ struct ConvShape {
 // input; sizes inside 2^31) and fills in ho, wo.  Throws InvalidInput.
 void check_conv(ConvShape& s);
 
-// Patches of one image: row (ci * kh + i) * kw + j holds, for each output pixel, the input
-// value under kernel tap (i, j) of channel ci, or 0 in the padding.
-void im2col(const float* image, const ConvShape& s, float* cols);
+// Patches of output rows [oy0, oy1) of one image: row (ci * kh + i) * kw + j holds, for each
+// of their output pixels, the input value under kernel tap (i, j) of channel ci, or 0 in the
+// padding.
+void im2col(const float* image, const ConvShape& s, uint64_t oy0, uint64_t oy1, float* cols);
 
 // y (n, rows, ho, wo) = W * patches of each image, plus bias[row] when bias is not null, then
 // relu when `with_relu` (each image's while it is in cache).  Images are split between threads;

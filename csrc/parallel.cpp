@@ -152,6 +152,8 @@ void run_serially(unsigned n, const std::function<void(unsigned)>& task) {
 }
 }  // namespace
 
+thread_local bool BackToBack::active_ = false;
+
 unsigned default_threads() {
   unsigned n = configured.load();
   if (n) return n;

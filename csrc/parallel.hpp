@@ -32,6 +32,23 @@ bool using_openmp();
 // probe for the benchmarks.
 double parallel_sum(const float* p, uint64_t n, unsigned threads);
 
+// While one lives on a thread, parallel_rows there gives a thread at least 2^17 units
+// (about 33 us) instead of 2^19: the runtime runs a model's steps back to back, so the pool's
+// workers are still spinning from the last step and start within a microsecond, and in a
+// process that runs a model there is no other pool to compete with.
+class BackToBack {
+ public:
+  BackToBack() : was_(active_) { active_ = true; }
+  ~BackToBack() { active_ = was_; }
+  BackToBack(const BackToBack&) = delete;
+  BackToBack& operator=(const BackToBack&) = delete;
+  static bool active() { return active_; }
+
+ private:
+  bool was_;
+  static thread_local bool active_;
+};
+
 // Runs f(r0, r1) over [0, rows) on up to `threads` threads (0 = default), no thread
 // getting less than `kMinWork` units of `work_per_row` (a unit: about 0.25 ns of one core's
 // time, as work.hpp estimates it per product), so small products stay on the calling
@@ -48,7 +65,7 @@ void parallel_rows(uint64_t rows, unsigned threads, double work_per_row, F&& f,
   // On PyTorch's own OpenMP threads (use_openmp) no other pool competes, and 2^16 units
   // (about 16 us) suffice: ccexam's CNN at batch 1 took 1.26 -> 1.21 ms, the VGG-style one
   // 1.77 -> 1.57 ms (2026-12-04, 2 vCPUs, Zen 1).
-  const double kMinWork = using_openmp() ? 1 << 16 : 1 << 19;
+  const double kMinWork = using_openmp() ? 1 << 16 : BackToBack::active() ? 1 << 17 : 1 << 19;
   constexpr uint64_t kChunksPerThread = 8;
   if (rows == 0) return;  // kernels allocate row scratch; an empty product needs none
   uint64_t n = threads ? threads : default_threads();

@@ -385,6 +385,7 @@ void check_steps(const std::vector<Step>& steps, uint64_t arena_size,
 }
 
 void run(const std::vector<Step>& steps, float* arena, unsigned threads) {
+  const BackToBack steps_back_to_back;
   for (const Step& s : steps) {
     const float* x = arena + (s.in.empty() ? 0 : s.in[0]);
     float* y = arena + s.out;

@@ -16,6 +16,7 @@ enum class ScratchSlot : unsigned {
   ConvWeights,   // a convolution's matrix decoded to floats
   ConvPatches,   // one image's patches (im2col)
   ConvPadded,    //   from this zero-padded copy of the image
+  ConvBand,      // one band of a single image's output, before it goes to its columns
   LaneBlock,     // a group of dense lanes expanded to floats
   kCount
 };

@@ -69,6 +69,36 @@ def test_conv_linear_relu_chain(tmp_path, compressed):
 
 
 
+@pytest.mark.parametrize("form", ["dense", "indexmap", "hcsr"])
+@pytest.mark.parametrize("channels, kernel, pad", [(32, 3, 1), (256, 1, 0)])
+def test_one_image_split_in_bands_between_threads(tmp_path, form, channels, kernel, pad):
+    # Enough work that one image's output rows are split in bands, one a thread (15 rows:
+    # uneven bands for 2 and 4 threads); a 1x1 convolution multiplies the image itself.
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, channels, 15, 13)).astype(np.float32)
+    w = rng.choice(np.float32([-1, -0.5, 0, 0.25, 1]), (64, channels, kernel, kernel))
+    b = rng.standard_normal(64).astype(np.float32)
+    tensors, matrices, weight = dict(b=b), {}, dict(matrix="w")
+    if form == "dense":
+        tensors["w"], weight = w, dict(weight="w")
+    else:
+        fmt = cn.IndexMap if form == "indexmap" else cn.HCSR
+        matrices["w"] = fmt.from_dense(w.reshape(64, -1))
+    graph = dict(inputs=[dict(name="x", shape=[None, channels, 15, 13], dtype="float32")],
+                 outputs=["c"],
+                 nodes=[dict(name="c", op="conv2d", inputs=["x"], module="", bias="b",
+                             kernel=[kernel] * 2, stride=[1, 1], padding=[pad] * 2,
+                             dilation=[1, 1], dims=2, **dict(dict(matrix=None, weight=None),
+                                                             **weight))])
+    path = tmp_path / "g.cnnm"
+    file_format.write(path, dict(framework="runtime-test", graph=graph), matrices, tensors)
+    rt = runtime.load(path, forms="stored")
+    want = conv_ref(x, w, b, (1, 1), (pad, pad), (1, 1))
+    for threads in (1, 2, 4):
+        np.testing.assert_allclose(rt(x, threads=threads), want, rtol=1e-5, atol=1e-4,
+                                   err_msg=f"{threads} threads")
+
+
 @pytest.mark.usefixtures("restore_isa")
 @pytest.mark.parametrize("isa", ["scalar", *_core.supported_isas()])
 @pytest.mark.parametrize("batch", [1, 4])
