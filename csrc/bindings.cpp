@@ -307,15 +307,16 @@ struct Program {
 void bind_runtime(py::module_& m) {
   using Weights = std::optional<carray<float>>;
   using StepArgs = std::tuple<uint32_t, std::vector<uint64_t>, uint64_t, std::vector<uint64_t>,
-                              std::optional<Ptr>, Weights, Weights, bool>;
+                              std::optional<Ptr>, Weights, Weights, bool, bool>;
   py::class_<Program>(m, "Program")
       .def(py::init([](const std::vector<StepArgs>& args, uint64_t arena_size) {
              auto program = std::make_unique<Program>();
              program->arena_size = arena_size;
              std::vector<uint64_t> weight_sizes, bias_sizes;
-             for (const auto& [op, in, out, p, matrix, weight, bias, relu] : args) {
+             for (const auto& [op, in, out, p, matrix, weight, bias, relu, pool] : args) {
                runtime::Step s{runtime::Op(op), in, out, p, matrix.value_or(nullptr)};
                s.relu = relu;
+               s.max_pool2 = pool;
                if (weight) s.weight = weight->data(), program->arrays.append(*weight);
                if (bias) s.bias = bias->data(), program->arrays.append(*bias);
                weight_sizes.push_back(weight ? uint64_t(weight->size()) : 0);

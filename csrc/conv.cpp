@@ -11,6 +11,17 @@
 
 namespace cnn {
 
+void max_pool2(const float* x, uint64_t planes, uint64_t h, uint64_t w, float* y) {
+  auto max_nan = [](float a, float b) { return (b > a || b != b) ? b : a; };
+  const uint64_t ho = h / 2, wo = w / 2;
+  for (uint64_t plane = 0; plane < planes; ++plane, x += h * w)
+    for (uint64_t oy = 0; oy < ho; ++oy, y += wo) {
+      const float *r0 = x + 2 * oy * w, *r1 = r0 + w;
+      for (uint64_t ox = 0; ox < wo; ++ox)
+        y[ox] = max_nan(max_nan(r0[2 * ox], r0[2 * ox + 1]), max_nan(r1[2 * ox], r1[2 * ox + 1]));
+    }
+}
+
 void relu(const float* x, float* y, uint64_t n) {
   for (uint64_t j = 0; j < n; ++j) y[j] = x[j] < 0.0f ? 0.0f : x[j];  // NaN and -0.0 stay
 }
@@ -114,9 +125,10 @@ namespace {
 // patches where given; otherwise f does.
 void conv2d_with(const Format* f, const float* dense, uint64_t rows, const float* x,
                  const ConvShape& s, const float* bias, float* y, unsigned threads,
-                 bool with_relu) {
-  const uint64_t in_size = s.c * s.h * s.w, out_size = rows * s.pixels();
-  const uint64_t K = s.patch(), L = s.pixels();
+                 ConvThen then) {
+  const bool with_relu = then.relu, pool = then.max_pool2;
+  const uint64_t K = s.patch(), L = s.pixels(), in_size = s.c * s.h * s.w;
+  const uint64_t out_size = rows * (pool ? (s.ho / 2) * (s.wo / 2) : L);
   if (s.n == 0 || out_size == 0) return;
   const kernels::KernelSet& isa = kernels::active();
   // One image: its output rows in bands, one a thread, each with its own patches, so that no
@@ -131,6 +143,9 @@ void conv2d_with(const Format* f, const float* dense, uint64_t rows, const float
     }
   };
   if (s.n == 1) {
+    // With pooling the bands fill the caller's buffer, pooled after.
+    float* const y_pooled = y;
+    if (pool) y = scratch(ScratchSlot::ConvOut, rows * L);
     const uint64_t n = threads ? threads : default_threads();
     const uint64_t band_rows = (s.ho + n - 1) / n;
     parallel_rows(s.ho, threads, work::conv_image(rows, K, s.wo), [&](uint64_t oy0, uint64_t oy1) {
@@ -152,6 +167,7 @@ void conv2d_with(const Format* f, const float* dense, uint64_t rows, const float
       for (uint64_t r = 0; r < rows; ++r)
         std::copy_n(out + r * pixels, pixels, y + r * L + oy0 * s.wo);
     }, band_rows);
+    if (pool) max_pool2(y, rows, s.ho, s.wo, y_pooled);
     return;
   }
   parallel_rows(
@@ -164,7 +180,13 @@ void conv2d_with(const Format* f, const float* dense, uint64_t rows, const float
             im2col(p, s, 0, s.ho, patches);
             p = patches;
           }
-          product(p, L, y + i * out_size);
+          if (!pool) {
+            product(p, L, y + i * out_size);
+            continue;
+          }
+          float* out = scratch(ScratchSlot::ConvOut, rows * L);
+          product(p, L, out);
+          max_pool2(out, rows, s.ho, s.wo, y + i * out_size);
         }
       },
       1);
@@ -172,7 +194,7 @@ void conv2d_with(const Format* f, const float* dense, uint64_t rows, const float
 }  // namespace
 
 void conv2d(const Format& f, const float* x, const ConvShape& s, const float* bias, float* y,
-            unsigned threads, bool with_relu) {
+            unsigned threads, ConvThen then) {
   // Several images: weights small enough (as convolution kernels are) are decoded once, and
   // every image multiplies the float block, so decoding is paid once, not once per image.
   // A sparse HCSR matrix keeps its sparse product, which skips the zeros.
@@ -184,12 +206,12 @@ void conv2d(const Format& f, const float* x, const ConvShape& s, const float* bi
     dense = scratch(ScratchSlot::ConvWeights, rows * K);
     f.to_dense(dense);
   }
-  conv2d_with(&f, dense, rows, x, s, bias, y, threads, with_relu);
+  conv2d_with(&f, dense, rows, x, s, bias, y, threads, then);
 }
 
 void conv2d_dense(const float* W, uint64_t rows, const float* x, const ConvShape& s,
-                  const float* bias, float* y, unsigned threads, bool with_relu) {
-  conv2d_with(nullptr, W, rows, x, s, bias, y, threads, with_relu);
+                  const float* bias, float* y, unsigned threads, ConvThen then) {
+  conv2d_with(nullptr, W, rows, x, s, bias, y, threads, then);
 }
 
 }  // namespace cnn

@@ -82,7 +82,9 @@ Extent extent(size_t i, const Step& s, uint64_t weight_size, uint64_t bias_size)
       need(13), inputs(1);
       const ConvShape c = conv_shape(s);
       weights(p[12], c.patch());
-      return {{product(p.data(), 4)}, product({c.n, p[12], c.ho, c.wo})};
+      if (s.max_pool2 && (c.ho < 2 || c.wo < 2)) bad(i, "an output too small to pool");
+      const uint64_t pool = s.max_pool2 ? 2 : 1;
+      return {{product(p.data(), 4)}, product({c.n, p[12], c.ho / pool, c.wo / pool})};
     }
     case Op::Relu:
     case Op::Gelu:
@@ -201,8 +203,8 @@ inline void clip(int64_t start, int64_t k, int64_t d, int64_t size, int64_t& t0,
 }
 
 // Planes [p0, p1) of a pooling step: windows clipped to the input once per output row and
-// column, so the inner loops test nothing; 2x2 windows of stride 2 (the common case) in a
-// loop the compiler vectorises.
+// column, so the inner loops test nothing; 2x2 windows of stride 2 (the common case) by
+// max_pool2 (conv.hpp).
 void pool_planes(const Step& s, const float* x, float* y, uint64_t p0, uint64_t p1) {
   const auto& p = s.p;
   const bool is_max = s.op == Op::MaxPool2d;
@@ -210,20 +212,15 @@ void pool_planes(const Step& s, const float* x, float* y, uint64_t p0, uint64_t 
   const int64_t sh = int64_t(p[5]), sw = int64_t(p[6]), ph = int64_t(p[7]), pw = int64_t(p[8]);
   const int64_t dh = is_max ? int64_t(p[9]) : 1, dw = is_max ? int64_t(p[10]) : 1;
   const int64_t ho = int64_t(is_max ? p[11] : p[9]), wo = int64_t(is_max ? p[12] : p[10]);
-  const bool halve = is_max && kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0 &&
-                     dh == 1 && dw == 1 && 2 * ho <= h && 2 * wo <= w;
+  if (is_max && kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0 && dh == 1 &&
+      dw == 1 && ho == h / 2 && wo == w / 2)
+    return max_pool2(x + p0 * h * w, p1 - p0, uint64_t(h), uint64_t(w), y + p0 * ho * wo);
   std::vector<int64_t> j0(wo), j1(wo);
   for (int64_t ox = 0; ox < wo; ++ox) clip(ox * sw - pw, kw, dw, w, j0[ox], j1[ox]);
   for (uint64_t plane = p0; plane < p1; ++plane) {
     const float* in = x + plane * h * w;
     float* out = y + plane * ho * wo;
     for (int64_t oy = 0; oy < ho; ++oy, out += wo) {
-      if (halve) {
-        const float *r0 = in + 2 * oy * w, *r1 = r0 + w;
-        for (int64_t ox = 0; ox < wo; ++ox)
-          out[ox] = max_nan(max_nan(r0[2 * ox], r0[2 * ox + 1]), max_nan(r1[2 * ox], r1[2 * ox + 1]));
-        continue;
-      }
       const int64_t y0 = oy * sh - ph;
       int64_t i0, i1;
       clip(y0, kh, dh, h, i0, i1);
@@ -379,6 +376,8 @@ void check_steps(const std::vector<Step>& steps, uint64_t arena_size,
     const Extent e = extent(i, steps[i], weight_sizes[i], bias_sizes[i]);
     if (steps[i].relu && steps[i].op != Op::Linear && steps[i].op != Op::Conv2d)
       bad(i, "only a linear or convolution step takes a fused relu");
+    if (steps[i].max_pool2 && steps[i].op != Op::Conv2d)
+      bad(i, "only a convolution step takes a fused pooling");
     for (size_t k = 0; k < e.in.size(); ++k) inside(i, steps[i].in[k], e.in[k]);
     inside(i, steps[i].out, e.out);
   }
@@ -404,10 +403,11 @@ void run(const std::vector<Step>& steps, float* arena, unsigned threads) {
         break;
       case Op::Conv2d: {
         const ConvShape c = conv_shape(s);
+        const ConvThen then{s.relu, s.max_pool2};
         if (s.matrix)
-          conv2d(*s.matrix, x, c, s.bias, y, threads, s.relu);
+          conv2d(*s.matrix, x, c, s.bias, y, threads, then);
         else
-          conv2d_dense(s.weight, p[12], x, c, s.bias, y, threads, s.relu);
+          conv2d_dense(s.weight, p[12], x, c, s.bias, y, threads, then);
         break;
       }
       case Op::Relu:

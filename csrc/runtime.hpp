@@ -43,6 +43,9 @@ struct Step {
   const float* weight = nullptr;  // owned by the caller (kept alive with the program)
   const float* bias = nullptr;
   bool relu = false;  // Linear, Conv2d: relu on the output (a Relu step fused into this one)
+  // Conv2d: then a 2x2 max pool of stride 2 (a MaxPool2d step fused into this one): the
+  // output is n x rows x ho/2 x wo/2.
+  bool max_pool2 = false;
 };
 
 // Checks each step's sizes against the arena of `arena_size` floats and its weights'

@@ -17,6 +17,7 @@ enum class ScratchSlot : unsigned {
   ConvPatches,   // one image's patches (im2col)
   ConvPadded,    //   from this zero-padded copy of the image
   ConvBand,      // one band of a single image's output, before it goes to its columns
+  ConvOut,       // an image's output before its pooling
   LaneBlock,     // a group of dense lanes expanded to floats
   kCount
 };

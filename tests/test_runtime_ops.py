@@ -134,6 +134,56 @@ def test_relu_fused_only_into_a_sole_reader(tmp_path, batch, isa):
     x[0, 0, 2, 2] = np.nan
     assert np.isnan(run(tmp_path, nodes, dict(x=x), tensors)[0]).all()
 
+@pytest.mark.parametrize("form", ["dense", "indexmap"])
+@pytest.mark.parametrize("batch, size", [(1, (8, 6)), (1, (15, 13)), (4, (7, 9))])
+def test_max_pooling_fused_into_the_convolution_before(tmp_path, form, batch, size):
+    """A 2x2 max pool of stride 2 right after a convolution (and its relu) that nothing else
+    reads is done by the convolution, image by image (odd sizes: the last row and column
+    left out; 32 x 15 x 13: one image split in bands); where the output is read twice, or
+    the pool is not 2x2 of stride 2, the pool is a step of its own."""
+    rng = np.random.default_rng(4)
+    c_in = 32 if size == (15, 13) else 3
+    x = rng.standard_normal((batch, c_in, *size)).astype(np.float32)
+    x[0, :, :4, :4] = np.nan  # kept by the relu and the pools, as torch does
+    w1 = rng.choice(np.float32([-1, -0.5, 0, 0.25, 1]), (16, c_in, 3, 3))
+    w2 = rng.choice(np.float32([-1, -0.5, 0, 0.25, 1]), (16, 16, 3, 3))
+    b = rng.standard_normal(16).astype(np.float32)
+    tensors, matrices = dict(b=b), {}
+    if form == "dense":
+        tensors.update(w1=w1, w2=w2)
+        weights = [dict(weight="w1"), dict(weight="w2")]
+    else:
+        matrices = dict(w1=cn.IndexMap.from_dense(w1.reshape(16, -1)),
+                        w2=cn.IndexMap.from_dense(w2.reshape(16, -1)))
+        weights = [dict(matrix="w1"), dict(matrix="w2")]
+    conv = dict(op="conv2d", kernel=[3, 3], stride=[1, 1], padding=[1, 1], dilation=[1, 1],
+                dims=2)
+    pool = dict(op="max_pool2d", kernel=[2, 2], stride=[2, 2], padding=[0, 0],
+                dilation=[1, 1], ceil_mode=False)
+    c = lambda x, w, b: conv_ref(x, w, b, (1, 1), (1, 1), (1, 1))
+    p = lambda x, s=(2, 2): pool_ref(x, (2, 2), s, (0, 0), False, "max")
+    fusable = [dict(name="c1", inputs=["x"], bias="b", **conv, **weights[0]),
+               dict(name="r1", op="relu", inputs=["c1"]),
+               dict(name="p1", inputs=["r1"], **pool),  # with the relu
+               dict(name="c2", inputs=["p1"], bias=None, **conv, **weights[1]),
+               dict(name="p2", inputs=["c2"], **pool)]  # without
+    got = run(tmp_path, fusable, dict(x=x), tensors, matrices)
+    want = p(c(p(np.maximum(c(x, w1, b), 0)), w2, np.zeros(16)))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    assert np.isnan(got[0]).any() and not np.isnan(got[1:]).any()
+    offsets = runtime.load(tmp_path / "g.cnnm")._plan(batch)[0].offsets
+    assert "c1" not in offsets and "c2" not in offsets  # never stored
+    separate = [*fusable[:3], dict(name="q1", inputs=["r1"], **pool),  # r1 read twice
+                dict(name="s", op="add", inputs=["p1", "q1"]),
+                dict(name="c2", inputs=["s"], bias=None, **conv, **weights[1]),
+                dict(name="p2", inputs=["c2"], **{**pool, "stride": [1, 1]})]
+    got = run(tmp_path, separate, dict(x=x), tensors, matrices)
+    want = p(c(2 * p(np.maximum(c(x, w1, b), 0)), w2, np.zeros(16)), (1, 1))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    offsets = runtime.load(tmp_path / "g.cnnm")._plan(batch)[0].offsets
+    assert "c1" in offsets and "c2" in offsets
+
+
 def pool_ref(x, k, s, p, ceil, kind, count_pad=True, divisor=None, dil=(1, 1)):
     n, c, h, w = x.shape
     fill = -np.inf if kind == "max" else 0.0
@@ -230,3 +280,14 @@ def test_a_bad_index_is_an_error(tmp_path):
     node = dict(name="e", op="embedding", inputs=["i"], weight="t")
     with pytest.raises(ValueError, match="index 3 is not a row of the 3-row table"):
         run(tmp_path, [node], dict(i=np.array([[0, 3]])), dict(t=table))
+
+
+def test_the_core_checks_fused_steps():
+    relu = (3, [0], 4, [4], None, None, None, False)  # a relu over 4 floats
+    _core.Program([(*relu, False)], 8)
+    with pytest.raises(ValueError, match="only a convolution step takes a fused pooling"):
+        _core.Program([(*relu, True)], 8)
+    conv = (2, [0], 9, [1, 1, 3, 3, 3, 3, 1, 1, 0, 0, 1, 1, 1], None,
+            np.ones(9, np.float32), None, False, True)  # 3x3 image, 3x3 kernel: 1x1 out
+    with pytest.raises(ValueError, match="too small to pool"):
+        _core.Program([conv], 16)

@@ -2,7 +2,9 @@
 lifetimes do not overlap share space; reshapes share their input's), and the steps the
 native core runs over it (_core.Program, which checks every offset again).  A relu whose
 input is a linear or convolution output read by nothing else is done by that step, on its
-output while it is still in cache, and shares its place."""
+output while it is still in cache, and shares its place; a 2x2 max pool of stride 2 right
+after a convolution (and its relu) that nothing else reads is done by the convolution, image
+by image, whose unpooled output is then never stored."""
 from __future__ import annotations
 
 import math
@@ -23,14 +25,19 @@ class Plan:
     def __init__(self, graph: Graph, batch: int):
         self.shapes = shapes = graph.infer(batch)
         nodes = graph.nodes
+        by_name = {node["name"]: node for node in nodes}
         fused = _fused_relus(graph)
+        pools = _fused_pools(graph, shapes, fused)  # pool node -> the conv2d node it ends
+        absorbed = set(pools.values())  # convolutions done by their pool's step
         root = {name: name for name, _, _ in graph.inputs}
         for node in nodes:
             shared = node["op"] in ALIASES or node["name"] in fused
             root[node["name"]] = root[node["inputs"][0]] if shared else node["name"]
         last = {name: -1 for name in root}
         for i, node in enumerate(nodes):
-            for n in node["inputs"]:
+            reads = node["inputs"] if node["name"] not in pools else \
+                by_name[pools[node["name"]]]["inputs"]  # the step runs the convolution here
+            for n in reads:
                 last[root[n]] = i
         last[root[graph.output]] = len(nodes)
         offsets, live, start = {}, [], 0  # live: (start, end, root)
@@ -40,6 +47,8 @@ class Plan:
             start = live[-1][1]
         for i, node in enumerate(nodes):
             name = node["name"]
+            if name in absorbed or root[name] in absorbed:  # never stored
+                continue
             if root[name] != name:
                 offsets[name] = offsets[root[name]]
                 continue
@@ -54,9 +63,18 @@ class Plan:
         self.offsets = offsets
         self.arena_size = max(offsets[n] + math.prod(shapes[n]) for n in offsets)
         relu_after = {node["inputs"][0] for node in nodes if node["name"] in fused}
-        self.program = _core.Program(
-            [_step(graph, node, shapes, offsets, node["name"] in relu_after) for node in nodes
-             if root[node["name"]] == node["name"]], self.arena_size)
+        steps = []
+        for node in nodes:
+            name = node["name"]
+            if root[name] != name or name in absorbed:
+                continue
+            if name in pools:  # the convolution, writing the pooled value
+                conv = by_name[pools[name]]
+                steps.append((*_step(graph, conv, shapes, {**offsets, conv["name"]: offsets[name]},
+                                     conv["name"] in relu_after), True))
+            else:
+                steps.append((*_step(graph, node, shapes, offsets, name in relu_after), False))
+        self.program = _core.Program(steps, self.arena_size)
 
 
 def _fused_relus(graph: Graph) -> set[str]:
@@ -70,6 +88,36 @@ def _fused_relus(graph: Graph) -> set[str]:
     return {node["name"] for node in graph.nodes
             if node["op"] == "relu" and ops.get(node["inputs"][0]) in ("linear", "conv2d")
             and readers[node["inputs"][0]] == 1 and node["inputs"][0] != graph.output}
+
+
+def _fused_pools(graph: Graph, shapes: dict, fused: set) -> dict[str, str]:
+    """{max_pool2d node: conv2d node} for each 2x2 max pool of stride 2 that the convolution
+    right before it (and its fused relu) does on each image's output while it is in cache:
+    the pool is the only reader of that output, which is not the graph's output."""
+    readers: dict[str, int] = {}
+    for node in graph.nodes:
+        for n in node["inputs"]:
+            readers[n] = readers.get(n, 0) + 1
+    out, nodes = {}, graph.nodes
+    for i, node in enumerate(nodes):
+        if node["op"] != "max_pool2d" or i == 0:
+            continue
+        src = nodes[i - 1]
+        if src["name"] in fused and i >= 2:  # conv2d, relu (fused), max_pool2d
+            src = nodes[i - 2] if src["name"] == node["inputs"][0] else None
+        elif src["name"] != node["inputs"][0]:
+            src = None
+        if src is None or src["op"] != "conv2d" or src["dims"] != 2:
+            continue
+        h, w = shapes[src["name"]][2:]
+        if (list(node["kernel"]), list(node["stride"]), list(node["padding"]),
+                list(node["dilation"])) != ([2, 2], [2, 2], [0, 0], [1, 1]) \
+                or shapes[node["name"]][2:] != (h // 2, w // 2):
+            continue
+        values = {src["name"], node["inputs"][0]}  # the convolution's (and its relu's)
+        if all(readers[v] == 1 for v in values) and graph.output not in values:
+            out[node["name"]] = src["name"]
+    return out
 
 
 def _f32(a) -> np.ndarray:
