@@ -33,6 +33,39 @@ peak = next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split
 print(peak, "torch" in sys.modules)
 """
 
+# One system per process, so that no system's threads (ONNX Runtime's and PyTorch's spin
+# after a call) run while another is timed: in one process our runtime measured 20% slower.
+# The process times `f` at the batch size each line of stdin names and prints the median ms.
+TIMER = r"""
+import sys, numpy as np
+kind, work = sys.argv[1], sys.argv[2]
+X = np.load(work + "/x.npy")
+if kind == "onnxruntime":
+    import onnxruntime as ort
+    sess = ort.InferenceSession(work + "/ccexam.onnx", providers=["CPUExecutionProvider"])
+    make = lambda b, x: (lambda: sess.run(None, {"x": x}))
+elif kind.startswith("runtime"):
+    import compactnn.runtime as runtime
+    rt = runtime.load(work + "/ccexam.cnnm", forms="stored" if kind.endswith("stored") else "fast")
+    make = lambda b, x: (lambda: rt(x))
+else:
+    import torch, compactnn.torch as cnt
+    from ccexam.models import MNISTNet
+    from compactnn.evaluation import zoo
+    model = zoo.ccexam_mnist() if kind == "torch" else cnt.load(
+        work + "/ccexam.cnnm", model=lambda: MNISTNet(28)).eval()
+    def make(b, x):
+        x = torch.from_numpy(x)
+        def f():
+            with torch.inference_mode():
+                return model(x)
+        return f
+from compactnn.bench.timing import median_time
+calls = {b: make(b, X[:b].copy()) for b in (1, 64)}
+for line in sys.stdin:
+    print(1e3 * median_time(calls[int(line)], budget=0.3, max_calls=2000), flush=True)
+"""
+
 
 ROUNDS = 5
 
@@ -44,13 +77,12 @@ def peak_rss_mb(kind: str, path: Path, x: Path) -> tuple[float, bool]:
 
 
 def main(work: Path) -> None:
-    import onnxruntime as ort
     import torch
 
     import compactnn as cn
     import compactnn.runtime as runtime
     import compactnn.torch as cnt
-    from compactnn.bench.timing import machine_line, median_time
+    from compactnn.bench.timing import machine_line
     from compactnn.evaluation import zoo
 
     dense = zoo.ccexam_mnist()
@@ -63,40 +95,42 @@ def main(work: Path) -> None:
                       dynamic_axes={"x": {0: "batch"}}, dynamo=False)
     np.save(x_path, X.numpy())
     rt = runtime.load(model_path)
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     with torch.inference_mode():
         want = small(X).numpy()
     np.testing.assert_allclose(rt(X.numpy()), want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
 
-    def torch_call(m, x):
-        def f():
-            with torch.inference_mode():
-                return m(x)
-        return f
-
     print(f"compactnn runtime, ccexam MNIST CNN: {machine_line()}; kernels "
           f"{cn.cpu_info()['isa']}\n")
+    changed = {n: f"{type(m).__name__} {m.nbytes:,} bytes" for n, m in rt.graph.matrices.items()
+               if m.nbytes != runtime.load(model_path, forms="stored").graph.matrices[n].nbytes}
+    print(f"runtime re-encodes at load: {changed or 'nothing'}\n")
     print("| system | bytes on disk | batch 1 ms | batch 64 ms |")
     print("|---|---:|---:|---:|")
-    systems = [
-        ("PyTorch float32, eager", None,
-         lambda b: torch_call(dense, X[:b])),
-        ("ONNX Runtime float32", onnx_path.stat().st_size,
-         lambda b: (lambda x=X[:b].numpy(): sess.run(None, {"x": x}))),
-        ("compactnn, compressed PyTorch modules", model_path.stat().st_size,
-         lambda b: torch_call(small, X[:b])),
-        ("compactnn.runtime (numpy only)", model_path.stat().st_size,
-         lambda b: (lambda x=X[:b].numpy(): rt(x))),
-    ]
-    # Rounds that take every system in turn; a system's figure is its best round's median
-    # (this 2-vCPU VM slows down for seconds at a time, which a single run cannot tell apart).
-    ms = {(name, b): [] for name, _, _ in systems for b in (1, 64)}
+    systems = [("PyTorch float32, eager", None, "torch"),
+               ("ONNX Runtime float32", onnx_path.stat().st_size, "onnxruntime"),
+               ("compactnn, compressed PyTorch modules", model_path.stat().st_size, "cnt"),
+               ("compactnn.runtime, forms as stored", model_path.stat().st_size,
+                "runtime-stored"),
+               ("compactnn.runtime (numpy only; default forms)", model_path.stat().st_size,
+                "runtime")]
+    procs = {kind: subprocess.Popen([sys.executable, "-c", TIMER, kind, str(work)],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for _, _, kind in systems}
+    # Rounds that take every system in turn, one at a time; a system's figure is its best
+    # round's median (this 2-vCPU VM slows down for seconds at a time, which a single run
+    # cannot tell apart).
+    ms = {(kind, b): [] for _, _, kind in systems for b in (1, 64)}
     for _ in range(ROUNDS):
-        for name, _, make in systems:
+        for _, _, kind in systems:
             for b in (1, 64):
-                ms[name, b].append(1e3 * median_time(make(b), budget=0.3, max_calls=2000))
-    for name, size, _ in systems:
-        b1, b64 = min(ms[name, 1]), min(ms[name, 64])
+                procs[kind].stdin.write(f"{b}\n")
+                procs[kind].stdin.flush()
+                ms[kind, b].append(float(procs[kind].stdout.readline()))
+    for p in procs.values():
+        p.stdin.close()
+        p.wait()
+    for name, size, kind in systems:
+        b1, b64 = min(ms[kind, 1]), min(ms[kind, 64])
         print(f"| {name} | {f'{size:,}' if size else '-'} | {b1:.3f} | {b64:.2f} |")
     print()
     for kind in ("runtime", "torch"):
