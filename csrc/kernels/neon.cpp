@@ -34,21 +34,16 @@ struct V128 {
   static reg zero() { return vdupq_n_f32(0.0f); }
   static reg set1(float v) { return vdupq_n_f32(v); }
   static reg loadu(const float* p) { return vld1q_f32(p); }
-  static reg load(const float* p, unsigned n) {  // n lanes, the rest 0
-    if (n == 4) return vld1q_f32(p);
-    float t[4] = {};
-    std::copy(p, p + n, t);
-    return vld1q_f32(t);
-  }
   struct tail {  // the lanes of a partial vector, for loads in a loop
     unsigned n;
   };
   static tail tail_of(unsigned n) { return {n}; }
-  static reg load(const float* p, tail m) {
+  static reg load(const float* p, tail m) {  // m.n lanes, the rest 0
     float t[4] = {};
     std::copy(p, p + m.n, t);
     return vld1q_f32(t);
   }
+  static reg load(const float* p, unsigned n) { return n == 4 ? vld1q_f32(p) : load(p, tail{n}); }
   static void store(float* p, reg v, tail m) {
     float t[4];
     vst1q_f32(t, v);
@@ -56,9 +51,7 @@ struct V128 {
   }
   static void store(float* p, reg v, unsigned n) {
     if (n == 4) return vst1q_f32(p, v);
-    float t[4];
-    vst1q_f32(t, v);
-    std::copy(t, t + n, p);
+    store(p, v, tail{n});
   }
   static reg fmadd(reg a, reg b, reg c) { return vfmaq_f32(c, a, b); }
 };
