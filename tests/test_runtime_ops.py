@@ -134,13 +134,16 @@ def test_relu_fused_only_into_a_sole_reader(tmp_path, batch, isa):
     x[0, 0, 2, 2] = np.nan
     assert np.isnan(run(tmp_path, nodes, dict(x=x), tensors)[0]).all()
 
+@pytest.mark.usefixtures("restore_isa")
+@pytest.mark.parametrize("isa", ["scalar", *_core.supported_isas()])
 @pytest.mark.parametrize("form", ["dense", "indexmap"])
 @pytest.mark.parametrize("batch, size", [(1, (8, 6)), (1, (15, 13)), (4, (7, 9))])
-def test_max_pooling_fused_into_the_convolution_before(tmp_path, form, batch, size):
+def test_max_pooling_fused_into_the_convolution_before(tmp_path, form, batch, size, isa):
     """A 2x2 max pool of stride 2 right after a convolution (and its relu) that nothing else
     reads is done by the convolution, image by image (odd sizes: the last row and column
     left out; 32 x 15 x 13: one image split in bands); where the output is read twice, or
-    the pool is not 2x2 of stride 2, the pool is a step of its own."""
+    the pool is not 2x2 of stride 2, the pool is a step of its own.  Every kernel set."""
+    _core.set_isa(isa)
     rng = np.random.default_rng(4)
     c_in = 32 if size == (15, 13) else 3
     x = rng.standard_normal((batch, c_in, *size)).astype(np.float32)
@@ -235,6 +238,35 @@ def test_pooling(tmp_path, kind, k, s, p, ceil, extra):
     want = pool_ref(x, k, s, p, ceil, kind, extra.get("count_pad", True), extra.get("divisor"),
                     extra.get("dil", (1, 1)))
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.usefixtures("restore_isa")
+@pytest.mark.parametrize("isa", ["scalar", *_core.supported_isas()])
+def test_2x2_max_pooling_every_width_on_every_set(tmp_path, isa):
+    """The 2x2 stride-2 max pool (a kernel of each set) on widths around the vector widths,
+    odd sizes (the last row and column left out), NaN in either column or row of a window,
+    and ties of -0.0 and +0.0 (the first of the window wins, as in torch): the same bits as
+    a plain loop in window order."""
+    _core.set_isa(isa)
+    rng = np.random.default_rng(5)
+    for w in [2, 3, 7, 8, 9, 15, 16, 17, 28, 31, 32, 33, 34, 47, 64, 65]:
+        x = rng.standard_normal((2, 3, 5, w)).astype(np.float32)
+        x[0, 0, 0, 1] = x[1, 2, 3, 0] = np.nan
+        x[0, 1, :2, :2] = [[-0.0, 0.0], [0.0, -0.0]]
+        x[1, 1, :2, :2] = [[0.0, -0.0], [-0.0, 0.0]]
+        got = run(tmp_path, [dict(name="y", op="max_pool2d", inputs=["x"], kernel=[2, 2],
+                                  stride=[2, 2], padding=[0, 0], dilation=[1, 1],
+                                  ceil_mode=False)], dict(x=x))
+        want = np.empty((2, 3, 2, w // 2), np.float32)
+        for idx in np.ndindex(want.shape):
+            n, c, oy, ox = idx
+            win = x[n, c, 2 * oy:2 * oy + 2, 2 * ox:2 * ox + 2].reshape(-1)
+            m = win[0]
+            for v in win[1:]:  # torch's order: a later value wins if larger or NaN
+                m = v if (v > m or np.isnan(v)) else m
+            want[idx] = m
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32),
+                                      err_msg=f"{isa}, width {w}")
 
 
 def test_max_pooling_propagates_nan(tmp_path):

@@ -463,6 +463,36 @@ const LaneOps256::Expand LaneOps256::kExpand;
 
 using Vec = V256;
 
+// b where b > a or b is NaN, lane by lane (pool.hpp's max_nan).
+inline __m256 max_nan(__m256 a, __m256 b) {
+  return _mm256_blendv_ps(
+      a, b, _mm256_or_ps(_mm256_cmp_ps(b, a, _CMP_GT_OQ), _mm256_cmp_ps(b, b, _CMP_UNORD_Q)));
+}
+
+// Eight outputs at a time: each input row's 16 floats in two registers, even and odd columns
+// split by shuffles within 128-bit halves (outputs 0 1 4 5 | 2 3 6 7), put in order once at
+// the end.
+void max_pool2(const float* x, uint64_t planes, uint64_t h, uint64_t w, float* y) {
+  const uint64_t ho = h / 2, wo = w / 2;
+  for (uint64_t plane = 0; plane < planes; ++plane, x += h * w)
+    for (uint64_t oy = 0; oy < ho; ++oy, y += wo) {
+      const float* rows[2] = {x + 2 * oy * w, x + (2 * oy + 1) * w};
+      for (uint64_t ox = 0; ox < wo; ox += 8) {
+        const unsigned n = unsigned(std::min<uint64_t>(8, wo - ox));  // outputs, 2n inputs
+        const unsigned lo = std::min(8u, 2 * n), hi = 2 * n - lo;
+        __m256 m[2];
+        for (int k = 0; k < 2; ++k) {
+          const __m256 a = V256::load(rows[k] + 2 * ox, lo);
+          const __m256 b = hi ? V256::load(rows[k] + 2 * ox + 8, hi) : _mm256_setzero_ps();
+          m[k] = max_nan(_mm256_shuffle_ps(a, b, 0x88), _mm256_shuffle_ps(a, b, 0xDD));
+        }
+        const __m256 out = _mm256_castpd_ps(
+            _mm256_permute4x64_pd(_mm256_castps_pd(max_nan(m[0], m[1])), 0xD8));
+        V256::store(y + ox, out, n);
+      }
+    }
+}
+
 }  // namespace
 }  // namespace cnn::kernels::avx2
 

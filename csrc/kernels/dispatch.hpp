@@ -42,6 +42,9 @@ using DenseMatmatFn = void(const float* W, uint64_t cols, const float* X, uint64
 // the copy).  src's rows lie in one array: a kernel may read on from a row into the next.
 using CopyRowsFn = void(float* dst, uint64_t dst_stride, const float* src, uint64_t src_stride,
                         uint64_t rows, uint64_t width);
+// y (planes x h/2 x w/2) = the largest of each 2x2 block of x (planes x h x w), NaN kept; a
+// last odd row or column left out.  The sets' results are the same bits.
+using MaxPool2Fn = void(const float* x, uint64_t planes, uint64_t h, uint64_t w, float* y);
 
 // One slot of a KernelSet.  Each slot has a type of its own that takes its function only
 // explicitly, so a set lists its kernels as ImMatvec(im_matvec), ...: a kernel in the slot of
@@ -85,6 +88,7 @@ using FixedMatvec = Slot<struct FixedMatvecTag, MatvecFn<FixedView>>;
 using FixedMatmat = Slot<struct FixedMatmatTag, BatchFn<FixedView>>;
 using DenseMatmat = Slot<struct DenseMatmatTag, DenseMatmatFn>;
 using CopyRows = Slot<struct CopyRowsTag, CopyRowsFn>;
+using MaxPool2 = Slot<struct MaxPool2Tag, MaxPool2Fn>;
 static_assert(!std::is_convertible_v<BatchFn<IMView>*, ImMatmat>, "slots are filled by name");
 static_assert(!std::is_convertible_v<ImMatmat, ImLinear>, "slots of one signature differ");
 static_assert(!std::is_default_constructible_v<ImMatvec>, "no set leaves a slot out");
@@ -116,6 +120,8 @@ struct KernelSet {
   // Convolution: its decoded weights, its patches.
   DenseMatmat dense_matmat;
   CopyRows copy_rows;
+  // Pooling: a 2x2 max pool of stride 2.
+  MaxPool2 max_pool2;
 };
 
 // The architecture this build is for, and its kernel sets besides the scalar one: avx2.cpp,

@@ -105,7 +105,8 @@ constexpr KernelSet kernel_set(const char* name, uint32_t features, FixedMatvec 
           fixed_matvec,
           fixed_matmat,
           DenseMatmat(dense_matmat_rows<Vec>),
-          CopyRows(copy_rows)};
+          CopyRows(copy_rows),
+          MaxPool2(max_pool2)};
 }
 
 }  // namespace

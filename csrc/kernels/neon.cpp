@@ -21,6 +21,7 @@
 #include "decode.hpp"
 #include "dispatch.hpp"
 #include "matmat.hpp"
+#include "pool.hpp"
 
 namespace cnn::kernels::neon {
 namespace {
@@ -324,6 +325,26 @@ struct LaneOps128 {
   static const Expand kExpand;
 };
 const LaneOps128::Expand LaneOps128::kExpand;
+
+// b where b > a or b is NaN, lane by lane (pool.hpp's max_nan).
+inline float32x4_t max_nan(float32x4_t a, float32x4_t b) {
+  return vbslq_f32(vorrq_u32(vcgtq_f32(b, a), vmvnq_u32(vceqq_f32(b, b))), b, a);
+}
+
+// Four outputs at a time, even and odd columns split by vld2q; the rest by pool.hpp's loop.
+void max_pool2(const float* x, uint64_t planes, uint64_t h, uint64_t w, float* y) {
+  const uint64_t ho = h / 2, wo = w / 2;
+  for (uint64_t plane = 0; plane < planes; ++plane, x += h * w)
+    for (uint64_t oy = 0; oy < ho; ++oy, y += wo) {
+      const float *r0 = x + 2 * oy * w, *r1 = r0 + w;
+      uint64_t ox = 0;
+      for (; ox + 4 <= wo; ox += 4) {
+        const float32x4x2_t a = vld2q_f32(r0 + 2 * ox), b = vld2q_f32(r1 + 2 * ox);
+        vst1q_f32(y + ox, max_nan(max_nan(a.val[0], a.val[1]), max_nan(b.val[0], b.val[1])));
+      }
+      max_pool2_row(r0, r1, y, ox, wo);
+    }
+}
 
 }  // namespace
 }  // namespace cnn::kernels::neon

@@ -8,6 +8,7 @@
 #include "fixed.hpp"
 #include "lanes.hpp"
 #include "matmat.hpp"
+#include "pool.hpp"
 
 namespace cnn::kernels::scalar {
 namespace {
@@ -99,6 +100,13 @@ void copy_rows(float* dst, uint64_t dst_stride, const float* src, uint64_t src_s
     std::memcpy(dst, src, width * sizeof(float));
 }
 
+void max_pool2(const float* x, uint64_t planes, uint64_t h, uint64_t w, float* y) {
+  const uint64_t ho = h / 2, wo = w / 2;
+  for (uint64_t plane = 0; plane < planes; ++plane, x += h * w)
+    for (uint64_t oy = 0; oy < ho; ++oy, y += wo)
+      max_pool2_row(x + 2 * oy * w, x + (2 * oy + 1) * w, y, 0, wo);
+}
+
 // Y[b, i] = sum_j cb[idx[j]] X[b, j], terms in column order as in axpy_rows
 template <class Idx>
 void dot_rows(const Idx* idx, const float* cb, uint64_t cols, const float* X, uint64_t batch,
@@ -153,6 +161,7 @@ const KernelSet scalar_kernels = {
     FixedMatmat(scalar::fixed_matmat_scalar),
     DenseMatmat(scalar::dense_matmat),
     CopyRows(scalar::copy_rows),
+    MaxPool2(scalar::max_pool2),
 };
 
 }  // namespace cnn::kernels
