@@ -17,6 +17,7 @@
 #include "decode.hpp"
 #include "dispatch.hpp"
 #include "matmat.hpp"
+#include "transpose_avx.hpp"
 
 namespace cnn::kernels::avx2 {
 namespace {
@@ -46,6 +47,9 @@ struct V256 {
       _mm256_maskstore_ps(p, mask(n), v);
   }
   static reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static void transpose8(const float* src, uint64_t lds, float* dst, uint64_t ldd) {
+    transpose8x8(src, lds, dst, ldd);
+  }
 };
 
 inline float hsum(__m256 s) {

@@ -33,6 +33,7 @@
 #include "decode.hpp"
 #include "dispatch.hpp"
 #include "matmat.hpp"
+#include "transpose_avx.hpp"
 
 namespace cnn::kernels::avx512 {
 namespace {
@@ -60,6 +61,9 @@ struct V512 {
       _mm512_mask_storeu_ps(p, mask(n), v);
   }
   static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static void transpose8(const float* src, uint64_t lds, float* dst, uint64_t ldd) {
+    transpose8x8(src, lds, dst, ldd);
+  }
 };
 
 // The codebook (k <= 2^Bits entries, zero-padded) in registers; looks up 16 indices at once.

@@ -55,6 +55,10 @@ struct V128 {
     store(p, v, tail{n});
   }
   static reg fmadd(reg a, reg b, reg c) { return vfmaq_f32(c, a, b); }
+  static void transpose8(const float* src, uint64_t lds, float* dst, uint64_t ldd) {
+    for (int r = 0; r < 8; ++r)
+      for (int c = 0; c < 8; ++c) dst[c * ldd + r] = src[r * lds + c];
+  }
 };
 
 using Vec = V128;
