@@ -185,6 +185,24 @@ def test_max_pooling_fused_into_the_convolution_before(tmp_path, form, batch, si
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
     offsets = runtime.load(tmp_path / "g.cnnm")._plan(batch)[0].offsets
     assert "c1" in offsets and "c2" in offsets
+    # Two branches, each conv -> relu -> pool, in an order where a pool's relu does not
+    # follow its own convolution: neither pool is fused, and the results stay right.
+    w3 = np.resize(w2, (16, c_in, 3, 3))
+    if form == "dense":
+        tensors["w3"] = w3
+    else:
+        matrices["w3"] = cn.IndexMap.from_dense(w3.reshape(16, -1))
+    other = dict(weight="w3") if form == "dense" else dict(matrix="w3")
+    branches = [dict(name="a", inputs=["x"], bias="b", **conv, **weights[0]),
+                dict(name="b2", inputs=["x"], bias=None, **conv, **other),
+                dict(name="ra", op="relu", inputs=["a"]), dict(name="pa", inputs=["ra"], **pool),
+                dict(name="rb", op="relu", inputs=["b2"]), dict(name="pb", inputs=["rb"], **pool),
+                dict(name="s", op="add", inputs=["pa", "pb"])]
+    got = run(tmp_path, branches, dict(x=x), tensors, matrices)
+    want = p(np.maximum(c(x, w1, b), 0)) + p(np.maximum(c(x, w3, np.zeros(16)), 0))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    offsets = runtime.load(tmp_path / "g.cnnm")._plan(batch)[0].offsets
+    assert "a" in offsets and "b2" in offsets
 
 
 def pool_ref(x, k, s, p, ceil, kind, count_pad=True, divisor=None, dil=(1, 1)):

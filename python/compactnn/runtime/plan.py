@@ -102,11 +102,11 @@ def _fused_pools(graph: Graph, shapes: dict, fused: set) -> dict[str, str]:
     for i, node in enumerate(nodes):
         if node["op"] != "max_pool2d" or i == 0:
             continue
-        src = nodes[i - 1]
-        if src["name"] in fused and i >= 2:  # conv2d, relu (fused), max_pool2d
-            src = nodes[i - 2] if src["name"] == node["inputs"][0] else None
-        elif src["name"] != node["inputs"][0]:
-            src = None
+        src = nodes[i - 1]  # the pool's input, made by the node before
+        if src["name"] != node["inputs"][0]:
+            continue
+        if src["name"] in fused:  # conv2d, its relu, max_pool2d: the conv right before
+            src = nodes[i - 2] if i >= 2 and nodes[i - 2]["name"] == src["inputs"][0] else None
         if src is None or src["op"] != "conv2d" or src["dims"] != 2:
             continue
         h, w = shapes[src["name"]][2:]
