@@ -133,6 +133,25 @@ def test_stored_or_fast_forms(tmp_path):
         runtime.load(path, forms="small")
 
 
+def test_info_lists_what_the_runtime_re_encodes(tmp_path, capsys):
+    from compactnn.cli.main import main
+    from compactnn.matrix.formats import form_name
+
+    torch.manual_seed(4)
+    model = compressed(zoo.lenet_300_100(), prune=0.7, prune_scope="global", objective="small")
+    path = tmp_path / "m.cnnm"
+    cnt.save(model, path, example_input=torch.randn(2, 1, 28, 28))
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    stored = runtime.load(path, forms="stored").graph.matrices
+    changed = {n: (stored[n], m) for n, m in runtime.load(path).graph.matrices.items()
+               if form_name(m) != form_name(stored[n])}
+    assert changed and "the runtime re-encodes for speed at load" in out
+    for name, (was, m) in changed.items():
+        assert (f"  {name}: {form_name(was)} {was.nbytes:,} bytes -> {form_name(m)} "
+                f"{m.nbytes:,} bytes") in out
+
+
 def test_deepdta_two_index_inputs_embeddings_transposes_and_max(tmp_path):
     from compactnn.evaluation import datasets
 
