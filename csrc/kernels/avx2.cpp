@@ -17,6 +17,7 @@
 #include "decode.hpp"
 #include "dispatch.hpp"
 #include "matmat.hpp"
+#include "pool.hpp"
 #include "transpose_avx.hpp"
 
 namespace cnn::kernels::avx2 {
@@ -477,24 +478,22 @@ inline __m256 max_nan(__m256 a, __m256 b) {
 // split by shuffles within 128-bit halves (outputs 0 1 4 5 | 2 3 6 7), put in order once at
 // the end.
 void max_pool2(const float* x, uint64_t planes, uint64_t h, uint64_t w, float* y) {
-  const uint64_t ho = h / 2, wo = w / 2;
-  for (uint64_t plane = 0; plane < planes; ++plane, x += h * w)
-    for (uint64_t oy = 0; oy < ho; ++oy, y += wo) {
-      const float* rows[2] = {x + 2 * oy * w, x + (2 * oy + 1) * w};
-      for (uint64_t ox = 0; ox < wo; ox += 8) {
-        const unsigned n = unsigned(std::min<uint64_t>(8, wo - ox));  // outputs, 2n inputs
-        const unsigned lo = std::min(8u, 2 * n), hi = 2 * n - lo;
-        __m256 m[2];
-        for (int k = 0; k < 2; ++k) {
-          const __m256 a = V256::load(rows[k] + 2 * ox, lo);
-          const __m256 b = hi ? V256::load(rows[k] + 2 * ox + 8, hi) : _mm256_setzero_ps();
-          m[k] = max_nan(_mm256_shuffle_ps(a, b, 0x88), _mm256_shuffle_ps(a, b, 0xDD));
-        }
-        const __m256 out = _mm256_castpd_ps(
-            _mm256_permute4x64_pd(_mm256_castps_pd(max_nan(m[0], m[1])), 0xD8));
-        V256::store(y + ox, out, n);
+  max_pool2_rows(x, planes, h, w, y, [](const float* r0, const float* r1, float* out,
+                                        uint64_t wo) {
+    for (uint64_t ox = 0; ox < wo; ox += 8) {
+      const unsigned n = unsigned(std::min<uint64_t>(8, wo - ox));  // outputs, 2n inputs
+      const unsigned lo = std::min(8u, 2 * n), hi = 2 * n - lo;
+      const float* rows[2] = {r0, r1};
+      __m256 m[2];
+      for (int k = 0; k < 2; ++k) {
+        const __m256 a = V256::load(rows[k] + 2 * ox, lo), b = V256::load(rows[k] + 2 * ox + 8, hi);
+        m[k] = max_nan(_mm256_shuffle_ps(a, b, 0x88), _mm256_shuffle_ps(a, b, 0xDD));
       }
+      const __m256 pairs = max_nan(m[0], m[1]);
+      V256::store(out + ox, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(pairs), 0xD8)),
+                  n);
     }
+  });
 }
 
 }  // namespace

@@ -33,6 +33,7 @@
 #include "decode.hpp"
 #include "dispatch.hpp"
 #include "matmat.hpp"
+#include "pool.hpp"
 #include "transpose_avx.hpp"
 
 namespace cnn::kernels::avx512 {
@@ -327,22 +328,20 @@ inline __m512 max_nan(__m512 a, __m512 b) {
 void max_pool2(const float* x, uint64_t planes, uint64_t h, uint64_t w, float* y) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-  const uint64_t ho = h / 2, wo = w / 2;
-  for (uint64_t plane = 0; plane < planes; ++plane, x += h * w)
-    for (uint64_t oy = 0; oy < ho; ++oy, y += wo) {
-      const float* rows[2] = {x + 2 * oy * w, x + (2 * oy + 1) * w};
-      for (uint64_t ox = 0; ox < wo; ox += 16) {
-        const unsigned n = unsigned(std::min<uint64_t>(16, wo - ox));  // outputs, 2n inputs
-        const __mmask16 lo = V512::mask(std::min(16u, 2 * n)), hi = V512::mask(2 * n - std::min(16u, 2 * n));
-        __m512 m[2];
-        for (int k = 0; k < 2; ++k) {
-          const __m512 a = _mm512_maskz_loadu_ps(lo, rows[k] + 2 * ox);
-          const __m512 b = _mm512_maskz_loadu_ps(hi, rows[k] + 2 * ox + 16);
-          m[k] = max_nan(_mm512_permutex2var_ps(a, even, b), _mm512_permutex2var_ps(a, odd, b));
-        }
-        _mm512_mask_storeu_ps(y + ox, V512::mask(n), max_nan(m[0], m[1]));
+  max_pool2_rows(x, planes, h, w, y, [&](const float* r0, const float* r1, float* out,
+                                         uint64_t wo) {
+    for (uint64_t ox = 0; ox < wo; ox += 16) {
+      const unsigned n = unsigned(std::min<uint64_t>(16, wo - ox));  // outputs, 2n inputs
+      const unsigned lo = std::min(16u, 2 * n), hi = 2 * n - lo;
+      const float* rows[2] = {r0, r1};
+      __m512 m[2];
+      for (int k = 0; k < 2; ++k) {
+        const __m512 a = V512::load(rows[k] + 2 * ox, lo), b = V512::load(rows[k] + 2 * ox + 16, hi);
+        m[k] = max_nan(_mm512_permutex2var_ps(a, even, b), _mm512_permutex2var_ps(a, odd, b));
       }
+      V512::store(out + ox, max_nan(m[0], m[1]), n);
     }
+  });
 }
 
 }  // namespace

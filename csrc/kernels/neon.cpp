@@ -337,17 +337,15 @@ inline float32x4_t max_nan(float32x4_t a, float32x4_t b) {
 
 // Four outputs at a time, even and odd columns split by vld2q; the rest by pool.hpp's loop.
 void max_pool2(const float* x, uint64_t planes, uint64_t h, uint64_t w, float* y) {
-  const uint64_t ho = h / 2, wo = w / 2;
-  for (uint64_t plane = 0; plane < planes; ++plane, x += h * w)
-    for (uint64_t oy = 0; oy < ho; ++oy, y += wo) {
-      const float *r0 = x + 2 * oy * w, *r1 = r0 + w;
-      uint64_t ox = 0;
-      for (; ox + 4 <= wo; ox += 4) {
-        const float32x4x2_t a = vld2q_f32(r0 + 2 * ox), b = vld2q_f32(r1 + 2 * ox);
-        vst1q_f32(y + ox, max_nan(max_nan(a.val[0], a.val[1]), max_nan(b.val[0], b.val[1])));
-      }
-      max_pool2_row(r0, r1, y, ox, wo);
+  max_pool2_rows(x, planes, h, w, y, [](const float* r0, const float* r1, float* out,
+                                        uint64_t wo) {
+    uint64_t ox = 0;
+    for (; ox + 4 <= wo; ox += 4) {
+      const float32x4x2_t a = vld2q_f32(r0 + 2 * ox), b = vld2q_f32(r1 + 2 * ox);
+      vst1q_f32(out + ox, max_nan(max_nan(a.val[0], a.val[1]), max_nan(b.val[0], b.val[1])));
     }
+    max_pool2_row(r0, r1, out, ox, wo);
+  });
 }
 
 }  // namespace

@@ -101,10 +101,8 @@ void copy_rows(float* dst, uint64_t dst_stride, const float* src, uint64_t src_s
 }
 
 void max_pool2(const float* x, uint64_t planes, uint64_t h, uint64_t w, float* y) {
-  const uint64_t ho = h / 2, wo = w / 2;
-  for (uint64_t plane = 0; plane < planes; ++plane, x += h * w)
-    for (uint64_t oy = 0; oy < ho; ++oy, y += wo)
-      max_pool2_row(x + 2 * oy * w, x + (2 * oy + 1) * w, y, 0, wo);
+  max_pool2_rows(x, planes, h, w, y, [](const float* r0, const float* r1, float* out,
+                                        uint64_t wo) { max_pool2_row(r0, r1, out, 0, wo); });
 }
 
 // Y[b, i] = sum_j cb[idx[j]] X[b, j], terms in column order as in axpy_rows
