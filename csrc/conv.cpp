@@ -5,6 +5,7 @@
 #include <string>
 
 #include "kernels/dispatch.hpp"
+#include "kernels/epilogue.hpp"
 #include "parallel.hpp"
 #include "scratch.hpp"
 #include "work.hpp"
@@ -96,24 +97,6 @@ bool is_pointwise(const ConvShape& s) {  // a 1x1 kernel, stride 1, no padding: 
   return s.kh == 1 && s.kw == 1 && s.sh == 1 && s.sw == 1 && s.ph == 0 && s.pw == 0;
 }
 
-// The epilogue of one image's rows x pixels output from a compressed matrix: bias and relu
-// in one pass (the dense kernels do it tile by tile).
-void finish(const float* bias, bool with_relu, uint64_t rows, uint64_t pixels, float* y) {
-  if (!bias) {
-    if (with_relu) relu(y, y, rows * pixels);
-    return;
-  }
-  for (uint64_t r = 0; r < rows; ++r, y += pixels) {
-    const float b = bias[r];
-    if (with_relu)
-      for (uint64_t p = 0; p < pixels; ++p) y[p] = y[p] + b < 0.0f ? 0.0f : y[p] + b;
-    else
-      for (uint64_t p = 0; p < pixels; ++p) y[p] += b;
-  }
-}
-}  // namespace
-
-namespace {
 // The body both entry points share.  `dense` (rows x patch floats, or null) multiplies the
 // patches where given; otherwise f does.
 void conv2d_with(const Format* f, const float* dense, uint64_t rows, const float* x,
@@ -124,17 +107,17 @@ void conv2d_with(const Format* f, const float* dense, uint64_t rows, const float
   const uint64_t out_size = rows * (pool ? (s.ho / 2) * (s.wo / 2) : L);
   if (s.n == 0 || out_size == 0) return;
   const kernels::KernelSet& isa = kernels::active();
-  // One image: its output rows in bands, one a thread, each with its own patches, so that no
-  // two threads read the same patches or run tiles of fewer rows (ccexam's 64 x 32 x 3 x 3
-  // convolution on 14 x 14 in the runtime: 0.044 -> 0.028 ms on two threads, Zen 5).
   auto product = [&](const float* patches, uint64_t pixels, float* out) {
     if (dense) {
       isa.dense_matmat(dense, K, patches, pixels, out, 0, rows, bias, with_relu);
     } else {
       f->matmat(patches, pixels, out, 1);
-      finish(bias, with_relu, rows, pixels, out);
+      kernels::scalar::Epilogue{bias, with_relu}(0, rows, out, pixels, 0, pixels);
     }
   };
+  // One image: its output rows in bands, one a thread, each with its own patches, so that no
+  // two threads read the same patches or run tiles of fewer rows (ccexam's 64 x 32 x 3 x 3
+  // convolution on 14 x 14 in the runtime: 0.044 -> 0.028 ms on two threads, Zen 5).
   if (s.n == 1) {
     // With pooling the bands fill the caller's buffer, pooled after.
     float* const y_pooled = y;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "decode.hpp"
+#include "epilogue.hpp"
 
 namespace cnn::kernels::CNN_KERNEL_ISA {
 namespace {
@@ -109,28 +110,6 @@ inline void rows_tile(uint64_t i, int rows, uint64_t j0, uint64_t kc, const floa
   for (int r = 0; r < R; ++r) src.weights(i + r, j0, kc, wbuf + r * kKC);
   mm_rows<V, R>(wbuf, kKC, kc, X + j0 * batch, batch, b, b_end, j0 > 0, Y + i * batch, batch);
 }
-
-// What a product does to row i of Y once its sum is complete: y + bias[i], then relu
-// (NaN and -0.0 kept, as torch.relu).  A convolution's bias and activation, applied to each
-// block of rows while it is in cache rather than in a pass over the whole output.
-struct Epilogue {
-  const float* bias = nullptr;
-  bool relu = false;
-  void operator()(uint64_t i0, uint64_t i1, float* Y, uint64_t ldy, uint64_t b,
-                  uint64_t b_end) const {
-    if (!bias && !relu) return;
-    for (uint64_t i = i0; i < i1; ++i) {
-      float* y = Y + i * ldy;
-      const float add = bias ? bias[i] : 0.0f;
-      if (bias && relu)
-        for (uint64_t c = b; c < b_end; ++c) y[c] = y[c] + add < 0.0f ? 0.0f : y[c] + add;
-      else if (bias)
-        for (uint64_t c = b; c < b_end; ++c) y[c] += add;
-      else
-        for (uint64_t c = b; c < b_end; ++c) y[c] = y[c] < 0.0f ? 0.0f : y[c];
-    }
-  }
-};
 
 // Y[r0:r1] = W[r0:r1] X  (X: cols x batch, Y: rows x batch), rows in blocks of `row_block`,
 // then `epilogue` on each finished tile.

@@ -7,7 +7,7 @@
 #include "dispatch.hpp"
 #include "fixed.hpp"
 #include "lanes.hpp"
-#include "matmat.hpp"
+#include "epilogue.hpp"
 #include "pool.hpp"
 
 namespace cnn::kernels::scalar {
