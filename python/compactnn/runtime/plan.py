@@ -26,8 +26,9 @@ class Plan:
         self.shapes = shapes = graph.infer(batch)
         nodes = graph.nodes
         by_name = {node["name"]: node for node in nodes}
-        fused = _fused_relus(graph)
-        pools = _fused_pools(graph, shapes, fused)  # pool node -> the conv2d node it ends
+        readers = _readers(graph)
+        fused = _fused_relus(graph, readers)
+        pools = _fused_pools(graph, shapes, fused, readers)  # pool -> the conv2d it ends
         absorbed = set(pools.values())  # convolutions done by their pool's step
         root = {name: name for name, _, _ in graph.inputs}
         for node in nodes:
@@ -47,7 +48,7 @@ class Plan:
             start = live[-1][1]
         for i, node in enumerate(nodes):
             name = node["name"]
-            if name in absorbed or root[name] in absorbed:  # never stored
+            if root[name] in absorbed:  # the convolution and its relu: never stored
                 continue
             if root[name] != name:
                 offsets[name] = offsets[root[name]]
@@ -77,27 +78,29 @@ class Plan:
         self.program = _core.Program(steps, self.arena_size)
 
 
-def _fused_relus(graph: Graph) -> set[str]:
-    """The relu nodes their producing linear or conv2d step does: the only reader of a
-    value that is not the graph's output."""
+def _readers(graph: Graph) -> dict[str, int]:
+    """How many node inputs read each value."""
     readers: dict[str, int] = {}
     for node in graph.nodes:
         for n in node["inputs"]:
             readers[n] = readers.get(n, 0) + 1
+    return readers
+
+
+def _fused_relus(graph: Graph, readers: dict[str, int]) -> set[str]:
+    """The relu nodes their producing linear or conv2d step does: the only reader of a
+    value that is not the graph's output."""
     ops = {node["name"]: node["op"] for node in graph.nodes}
     return {node["name"] for node in graph.nodes
             if node["op"] == "relu" and ops.get(node["inputs"][0]) in ("linear", "conv2d")
             and readers[node["inputs"][0]] == 1 and node["inputs"][0] != graph.output}
 
 
-def _fused_pools(graph: Graph, shapes: dict, fused: set) -> dict[str, str]:
+def _fused_pools(graph: Graph, shapes: dict, fused: set,
+                 readers: dict[str, int]) -> dict[str, str]:
     """{max_pool2d node: conv2d node} for each 2x2 max pool of stride 2 that the convolution
     right before it (and its fused relu) does on each image's output while it is in cache:
     the pool is the only reader of that output, which is not the graph's output."""
-    readers: dict[str, int] = {}
-    for node in graph.nodes:
-        for n in node["inputs"]:
-            readers[n] = readers.get(n, 0) + 1
     out, nodes = {}, graph.nodes
     for i, node in enumerate(nodes):
         if node["op"] != "max_pool2d" or i == 0:
