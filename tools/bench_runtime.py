@@ -101,8 +101,9 @@ def main(work: Path) -> None:
 
     print(f"compactnn runtime, ccexam MNIST CNN: {machine_line()}; kernels "
           f"{cn.cpu_info()['isa']}\n")
+    stored = runtime.load(model_path, forms="stored").graph.matrices
     changed = {n: f"{type(m).__name__} {m.nbytes:,} bytes" for n, m in rt.graph.matrices.items()
-               if m.nbytes != runtime.load(model_path, forms="stored").graph.matrices[n].nbytes}
+               if m.nbytes != stored[n].nbytes}
     print(f"runtime re-encodes at load: {changed or 'nothing'}\n")
     print("| system | bytes on disk | batch 1 ms | batch 64 ms |")
     print("|---|---:|---:|---:|")
