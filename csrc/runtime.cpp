@@ -182,8 +182,9 @@ void linear_dense(const float* W, uint64_t rows, uint64_t cols, const float* X, 
                   float* Y, unsigned threads) {
   const kernels::KernelSet& isa = kernels::active();
   auto matmat = [&](const float* Xt, uint64_t n, float* Yt) {
-    parallel_rows(rows, threads, double(cols) * (n / 4 + 1),
-                  [&](uint64_t r0, uint64_t r1) { isa.dense_matmat(W, cols, Xt, n, Yt, r0, r1, nullptr, false); });
+    parallel_rows(rows, threads, double(cols) * (n / 4 + 1), [&](uint64_t r0, uint64_t r1) {
+      isa.dense_matmat(W, cols, Xt, n, Yt, r0, r1, nullptr, false);
+    });
   };
   if (batch == 1)
     matmat(X, 1, Y);  // x is its own transpose
