@@ -114,11 +114,11 @@ void HamRows::matmat(const float* codebook, const float* X, uint64_t batch, floa
 void HamRows::linear(const float* codebook, const float* X, uint64_t batch, float* Y,
                      unsigned threads) const {
   const kernels::KernelSet& isa = kernels::active();
-  // Threads own disjoint columns of Y: whole cache lines of them (16 floats).
+  // Threads own disjoint columns of Y.
   parallel_rows(
       rows_, threads, work::ham_rows_batch(cols_, batch),
       [&](uint64_t r0, uint64_t r1) { isa.ham_linear(view(codebook), X, batch, Y, r0, r1); },
-      16);
+      kernels::linear_rows_align(rows_));
 }
 
 size_t HamRows::nbytes() const {

@@ -81,14 +81,11 @@ void IndexMap::matmat(const float* X, uint64_t batch, float* Y, unsigned threads
 
 void IndexMap::linear_batch(const float* X, uint64_t batch, float* Y, unsigned threads) const {
   const kernels::KernelSet& isa = kernels::active();
-  // Threads own disjoint columns of Y: whole cache lines of them (16 floats), or whole
-  // panels of 64 rows where there are enough for two threads.  Each chunk of rows reads all
-  // of X, and a chunk narrower than a panel runs one-vector tiles: 16-row chunks took the
-  // 128 x 3136 layer at batch 64 from 0.34 ms on one thread to only 0.28 on two.
-  const uint64_t align = rows_ >= 2 * kernels::kLinearPanelRows ? kernels::kLinearPanelRows : 16;
+  // Threads own disjoint columns of Y.
   parallel_rows(
       rows_, threads, work::index_map_batch(cols_, batch),
-      [&](uint64_t r0, uint64_t r1) { isa.im_linear(view(), X, batch, Y, r0, r1); }, align);
+      [&](uint64_t r0, uint64_t r1) { isa.im_linear(view(), X, batch, Y, r0, r1); },
+      kernels::linear_rows_align(rows_));
 }
 
 void IndexMap::decode_row(uint64_t i, uint32_t* idx, uint32_t) const {

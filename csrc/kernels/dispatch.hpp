@@ -152,6 +152,14 @@ inline constexpr const char* arch = "other";
 // (matmat.hpp): each range of rows given to a thread reads all of X once per panel.
 constexpr uint64_t kLinearPanelRows = 64;
 
+// The rows to align the threads' ranges of such a product to (parallel_rows): whole panels
+// where there are enough for two threads, else whole cache lines of Y (16 floats).  A range
+// narrower than a panel runs one-vector tiles and reads X again: in 16-row ranges an Index Map
+// 128 x 3136 at batch 64 took 0.34 ms on one thread but still 0.28 on two (0.225 in panels).
+constexpr uint64_t linear_rows_align(uint64_t rows) {
+  return rows >= 2 * kLinearPanelRows ? kLinearPanelRows : 16;
+}
+
 extern const KernelSet scalar_kernels;
 #if CNN_X86_KERNELS
 extern const KernelSet avx2_kernels;
