@@ -4,6 +4,7 @@ import pytest
 
 import compactnn as cn
 from compactnn import _core
+from helpers.convolution import conv_ref
 from helpers.kernels import ISAS, compare_isas
 from helpers.matrices import FORMATS, random_quantized
 
@@ -215,22 +216,8 @@ def test_native_linear_adds_the_bias_as_numpy_does():
         m._c.linear(X, Y, 1, bias[:6])
 
 
-def conv_reference(X, W, stride, pad):
-    """Direct convolution in float64 (dilation 1)."""
-    n, c, h, w = X.shape
-    o, _, kh, kw = W.shape
-    Xp = np.pad(X.astype(np.float64), [(0, 0), (0, 0), (pad[0],) * 2, (pad[1],) * 2])
-    ho, wo = (h + 2 * pad[0] - kh) // stride[0] + 1, (w + 2 * pad[1] - kw) // stride[1] + 1
-    Y = np.zeros((n, o, ho, wo))
-    for i in range(kh):
-        for j in range(kw):
-            patch = Xp[:, :, i:i + stride[0] * ho:stride[0], j:j + stride[1] * wo:stride[1]]
-            Y += np.einsum("nchw,oc->nohw", patch, W[:, :, i, j])
-    return Y
-
-
 # Image widths around the vector widths of the patch copies (4, 8, 16 floats), with and
-# without padding, unit stride (copied rows) and not; one image (rows split between
+# without padding, unit stride (copied rows) and not; one image (output rows split between
 # threads) and several (images split).
 @pytest.mark.parametrize("width", [1, 3, 8, 9, 16, 17, 35])
 @pytest.mark.parametrize("pad, stride", [((0, 0), (1, 1)), ((1, 2), (1, 1)), ((1, 0), (2, 1)),
@@ -242,7 +229,7 @@ def test_isas_agree_convolution(width, pad, stride, n):
     W = random_quantized(rng, 5, 2 * kh * kw, 16).reshape(5, 2, kh, kw)
     X = rng.standard_normal((n, 2, 6, width)).astype(np.float32)
     bias = rng.standard_normal(5).astype(np.float32)
-    want = conv_reference(X, W, stride, pad) + bias[:, None, None]
+    want = conv_ref(X, W, bias, stride, pad, (1, 1))
     m = cn.IndexMap.from_dense(W.reshape(5, -1))
     for isa in ["scalar", *ISAS]:
         _core.set_isa(isa)

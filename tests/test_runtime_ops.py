@@ -7,6 +7,7 @@ import compactnn as cn
 from compactnn import _core
 import compactnn.runtime as runtime
 from compactnn.model import file_format
+from helpers.convolution import conv_ref
 
 pytestmark = pytest.mark.emulated
 
@@ -25,21 +26,6 @@ def run(tmp_path, nodes, inputs, tensors=None, matrices=None, output=None):
     rt = runtime.load(path)
     xs = list(inputs.values())
     return rt(xs if len(xs) > 1 else xs[0])
-
-
-def conv_ref(x, w, b, stride, pad, dil):
-    n, c, h, wd = x.shape
-    o, _, kh, kw = w.shape
-    xp = np.pad(x, [(0, 0), (0, 0), (pad[0],) * 2, (pad[1],) * 2])
-    ho = (h + 2 * pad[0] - dil[0] * (kh - 1) - 1) // stride[0] + 1
-    wo = (wd + 2 * pad[1] - dil[1] * (kw - 1) - 1) // stride[1] + 1
-    y = np.zeros((n, o, ho, wo))
-    for i in range(kh):
-        for j in range(kw):
-            patch = xp[:, :, i * dil[0]:i * dil[0] + stride[0] * ho:stride[0],
-                       j * dil[1]:j * dil[1] + stride[1] * wo:stride[1]]
-            y += np.einsum("nchw,oc->nohw", patch, w[:, :, i, j])
-    return y + b[None, :, None, None]
 
 
 @pytest.mark.parametrize("compressed", [False, True])
