@@ -332,14 +332,16 @@ void max_pool2(const float* x, uint64_t planes, uint64_t h, uint64_t w, float* y
                                          uint64_t wo) {
     for (uint64_t ox = 0; ox < wo; ox += 16) {
       const unsigned n = unsigned(std::min<uint64_t>(16, wo - ox));  // outputs, 2n inputs
-      const unsigned lo = std::min(16u, 2 * n), hi = 2 * n - lo;
+      const unsigned lo = std::min(16u, 2 * n);
+      const __mmask16 first = V512::mask(lo), second = V512::mask(2 * n - lo);  // no branches
       const float* rows[2] = {r0, r1};
       __m512 m[2];
       for (int k = 0; k < 2; ++k) {
-        const __m512 a = V512::load(rows[k] + 2 * ox, lo), b = V512::load(rows[k] + 2 * ox + 16, hi);
+        const __m512 a = _mm512_maskz_loadu_ps(first, rows[k] + 2 * ox);
+        const __m512 b = _mm512_maskz_loadu_ps(second, rows[k] + 2 * ox + 16);
         m[k] = max_nan(_mm512_permutex2var_ps(a, even, b), _mm512_permutex2var_ps(a, odd, b));
       }
-      V512::store(out + ox, max_nan(m[0], m[1]), n);
+      _mm512_mask_storeu_ps(out + ox, V512::mask(n), max_nan(m[0], m[1]));
     }
   });
 }
